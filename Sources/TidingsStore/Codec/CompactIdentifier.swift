@@ -1,0 +1,104 @@
+/// Identifiers in records: a lowercase canonical UUID (the common case for notification and
+/// event ids) is kept as its 16 bytes; anything else as length-prefixed text. Identifiers are
+/// restricted to printable ASCII, so the tag byte 0x01 can never start the text form.
+enum CompactIdentifier {
+    static let uuidTag: UInt8 = 0x01
+
+    static func append(_ identifier: some Collection<UInt8>, to out: inout [UInt8]) {
+        if identifier.count == 36, let packed = UUIDText.pack(Array(identifier)) {
+            out.append(uuidTag)
+            out += packed
+        } else {
+            Varint.append(identifier.count, to: &out)
+            out += identifier
+        }
+    }
+
+    static func read(_ reader: inout ByteReader) throws(DecodeError) -> [UInt8] {
+        guard reader.remaining > 0 else { throw DecodeError(reason: "truncated identifier") }
+        if reader.bytes[reader.position] == uuidTag {
+            reader.position += 1
+            return UUIDText.unpack(try reader.slice(16))
+        }
+        let count = try reader.int()
+        guard count >= 1, count <= Limits.identifierCharactersMax else {
+            throw DecodeError(reason: "identifier length \(count) out of range")
+        }
+        return Array(try reader.slice(count))
+    }
+
+    /// The key form used by the projection tables: the same bytes `append` writes.
+    static func key(_ identifier: some Collection<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        append(identifier, to: &out)
+        return out
+    }
+}
+
+/// Lowercase canonical UUID text (8-4-4-4-12 hex digits) to and from its 16 bytes.
+enum UUIDText {
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    @inline(__always)
+    static func lowerHexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
+    /// True when the 36 bytes at `offset` are a lowercase canonical UUID.
+    static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        guard offset + 36 <= bytes.count else { return false }
+        for index in 0..<36 {
+            let byte = bytes[offset + index]
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                if byte != UInt8(ascii: "-") { return false }
+            } else if lowerHexValue(byte) == nil {
+                return false
+            }
+        }
+        return true
+    }
+
+    static func pack(_ text: [UInt8]) -> [UInt8]? {
+        guard text.count == 36 else { return nil }
+        return text.withUnsafeBytes { bytes in
+            guard matches(bytes, at: 0) else { return nil }
+            var out: [UInt8] = []
+            out.reserveCapacity(16)
+            appendPacked(bytes, at: 0, to: &out)
+            return out
+        }
+    }
+
+    /// Appends the 16 bytes of the UUID whose text starts at `offset` (already matched).
+    static func appendPacked(_ bytes: UnsafeRawBufferPointer, at offset: Int, to out: inout [UInt8]) {
+        var high: UInt8? = nil
+        for index in 0..<36 where !(index == 8 || index == 13 || index == 18 || index == 23) {
+            let nibble = lowerHexValue(bytes[offset + index])!
+            if let upper = high {
+                out.append(upper << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+    }
+
+    static func unpack(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        appendUnpacked(bytes, to: &out)
+        return out
+    }
+
+    static func appendUnpacked(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        for index in 0..<16 {
+            if index == 4 || index == 6 || index == 8 || index == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(hexDigits[Int(bytes[index] >> 4)])
+            out.append(hexDigits[Int(bytes[index] & 0xF)])
+        }
+    }
+}

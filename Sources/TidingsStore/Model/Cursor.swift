@@ -1,0 +1,146 @@
+import Crypto
+
+/// A position in one stream, as the opaque text clients store and hand back.
+///
+/// Bytes: version (1), stream kind (0 = `all`, 1 = user), the store's epoch (8), for user
+/// streams the first 8 bytes of SHA-256 of the user id, the position (8: a seq for `all`, a
+/// stream_seq for user streams; 0 is the start), and a 4-byte checksum, so a mistyped cursor is
+/// `invalid_cursor` rather than another position. Written as unpadded base64url: 30 or 40
+/// characters of `A-Z a-z 0-9 - _`.
+public struct Cursor: Sendable, Equatable, CustomStringConvertible {
+    public enum Stream: Sendable, Equatable {
+        case all
+        case user(hash: UInt64)
+    }
+
+    public let epoch: UInt64
+    public let stream: Stream
+    public let position: Int64
+
+    private static let version: UInt8 = 1
+
+    public init(epoch: UInt64, stream: Stream, position: Int64) {
+        precondition(position >= 0, "cursor positions are never negative")
+        self.epoch = epoch
+        self.stream = stream
+        self.position = position
+    }
+
+    public static func all(epoch: UInt64, seq: Int64) -> Cursor {
+        Cursor(epoch: epoch, stream: .all, position: seq)
+    }
+
+    public static func user(_ userID: String, epoch: UInt64, streamSeq: Int64) -> Cursor {
+        Cursor(epoch: epoch, stream: .user(hash: userHash(userID)), position: streamSeq)
+    }
+
+    /// The stream identity a user cursor carries.
+    public static func userHash(_ userID: String) -> UInt64 {
+        let digest = SHA256.hash(data: Array(userID.utf8))
+        var value: UInt64 = 0
+        for byte in digest.prefix(8) { value = value << 8 | UInt64(byte) }
+        return value
+    }
+
+    public var text: String {
+        var bytes: [UInt8] = [Self.version]
+        switch stream {
+        case .all: bytes.append(0)
+        case .user: bytes.append(1)
+        }
+        BigEndian.append(epoch, to: &bytes)
+        if case .user(let hash) = stream { BigEndian.append(hash, to: &bytes) }
+        BigEndian.append(UInt64(position), to: &bytes)
+        bytes += Self.checksum(bytes)
+        return Base64URL.encode(bytes)
+    }
+
+    public var description: String { text }
+
+    /// Parses cursor text; throws `invalid_cursor` when it is not one this software wrote.
+    public static func parse(_ text: String) throws(StoreError) -> Cursor {
+        guard !text.isEmpty, text.utf8.count <= Limits.cursorCharactersMax,
+            let bytes = Base64URL.decode(text), bytes.count == 30 || bytes.count == 22
+        else { throw .invalidCursor("cursor is malformed") }
+        guard bytes[0] == version else { throw .invalidCursor("cursor is malformed (unknown version)") }
+        guard Array(bytes.suffix(4)) == checksum(Array(bytes.dropLast(4))) else {
+            throw .invalidCursor("cursor is malformed (checksum mismatch)")
+        }
+        var reader = 2
+        func read64() -> UInt64 {
+            var value: UInt64 = 0
+            for _ in 0..<8 {
+                value = value << 8 | UInt64(bytes[reader])
+                reader += 1
+            }
+            return value
+        }
+        let epoch = read64()
+        let stream: Stream
+        switch (bytes[1], bytes.count) {
+        case (0, 22): stream = .all
+        case (1, 30): stream = .user(hash: read64())
+        default: throw .invalidCursor("cursor is malformed (unknown stream kind)")
+        }
+        let position = read64()
+        guard position <= UInt64(Int64.max) else { throw .invalidCursor("cursor is malformed (position)") }
+        return Cursor(epoch: epoch, stream: stream, position: Int64(position))
+    }
+
+    private static func checksum(_ bytes: [UInt8]) -> [UInt8] {
+        Array(SHA256.hash(data: bytes).prefix(4))
+    }
+}
+
+/// Base64 with the URL-safe alphabet and no padding.
+enum Base64URL {
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (index, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(index) }
+        return table
+    }()
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var index = 0
+        while index + 3 <= bytes.count {
+            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            out += [18, 12, 6, 0].map { alphabet[Int(value >> $0 & 0x3F)] }
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest == 1 {
+            let value = UInt32(bytes[index]) << 16
+            out += [18, 12].map { alphabet[Int(value >> $0 & 0x3F)] }
+        } else if rest == 2 {
+            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
+            out += [18, 12, 6].map { alphabet[Int(value >> $0 & 0x3F)] }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        let input = Array(text.utf8)
+        guard input.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in input {
+            let value = values[Int(byte)]
+            guard value != 0xFF else { return nil }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        // Canonical form only: the unused low bits must be zero.
+        guard accumulator & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
+    }
+}

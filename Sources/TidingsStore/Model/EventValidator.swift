@@ -1,0 +1,199 @@
+/// An event that passed every shape and field rule, in the form the log stores.
+struct ValidatedEvent: Sendable {
+    var type: EventType
+    var userID: String
+    var id: String?
+    /// `notification_id` of created and read events.
+    var notificationID: [UInt8]
+    /// `up_to_seq` of a read_all, when given.
+    var upToSeq: Int64?
+    /// Compact JSON of `data`.
+    var data: [UInt8]
+    /// Size of the event object as compact JSON, as appended (`raw_bytes` in stats).
+    var rawSize: Int
+}
+
+/// Checks events against the protocol's shape, field and size rules. Errors name the field and
+/// the rule, and carry no index: the caller adds the event's position.
+enum EventValidator {
+    /// Size checks only (413), run for every event of a request before any field rule.
+    static func checkSize(_ event: NewEvent) -> StoreError? {
+        var size = compactObjectSize(event)
+        if size > Limits.eventBytesMax {
+            // Whitespace does not count: measure the compact form (invalid JSON keeps its raw size).
+            var compact: [UInt8] = []
+            compact.reserveCapacity(event.data.count)
+            let valid = event.data.withUnsafeBytes { bytes in
+                var scanner = JSONScanner(bytes)
+                return (try? scanner.scanValue(into: &compact)) != nil
+            }
+            if valid { size = compactObjectSize(event, compactDataCount: compact.count) }
+        }
+        if size > Limits.eventBytesMax {
+            return .tooLarge("event is \(size) bytes as compact JSON; the limit is \(Limits.eventBytesMax)")
+        }
+        return nil
+    }
+
+    static func validate(_ event: NewEvent) throws(StoreError) -> ValidatedEvent {
+        guard let type = EventType(name: event.type) else {
+            throw .badRequest(
+                "type must be one of notification.created, notification.read, notification.read_all")
+        }
+        if let problem = Identifier.problem(event.userID.utf8) { throw .badRequest("user_id \(problem)") }
+        if let id = event.id, let problem = Identifier.problem(id.utf8) { throw .badRequest("id \(problem)") }
+        var validated = ValidatedEvent(
+            type: type, userID: event.userID, id: event.id, notificationID: [], upToSeq: nil, data: [],
+            rawSize: 0)
+        do {
+            try event.data.withUnsafeBytes { bytes in try validateData(bytes, into: &validated) }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .badRequest("data is not valid JSON")
+        }
+        validated.rawSize = compactObjectSize(event, compactDataCount: validated.data.count)
+        return validated
+    }
+
+    private enum Field {
+        case notificationID, kind, title, body, link, actorID, metadata, upToSeq
+    }
+
+    private static func field(named key: [UInt8]) -> Field? {
+        switch key.count {
+        case 4:
+            if key == Array("kind".utf8) { return .kind }
+            if key == Array("body".utf8) { return .body }
+            if key == Array("link".utf8) { return .link }
+        case 5: if key == Array("title".utf8) { return .title }
+        case 8:
+            if key == Array("actor_id".utf8) { return .actorID }
+            if key == Array("metadata".utf8) { return .metadata }
+        case 9: if key == Array("up_to_seq".utf8) { return .upToSeq }
+        case 15: if key == Array("notification_id".utf8) { return .notificationID }
+        default: break
+        }
+        return nil
+    }
+
+    private static func allowed(_ field: Field, for type: EventType) -> Bool {
+        switch type {
+        case .created: field != .upToSeq
+        case .read: field == .notificationID
+        case .readAll: field == .upToSeq
+        }
+    }
+
+    private static func validateData(
+        _ bytes: UnsafeRawBufferPointer, into event: inout ValidatedEvent
+    ) throws(StoreError) {
+        var scanner = JSONScanner(bytes)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var seen: [Field] = []
+        do {
+            scanner.skipWhitespace()
+            guard scanner.peek() == UInt8(ascii: "{") else { throw StoreError.badRequest("data must be a JSON object") }
+            try scanner.expect(UInt8(ascii: "{"), "'{'")
+            out.append(UInt8(ascii: "{"))
+            scanner.skipWhitespace()
+            if scanner.peek() == UInt8(ascii: "}") {
+                try scanner.expect(UInt8(ascii: "}"), "'}'")
+                out.append(UInt8(ascii: "}"))
+            } else {
+                while true {
+                    scanner.skipWhitespace()
+                    guard scanner.peek() == UInt8(ascii: "\"") else { throw scanner.fail("expected a string key") }
+                    let keyStart = scanner.position
+                    let keySpan = try scanner.scanString()
+                    let key = scanner.decodedString(keySpan)
+                    let name = String(decoding: key, as: UTF8.self)
+                    guard let field = field(named: key), allowed(field, for: event.type) else {
+                        throw StoreError.badRequest("data.\(name) is not a field of \(event.type.name)")
+                    }
+                    if seen.contains(field) { throw StoreError.badRequest("data.\(name) appears twice") }
+                    seen.append(field)
+                    out.append(contentsOf: bytes[keyStart..<scanner.position])
+                    try scanner.expect(UInt8(ascii: ":"), "':'")
+                    out.append(UInt8(ascii: ":"))
+                    try validateField(field, name: name, scanner: &scanner, out: &out, event: &event)
+                    scanner.skipWhitespace()
+                    if scanner.peek() == UInt8(ascii: ",") {
+                        try scanner.expect(UInt8(ascii: ","), "','")
+                        out.append(UInt8(ascii: ","))
+                        continue
+                    }
+                    try scanner.expect(UInt8(ascii: "}"), "',' or '}'")
+                    out.append(UInt8(ascii: "}"))
+                    break
+                }
+            }
+            try scanner.expectEnd()
+        } catch let error as JSONScanner.SyntaxError {
+            throw .badRequest("data is not valid JSON: \(error.reason) at byte \(error.offset)")
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .badRequest("data is not valid JSON")
+        }
+        if event.type != .readAll && !seen.contains(.notificationID) {
+            throw .badRequest("data.notification_id is required for \(event.type.name)")
+        }
+        event.data = out
+    }
+
+    private static func validateField(
+        _ field: Field, name: String, scanner: inout JSONScanner, out: inout [UInt8], event: inout ValidatedEvent
+    ) throws {
+        scanner.skipWhitespace()
+        let valueStart = out.count
+        switch field {
+        case .metadata:
+            guard scanner.peek() == UInt8(ascii: "{") else {
+                throw StoreError.badRequest("data.metadata must be an object")
+            }
+            try scanner.scanValue(into: &out)
+        case .upToSeq:
+            let kind = try scanner.scanValue(into: &out)
+            guard kind == .number, let value = JSONScanner.integerValue(out[valueStart...]), value >= 1 else {
+                throw StoreError.badRequest("data.up_to_seq must be a positive integer seq")
+            }
+            event.upToSeq = value
+        case .notificationID, .actorID, .kind, .title, .body, .link:
+            guard scanner.peek() == UInt8(ascii: "\"") else {
+                throw StoreError.badRequest("data.\(name) must be a string")
+            }
+            let start = scanner.position
+            let span = try scanner.scanString()
+            out.append(contentsOf: scanner.bytes[start..<scanner.position])
+            switch field {
+            case .notificationID, .actorID:
+                let value = scanner.decodedString(span)
+                if let problem = Identifier.problem(value) { throw StoreError.badRequest("data.\(name) \(problem)") }
+                if field == .notificationID { event.notificationID = value }
+            default:
+                let limit =
+                    switch field {
+                    case .kind: Limits.kindCharactersMax
+                    case .title: Limits.titleCharactersMax
+                    case .body: Limits.bodyCharactersMax
+                    default: Limits.linkCharactersMax
+                    }
+                if span.scalarCount > limit {
+                    throw StoreError.badRequest(
+                        "data.\(name) is \(span.scalarCount) characters; the limit is \(limit)")
+                }
+            }
+        }
+    }
+
+    /// The size of `{"type":…,"user_id":…,"id":…,"data":…}` as compact JSON.
+    static func compactObjectSize(_ event: NewEvent, compactDataCount: Int? = nil) -> Int {
+        var size = 2 + 8 + 11 + 8  // {} "type": ,"user_id": ,"data":
+        size += JSONText.quotedCount(event.type) + JSONText.quotedCount(event.userID)
+        if let id = event.id { size += 6 + JSONText.quotedCount(id) }  // ,"id":
+        size += compactDataCount ?? event.data.count
+        return size
+    }
+}

@@ -1,0 +1,62 @@
+/// An event as a client submits it: `{"type","user_id","id"?,"data"}`. Nothing is checked when
+/// it is made; `Store.append` checks every field and limit and reports the first problem.
+public struct NewEvent: Sendable, Equatable {
+    public var type: String
+    public var userID: String
+    /// The client's idempotency key; nil lets the server assign one.
+    public var id: String?
+    /// The `data` object as JSON bytes (whitespace is dropped when stored).
+    public var data: [UInt8]
+
+    public init(type: String, userID: String, id: String? = nil, data: [UInt8]) {
+        self.type = type
+        self.userID = userID
+        self.id = id
+        self.data = data
+    }
+
+    public init(type: EventType, userID: String, id: String? = nil, data: String) {
+        self.init(type: type.name, userID: userID, id: id, data: Array(data.utf8))
+    }
+}
+
+/// What one appended event became.
+public struct AppendResult: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case appended, duplicate, noop
+    }
+
+    public let status: Status
+    /// The event as it is in the log; nil for `noop`.
+    public let event: StoredEvent?
+}
+
+/// An event as stored in the log.
+public struct StoredEvent: Sendable, Equatable {
+    public let seq: Int64
+    public let streamSeq: Int64
+    public let userID: String
+    public let id: String
+    public let type: EventType
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    public let timestampMilliseconds: Int64
+    /// The compact JSON of `data`, exactly as stored.
+    public let data: [UInt8]
+    /// The user's unread count just after this event, when the read looked it up (user streams
+    /// and append results); nil on the `all` stream, where it is not needed.
+    public let unreadCount: Int64?
+
+    public init(
+        seq: Int64, streamSeq: Int64, userID: String, id: String, type: EventType, timestampMilliseconds: Int64,
+        data: [UInt8], unreadCount: Int64?
+    ) {
+        self.seq = seq
+        self.streamSeq = streamSeq
+        self.userID = userID
+        self.id = id
+        self.type = type
+        self.timestampMilliseconds = timestampMilliseconds
+        self.data = data
+        self.unreadCount = unreadCount
+    }
+}

@@ -1,0 +1,101 @@
+internal import CSQLite
+import Synchronization
+
+/// One SQLite connection. Owns its `sqlite3` handle; not thread-safe, so each connection is used
+/// by one thread at a time (the writer thread, or one reader borrowed from the pool).
+/// `@unchecked Sendable`: a connection moves between threads (the reader pool lends it out) but is
+/// used by one thread at a time; the pool and the writer queue guarantee that.
+final class Database: @unchecked Sendable {
+    private(set) var handle: OpaquePointer?
+    let path: String
+    private var statementCache: [String: Statement] = [:]
+
+    enum Mode {
+        case readWrite
+        case readOnly
+    }
+
+    init(path: String, mode: Mode, busyTimeoutMilliseconds: Int32 = 5_000) throws {
+        self.path = path
+        var handle: OpaquePointer?
+        let flags =
+            (mode == .readWrite ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY)
+            | SQLITE_OPEN_NOMUTEX
+        let code = sqlite3_open_v2(path, &handle, flags, nil)
+        guard code == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(handle)
+            throw SQLiteError(code: code, message: message, operation: "open \(path)")
+        }
+        self.handle = handle
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+    }
+
+    deinit {
+        assert(handle == nil, "Database \(path) was not closed")
+        if handle != nil { close() }
+    }
+
+    func close() {
+        statementCache.removeAll()
+        sqlite3_close_v2(handle)
+        handle = nil
+    }
+
+    /// Runs one or more statements that return no rows.
+    func execute(_ sql: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let code = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if code != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? lastErrorMessage
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: code, message: message, operation: sql)
+        }
+    }
+
+    /// A prepared statement kept for the life of the connection, reset and with its bindings
+    /// cleared. Hot paths use this so SQL is compiled once.
+    func cached(_ sql: String) throws -> Statement {
+        if let statement = statementCache[sql] {
+            statement.reset()
+            return statement
+        }
+        let statement = try Statement(database: self, sql: sql)
+        statementCache[sql] = statement
+        return statement
+    }
+
+    /// A one-off prepared statement.
+    func prepare(_ sql: String) throws -> Statement {
+        try Statement(database: self, sql: sql)
+    }
+
+    var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+    var lastErrorCode: Int32 { sqlite3_extended_errcode(handle) }
+    var changes: Int { Int(sqlite3_changes(handle)) }
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    func error(_ code: Int32, _ operation: String) -> SQLiteError {
+        SQLiteError(code: code, message: lastErrorMessage, operation: operation)
+    }
+
+    /// Runs `body` in a transaction; rolls back when it throws.
+    func transaction<T>(_ kind: String = "DEFERRED", _ body: () throws -> T) throws -> T {
+        try execute("BEGIN \(kind)")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if isInTransaction { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Runs `body` inside a read transaction so that every query sees one snapshot.
+    func readSnapshot<T>(_ body: () throws -> T) throws -> T {
+        try transaction("DEFERRED", body)
+    }
+}

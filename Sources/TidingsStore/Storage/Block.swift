@@ -1,0 +1,122 @@
+/// An event of the writer's open transaction or of the unsealed tail, with what sealing needs.
+struct PendingEvent: Sendable {
+    var seq: Int64
+    var record: LogRecord
+    /// The chain hash after this event.
+    var hash: [UInt8]
+    /// Compact JSON size as appended (`raw_bytes`).
+    var rawSize: Int
+}
+
+/// A sealed block: consecutive events, their records LZ4-compressed together, with the chain
+/// hash after the last event and the first 4 bytes of every event's chain hash (`checks`), so
+/// `verify` can name the first damaged event, not just the block.
+struct Block: Sendable {
+    var firstSeq: Int64
+    var eventCount: Int
+    var firstTimestamp: Int64
+    var lastTimestamp: Int64
+    /// Bit `1 << type.rawValue` for every event type inside, so type filters skip blocks.
+    var typeMask: Int
+    var rawBytes: Int
+    /// Size of the uncompressed records.
+    var recordsBytes: Int
+    var dictionaryID: Int64
+    var payload: [UInt8]
+    var checks: [UInt8]
+    var endHash: [UInt8]
+
+    static let checkBytes = 4
+
+    var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
+
+    /// Seals `events` (consecutive, non-empty) into a block.
+    static func seal(
+        _ events: ArraySlice<PendingEvent>, compressor: LZ4Compressor, dictionaryID: Int64
+    ) -> Block {
+        precondition(!events.isEmpty, "a block holds at least one event")
+        var records: [UInt8] = []
+        records.reserveCapacity(events.count * 320)
+        var checks: [UInt8] = []
+        checks.reserveCapacity(events.count * checkBytes)
+        var previous = events.first!.record.timestampMilliseconds
+        let firstTimestamp = previous
+        var typeMask = 0
+        var rawBytes = 0
+        var expectedSeq = events.first!.seq
+        for event in events {
+            precondition(event.seq == expectedSeq, "a block's events are consecutive")
+            expectedSeq += 1
+            event.record.encode(previousTimestamp: previous, into: &records)
+            previous = event.record.timestampMilliseconds
+            checks += event.hash.prefix(checkBytes)
+            typeMask |= 1 << Int(event.record.type.rawValue)
+            rawBytes += event.rawSize
+        }
+        var payload: [UInt8] = []
+        compressor.compress(records, into: &payload)
+        return Block(
+            firstSeq: events.first!.seq, eventCount: events.count, firstTimestamp: firstTimestamp,
+            lastTimestamp: previous, typeMask: typeMask, rawBytes: rawBytes, recordsBytes: records.count,
+            dictionaryID: dictionaryID, payload: payload, checks: checks, endHash: events.last!.hash)
+    }
+
+    static let insertSQL = """
+        INSERT INTO blocks (first_seq, event_count, first_ts, last_ts, type_mask, raw_bytes, records_bytes,
+            dictionary_id, payload, checks, end_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        """
+
+    func insert(into database: Database) throws {
+        let statement = try database.cached(Self.insertSQL)
+        statement.bind(1, firstSeq)
+        statement.bind(2, eventCount)
+        statement.bind(3, firstTimestamp)
+        statement.bind(4, lastTimestamp)
+        statement.bind(5, typeMask)
+        statement.bind(6, rawBytes)
+        statement.bind(7, recordsBytes)
+        statement.bind(8, dictionaryID)
+        statement.bind(9, blob: payload)
+        statement.bind(10, blob: checks)
+        statement.bind(11, blob: endHash)
+        try statement.run()
+    }
+}
+
+/// The columns of a block row other than its payload, and its decompressed records.
+struct DecodedBlock: Sendable {
+    var firstSeq: Int64
+    var eventCount: Int
+    var firstTimestamp: Int64
+    var typeMask: Int
+    var records: [UInt8]
+
+    var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
+
+    /// Visits every record in order.
+    func forEach(_ body: (Int64, LogRecord) throws -> Bool) throws {
+        try records.withUnsafeBytes { bytes in
+            var reader = ByteReader(bytes)
+            var previous = firstTimestamp
+            for offset in 0..<eventCount {
+                let record = try LogRecord.decode(&reader, previousTimestamp: previous)
+                previous = record.timestampMilliseconds
+                guard try body(firstSeq + Int64(offset), record) else { return }
+            }
+            guard reader.isAtEnd else { throw DecodeError(reason: "block \(firstSeq) has bytes after its records") }
+        }
+    }
+
+    /// The record of one seq inside this block, stepping over the ones before it.
+    func record(seq: Int64) throws -> LogRecord {
+        precondition(seq >= firstSeq && seq <= lastSeq, "seq outside the block")
+        return try records.withUnsafeBytes { bytes in
+            var reader = ByteReader(bytes)
+            var previous = firstTimestamp
+            for _ in 0..<Int(seq - firstSeq) {
+                previous = try LogRecord.skip(&reader, previousTimestamp: previous)
+            }
+            return try LogRecord.decode(&reader, previousTimestamp: previous)
+        }
+    }
+}

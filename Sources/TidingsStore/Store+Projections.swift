@@ -1,0 +1,266 @@
+import Synchronization
+
+/// Progress of a projection rebuild.
+public struct RebuildProgress: Sendable {
+    public enum Phase: String, Sendable {
+        /// Reading the log and computing the projection in memory.
+        case reading
+        /// Writing the new tables beside the live ones.
+        case writing
+        /// Catching up with appends made meanwhile and swapping the tables in.
+        case swapping
+    }
+
+    public let phase: Phase
+    public let processed: Int64
+    public let total: Int64
+}
+
+/// The state of the online rebuild job (`GET /v1/admin/projections/rebuild`).
+public struct RebuildJob: Sendable, Equatable {
+    public enum State: String, Sendable {
+        case running, done, failed
+    }
+
+    public var state: State
+    public var processed: Int64
+    public var total: Int64
+    public var startedAt: Int64
+    public var finishedAt: Int64?
+    public var error: String?
+}
+
+final class RebuildJobState: Sendable {
+    let job = Mutex<RebuildJob?>(nil)
+}
+
+/// A difference between the live projection and one rebuilt from the log.
+public struct ProjectionMismatch: Sendable, Equatable {
+    public let userID: String
+    /// `stream_head`, `unread_count`, `unread` or `events`.
+    public let field: String
+    public let live: String
+    public let rebuilt: String
+}
+
+public struct ProjectionVerification: Sendable {
+    public let ok: Bool
+    public let usersChecked: Int
+    public let mismatches: [ProjectionMismatch]
+}
+
+extension Store {
+    /// Rows a rebuild writes per transaction, so appends wait at most that long.
+    static let rebuildRowsPerTransaction = 50_000
+    static let mismatchesMax = 100
+
+    /// The online rebuild job, if one ever ran since the store was opened.
+    public var rebuildJob: RebuildJob? { rebuildJobState.job.withLock { $0 } }
+
+    /// Starts an online rebuild in the background; `conflict` while one runs.
+    public func startProjectionRebuild() throws -> RebuildJob {
+        let job = try rebuildJobState.job.withLock { job -> RebuildJob in
+            if let job, job.state == .running {
+                throw StoreError.conflict("a projection rebuild is already running")
+            }
+            let started = RebuildJob(
+                state: .running, processed: 0, total: 0, startedAt: context.options.clock(), finishedAt: nil, error: nil
+            )
+            job = started
+            return started
+        }
+        Task.detached {
+            do {
+                try await self.rebuildProjections { progress in
+                    self.rebuildJobState.job.withLock {
+                        $0?.processed = progress.processed
+                        $0?.total = progress.total
+                    }
+                }
+                self.rebuildJobState.job.withLock {
+                    $0?.state = .done
+                    $0?.finishedAt = self.context.options.clock()
+                }
+            } catch {
+                self.rebuildJobState.job.withLock {
+                    $0?.state = .failed
+                    $0?.finishedAt = self.context.options.clock()
+                    $0?.error = "\(error)"
+                }
+            }
+        }
+        return job
+    }
+
+    /// Rebuilds the projection from the log while appends and reads go on: computes it in
+    /// memory from a snapshot, writes it into shadow tables in short transactions, then in one
+    /// short transaction applies the events appended meanwhile and swaps the tables in.
+    public func rebuildProjections(progress: (@Sendable (RebuildProgress) -> Void)? = nil) async throws {
+        let (state, rows) = try await readers.read { database in
+            try database.readSnapshot { try self.computeProjection(database, progress: progress) }
+        }
+        try await writer.perform { writer in try writer.createShadowTables() }
+        var written = 0
+        while written < rows.rowCount {
+            let range = written..<min(written + Self.rebuildRowsPerTransaction, rows.rowCount)
+            try await writer.perform { writer in
+                try writer.database.transaction("IMMEDIATE") {
+                    try rows.write(
+                        to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix), rows: range)
+                }
+            }
+            written = range.upperBound
+            progress?(RebuildProgress(phase: .writing, processed: state.lastSeq, total: state.lastSeq))
+        }
+        try await writer.perform { writer in try writer.swapInShadowTables(builtThrough: state.lastSeq) }
+        progress?(RebuildProgress(phase: .swapping, processed: state.lastSeq, total: state.lastSeq))
+    }
+
+    /// The same, blocking the calling thread; for opening a store whose projection is stale.
+    func rebuildProjectionsNow(progress: (@Sendable (RebuildProgress) -> Void)?) throws {
+        let (state, rows) = try readers.readNow { database in
+            try database.readSnapshot { try self.computeProjection(database, progress: progress) }
+        }
+        try writer.performSync { writer in
+            try writer.createShadowTables()
+            try writer.database.transaction("IMMEDIATE") {
+                try rows.write(to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix))
+            }
+            try writer.swapInShadowTables(builtThrough: state.lastSeq)
+        }
+    }
+
+    /// The projection computed from the log in the caller's snapshot.
+    func computeProjection(
+        _ database: Database, progress: (@Sendable (RebuildProgress) -> Void)?
+    ) throws -> (RebuildState, ProjectionCheckpoint) {
+        let state = try rebuildState(database, progress: progress)
+        return (state, ProjectionCheckpoint(rebuilt: state))
+    }
+
+    func rebuildState(_ database: Database, progress: (@Sendable (RebuildProgress) -> Void)?) throws -> RebuildState {
+        let snapshot = try LogSnapshot.read(database)
+        var state = RebuildState()
+        var reported: Int64 = 0
+        try context.logReader(database, cached: false).scan(
+            after: 0, through: snapshot.headSeq, sealedSeq: snapshot.sealedSeq
+        ) { entry in
+            try state.apply(seq: entry.seq, record: entry.record)
+            if entry.seq - reported >= 65_536 {
+                reported = entry.seq
+                progress?(RebuildProgress(phase: .reading, processed: entry.seq, total: snapshot.headSeq))
+            }
+            return true
+        }
+        progress?(RebuildProgress(phase: .reading, processed: snapshot.headSeq, total: snapshot.headSeq))
+        return state
+    }
+
+    /// Rebuilds the projection in memory and compares it with the live one, user by user.
+    public func verifyProjections() async throws -> ProjectionVerification {
+        try await withSnapshot { read in
+            let state = try self.rebuildState(read.database, progress: nil)
+            var mismatches: [ProjectionMismatch] = []
+            func report(_ userNo: Int64, _ field: String, _ live: String, _ rebuilt: String) throws {
+                guard mismatches.count < Self.mismatchesMax else { return }
+                let userID = try self.context.users.name(userNo, database: read.database)
+                mismatches.append(ProjectionMismatch(userID: userID, field: field, live: live, rebuilt: rebuilt))
+            }
+            for userNo in state.users.keys.sorted() {
+                let rebuilt = state.users[userNo]!
+                let rebuiltHead = state.head(user: userNo)
+                let liveHead = try read.view.head(user: userNo)
+                if liveHead.streamSeq != rebuiltHead.streamSeq {
+                    try report(userNo, "stream_head", "\(liveHead.streamSeq)", "\(rebuiltHead.streamSeq)")
+                }
+                if liveHead.unread != rebuiltHead.unread {
+                    try report(userNo, "unread_count", "\(liveHead.unread)", "\(rebuiltHead.unread)")
+                }
+                let liveUnread = try read.view.unreadSeqs(user: userNo)
+                let rebuiltUnread = rebuilt.unread.sorted()
+                if liveUnread != rebuiltUnread {
+                    try report(userNo, "unread", Self.describe(liveUnread), Self.describe(rebuiltUnread))
+                }
+                let liveEntries = try read.view.entries(user: userNo, afterStreamSeq: 0, limit: .max)
+                if liveEntries != rebuilt.entries {
+                    let common = min(liveEntries.count, rebuilt.entries.count)
+                    let index = (0..<common).first { liveEntries[$0] != rebuilt.entries[$0] } ?? common
+                    try report(
+                        userNo, "events", "\(liveEntries.count) events, differing from stream_seq \(index + 1)",
+                        "\(rebuilt.entries.count) events")
+                }
+            }
+            return ProjectionVerification(
+                ok: mismatches.isEmpty, usersChecked: state.users.count, mismatches: mismatches)
+        }
+    }
+
+    private static func describe(_ seqs: [Int64]) -> String {
+        let shown = seqs.prefix(10).map(String.init).joined(separator: ",")
+        return "\(seqs.count) unread (created seqs \(shown)\(seqs.count > 10 ? ",..." : ""))"
+    }
+}
+
+extension LogWriter {
+    static let shadowPrefix = "rebuild_"
+
+    func createShadowTables() throws {
+        try database.transaction("IMMEDIATE") {
+            for table in Schema.projectionTables(prefix: Self.shadowPrefix) {
+                try database.execute("DROP TABLE IF EXISTS \(Self.shadowPrefix)\(table.name)")
+                try database.execute(table.ddl)
+            }
+        }
+    }
+
+    /// In one transaction: brings the shadow tables (built through `builtThrough`) up to the
+    /// head, replaces the live tables with them, and starts the overlay afresh.
+    func swapInShadowTables(builtThrough: Int64) throws {
+        let generation: Int64 = try database.transaction("IMMEDIATE") {
+            try synchronize()
+            let shadow = ProjectionBase(database: database, prefix: Self.shadowPrefix)
+            if head.headSeq > builtThrough {
+                // Replay the events appended since the snapshot onto the shadow tables, with the
+                // live machinery: a scratch overlay over the shadow base.
+                let scratch = OverlayLock(ProjectionOverlay(baseSeq: builtThrough))
+                try context.logReader(database, cached: false).scan(
+                    after: builtThrough, through: head.headSeq, sealedSeq: head.sealedSeq
+                ) { entry in
+                    let view = ProjectionView(base: shadow, overlay: scratch, lower: builtThrough, upper: .max)
+                    let record = entry.record
+                    let key = record.type == .readAll ? [] : CompactIdentifier.key(record.notificationID)
+                    let before = try view.head(user: record.userNo)
+                    let effect = try ProjectionReducer.effect(
+                        ProjectionReducer.Input(
+                            seq: entry.seq, userNo: record.userNo, type: record.type, notification: key,
+                            upToSeq: record.upToSeq, unreadBefore: before.unread),
+                        view: view)
+                    scratch.withLock {
+                        $0.append(
+                            OverlayEvent(
+                                seq: entry.seq, userNo: record.userNo, streamSeq: record.streamSeq, type: record.type,
+                                unreadAfter: effect.unreadAfter, notification: key, target: effect.target,
+                                explicitID: record.explicitID))
+                    }
+                    return true
+                }
+                let events = scratch.withLock { Array($0.events(after: builtThrough, through: $0.topSeq)) }
+                try ProjectionCheckpoint(events: events[...], from: builtThrough).write(to: shadow)
+            }
+            for table in Schema.projectionTables(prefix: "") {
+                try database.execute("DROP TABLE \(table.name)")
+                try database.execute("ALTER TABLE \(Self.shadowPrefix)\(table.name) RENAME TO \(table.name)")
+            }
+            var updated = head
+            updated.checkpointSeq = head.headSeq
+            updated.projectionGeneration += 1
+            try updated.write(database)
+            try database.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('projection_version', \(Store.projectionVersion))")
+            return updated.projectionGeneration
+        }
+        head.checkpointSeq = head.headSeq
+        head.projectionGeneration = generation
+        context.overlay.withLock { $0.reset(baseSeq: head.headSeq) }
+    }
+}

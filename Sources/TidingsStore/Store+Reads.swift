@@ -1,0 +1,324 @@
+/// A page of a stream: `{"events","next_cursor","has_more"}`.
+public struct EventPage: Sendable {
+    public let events: [StoredEvent]
+    public let nextCursor: String
+    public let hasMore: Bool
+}
+
+/// A user's unread state: the total count, the oldest unread notifications, the stream head.
+public struct UnreadSnapshot: Sendable {
+    public let unreadCount: Int64
+    public let notifications: [StoredEvent]
+    public let cursor: String
+}
+
+/// Filters of the `all` stream. Empty `types` means every type.
+public struct EventFilter: Sendable {
+    public var types: Set<EventType> = []
+    public var userID: String?
+    /// Inclusive, milliseconds since the epoch.
+    public var since: Int64?
+    /// Exclusive.
+    public var until: Int64?
+
+    public init(types: Set<EventType> = [], userID: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+        self.types = types
+        self.userID = userID
+        self.since = since
+        self.until = until
+    }
+
+    var typeMask: Int {
+        types.isEmpty ? 0b111 : types.reduce(0) { $0 | 1 << Int($1.rawValue) }
+    }
+
+    func matches(_ record: LogRecord) -> Bool {
+        if typeMask & 1 << Int(record.type.rawValue) == 0 { return false }
+        if let since, record.timestampMilliseconds < since { return false }
+        if let until, record.timestampMilliseconds >= until { return false }
+        return true
+    }
+}
+
+/// One consistent read: a SQLite snapshot plus the overlay window that matches it.
+struct ReadContext {
+    let database: Database
+    let snapshot: LogSnapshot
+    let view: ProjectionView
+    let log: LogReader
+    let context: StoreContext
+
+    func userNumber(_ userID: String) throws -> Int64? {
+        try context.users.number(userID, database: database)
+    }
+
+    func events(entries: [StreamEntry]) throws -> [StoredEvent] {
+        let records = try log.records(seqs: entries.map(\.seq), sealedSeq: snapshot.sealedSeq)
+        return try zip(entries, records).map { entry, read in
+            try context.storedEvent(
+                seq: read.seq, record: read.record, database: database, unreadCount: entry.unreadAfter)
+        }
+    }
+}
+
+extension Store {
+    /// Runs `body` on a reader thread inside one snapshot whose overlay window is complete.
+    func withSnapshot<T: Sendable>(_ body: @escaping @Sendable (ReadContext) throws -> T) async throws -> T {
+        while true {
+            let outcome: T? = try await readers.read { database in
+                try self.snapshotNow(database, body)
+            }
+            if let outcome { return outcome }
+            // The snapshot shows events this process has not applied yet (another process
+            // appended them): let the writer catch up, then read again.
+            try await writer.perform { try $0.synchronizeForReaders() }
+        }
+    }
+
+    /// Nil when the overlay does not cover the snapshot.
+    func snapshotNow<T>(_ database: Database, _ body: (ReadContext) throws -> T) throws -> T? {
+        try database.readSnapshot {
+            let snapshot = try LogSnapshot.read(database)
+            let covered = context.overlay.withLock {
+                $0.committedSeq >= snapshot.headSeq && $0.retainedFrom <= snapshot.checkpointSeq
+            }
+            guard covered else { return nil }
+            let view = ProjectionView(
+                base: ProjectionBase(database: database), overlay: context.overlay, lower: snapshot.checkpointSeq,
+                upper: snapshot.headSeq)
+            return try body(
+                ReadContext(
+                    database: database, snapshot: snapshot, view: view, log: context.logReader(database),
+                    context: context))
+        }
+    }
+
+    // MARK: Cursors
+
+    public func userCursor(_ userID: String, streamSeq: Int64) -> String {
+        Cursor.user(userID, epoch: epoch, streamSeq: streamSeq).text
+    }
+
+    public func allCursor(seq: Int64) -> String {
+        Cursor.all(epoch: epoch, seq: seq).text
+    }
+
+    /// The stream_seq a user-stream cursor names, checked in the protocol's order: parse, kind
+    /// and user, epoch, position (`head` is the stream's current head stream_seq).
+    func userPosition(_ text: String?, userID: String, head: Int64) throws -> Int64 {
+        guard let text else { return 0 }
+        let cursor = try Cursor.parse(text)
+        guard case .user(let hash) = cursor.stream else {
+            throw StoreError.invalidCursor("cursor belongs to the all stream, not a user stream")
+        }
+        guard hash == Cursor.userHash(userID) else {
+            throw StoreError.invalidCursor("cursor belongs to another user's stream")
+        }
+        let headCursor = userCursor(userID, streamSeq: head)
+        guard cursor.epoch == epoch else {
+            throw StoreError(
+                .cursorReset, "cursor is from another epoch of the store", head: headCursor, resetReason: .epochMismatch
+            )
+        }
+        guard cursor.position <= head else {
+            throw StoreError(
+                .cursorReset, "cursor is past the head of the stream", head: headCursor, resetReason: .cursorAhead)
+        }
+        return cursor.position
+    }
+
+    func allPosition(_ text: String?, head: Int64) throws -> Int64 {
+        guard let text else { return 0 }
+        let cursor = try Cursor.parse(text)
+        guard case .all = cursor.stream else {
+            throw StoreError.invalidCursor("cursor belongs to a user stream, not the all stream")
+        }
+        let headCursor = allCursor(seq: head)
+        guard cursor.epoch == epoch else {
+            throw StoreError(
+                .cursorReset, "cursor is from another epoch of the store", head: headCursor, resetReason: .epochMismatch
+            )
+        }
+        guard cursor.position <= head else {
+            throw StoreError(
+                .cursorReset, "cursor is past the head of the stream", head: headCursor, resetReason: .cursorAhead)
+        }
+        return cursor.position
+    }
+
+    static func checkUser(_ userID: String) throws {
+        if let problem = Identifier.problem(userID.utf8) { throw StoreError.badRequest("user_id \(problem)") }
+    }
+
+    static func checkLimit(_ limit: Int) throws {
+        guard (1...Limits.pageLimitMax).contains(limit) else {
+            throw StoreError.badRequest("limit must be between 1 and \(Limits.pageLimitMax)")
+        }
+    }
+
+    // MARK: User streams
+
+    /// A page of the user's stream after `after` (nil: from the start).
+    public func userEvents(
+        userID: String, after: String?, limit: Int = Limits.pageLimitDefault
+    ) async throws -> EventPage {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        return try await withSnapshot { read in
+            let userNo = try read.userNumber(userID)
+            let head = try userNo.map { try read.view.head(user: $0).streamSeq } ?? 0
+            let position = try self.userPosition(after, userID: userID, head: head)
+            guard let userNo else {
+                return EventPage(events: [], nextCursor: after ?? self.userCursor(userID, streamSeq: 0), hasMore: false)
+            }
+            var entries = try read.view.entries(user: userNo, afterStreamSeq: position, limit: limit + 1)
+            let hasMore = entries.count > limit
+            if hasMore { entries.removeLast() }
+            let events = try read.events(entries: entries)
+            let next =
+                events.last.map { self.userCursor(userID, streamSeq: $0.streamSeq) } ?? after
+                ?? self.userCursor(userID, streamSeq: 0)
+            return EventPage(events: events, nextCursor: next, hasMore: hasMore)
+        }
+    }
+
+    /// The user's unread count, oldest unread notifications (at most `limit`), and head cursor.
+    public func unread(userID: String, limit: Int = Limits.pageLimitDefault) async throws -> UnreadSnapshot {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        return try await withSnapshot { read in
+            guard let userNo = try read.userNumber(userID) else {
+                return UnreadSnapshot(unreadCount: 0, notifications: [], cursor: self.userCursor(userID, streamSeq: 0))
+            }
+            let head = try read.view.head(user: userNo)
+            let seqs = try read.view.unreadSeqs(user: userNo, limit: limit)
+            let records = try read.log.records(seqs: seqs, sealedSeq: read.snapshot.sealedSeq)
+            let events = try records.map {
+                try self.context.storedEvent(seq: $0.seq, record: $0.record, database: read.database, unreadCount: nil)
+            }
+            return UnreadSnapshot(
+                unreadCount: head.unread, notifications: events,
+                cursor: self.userCursor(userID, streamSeq: head.streamSeq))
+        }
+    }
+
+    /// The user's stream head: its stream_seq and unread count.
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64) {
+        try Self.checkUser(userID)
+        return try await withSnapshot { read in
+            guard let userNo = try read.userNumber(userID) else { return (0, 0) }
+            let head = try read.view.head(user: userNo)
+            return (head.streamSeq, head.unread)
+        }
+    }
+
+    /// The unread count as of a position of the user's stream (0 at the start), for `caught_up`.
+    public func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64 {
+        try Self.checkUser(userID)
+        guard streamSeq > 0 else { return 0 }
+        return try await withSnapshot { read in
+            guard let userNo = try read.userNumber(userID) else { return 0 }
+            let entries = try read.view.entries(user: userNo, afterStreamSeq: streamSeq - 1, limit: 1)
+            guard let entry = entries.first, entry.streamSeq == streamSeq else {
+                throw StoreError(
+                    .cursorReset, "position \(streamSeq) is past the head of the stream", resetReason: .cursorAhead)
+            }
+            return entry.unreadAfter
+        }
+    }
+
+    // MARK: The all stream
+
+    /// The seq of the newest event.
+    public func headSeq() async throws -> Int64 {
+        try await withSnapshot { $0.snapshot.headSeq }
+    }
+
+    /// A page of the `all` stream after `after`, filtered.
+    public func allEvents(
+        after: String?, filter: EventFilter = EventFilter(), limit: Int = Limits.pageLimitDefault
+    )
+        async throws -> EventPage
+    {
+        try Self.checkLimit(limit)
+        if let user = filter.userID { try Self.checkUser(user) }
+        return try await withSnapshot { read in
+            let position = try self.allPosition(after, head: read.snapshot.headSeq)
+            var events: [StoredEvent] = []
+            try self.scanAll(read, after: position, filter: filter) { event in
+                events.append(event)
+                return events.count <= limit
+            }
+            let hasMore = events.count > limit
+            if hasMore { events.removeLast() }
+            let next = events.last.map { self.allCursor(seq: $0.seq) } ?? after ?? self.allCursor(seq: 0)
+            return EventPage(events: events, nextCursor: next, hasMore: hasMore)
+        }
+    }
+
+    /// Every event of the `all` stream after `after` that passes `filter`, in order, handed to
+    /// `body` on a reader thread one at a time (memory stays bounded however long the log).
+    /// `body` returns false to stop. Returns the number of events handed over.
+    @discardableResult
+    public func exportAll(
+        after: String?, filter: EventFilter = EventFilter(), _ body: @escaping @Sendable (StoredEvent) throws -> Bool
+    ) async throws -> Int {
+        if let user = filter.userID { try Self.checkUser(user) }
+        return try await withSnapshot { read in
+            let position = try self.allPosition(after, head: read.snapshot.headSeq)
+            var count = 0
+            try self.scanAll(read, after: position, filter: filter, cached: false) { event in
+                count += 1
+                return try body(event)
+            }
+            return count
+        }
+    }
+
+    func scanAll(
+        _ read: ReadContext, after: Int64, filter: EventFilter, cached: Bool = true,
+        _ body: (StoredEvent) throws -> Bool
+    ) throws {
+        let head = read.snapshot.headSeq
+        if let userID = filter.userID {
+            guard let userNo = try read.userNumber(userID) else { return }
+            var streamSeq: Int64 = 0
+            while true {
+                let entries = try read.view.entries(user: userNo, afterStreamSeq: streamSeq, limit: 256)
+                guard let last = entries.last else { return }
+                streamSeq = last.streamSeq
+                let wanted = entries.filter { $0.seq > after }
+                let records = try read.log.records(seqs: wanted.map(\.seq), sealedSeq: read.snapshot.sealedSeq)
+                for entry in records where filter.matches(entry.record) {
+                    let event = try context.storedEvent(
+                        seq: entry.seq, record: entry.record, database: read.database, unreadCount: nil)
+                    guard try body(event) else { return }
+                }
+            }
+        }
+        var start = after
+        if let since = filter.since, start < read.snapshot.sealedSeq {
+            // Timestamps never decrease along seq: skip the blocks that end before `since`.
+            let statement = try read.database.cached(
+                "SELECT first_seq FROM blocks WHERE last_ts >= ?1 AND first_seq + event_count - 1 > ?2 ORDER BY first_seq LIMIT 1"
+            )
+            statement.bind(1, since)
+            statement.bind(2, after)
+            if try statement.step() {
+                start = max(start, statement.int64(0) - 1)
+            } else {
+                start = max(start, read.snapshot.sealedSeq)
+            }
+            statement.reset()
+        }
+        let log = cached ? read.log : context.logReader(read.database, cached: false)
+        try log.scan(after: start, through: head, sealedSeq: read.snapshot.sealedSeq, typeMask: filter.typeMask) {
+            entry in
+            if let until = filter.until, entry.record.timestampMilliseconds >= until { return false }
+            guard filter.matches(entry.record) else { return true }
+            return try body(
+                try context.storedEvent(seq: entry.seq, record: entry.record, database: read.database, unreadCount: nil)
+            )
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Dispatch
+import Foundation
+
+/// A Tidings store: the append-only, compressed, hash-chained event log of one directory, with
+/// its unread projection. This module has no networking; the server and the CLI sit on it.
+///
+/// Layout and design: docs/STORAGE.md. In short, one SQLite database in WAL mode; events are
+/// sealed into small LZ4 blocks (primed with a dictionary of the store's own records) plus an
+/// unsealed tail; a SHA-256 chain covers every event; a single writer per process group-commits
+/// concurrent appends; the projection's base tables are checkpointed every few thousand events
+/// and the events since live in an in-memory overlay, so a durable append writes its blocks
+/// and nothing else.
+public final class Store: Sendable {
+    /// Bump when the projection's rules or tables change: stores built by an older version are
+    /// rebuilt from the log when opened.
+    public static let projectionVersion = 1
+    public static let databaseFileName = "tidings.sqlite"
+
+    let context: StoreContext
+    let writer: LogWriter
+    let readers: ReaderPool
+    let rebuildJobState: RebuildJobState
+
+    /// The store's epoch, as carried by every cursor.
+    public var epoch: UInt64 { context.epoch }
+    /// The epoch as text (16 lowercase hex digits), as the WebSocket `welcome` shows it.
+    public var epochText: String {
+        let text = String(context.epoch, radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
+    }
+    public var directory: String { context.directory }
+
+    private init(context: StoreContext, writer: LogWriter) {
+        self.context = context
+        self.writer = writer
+        readers = ReaderPool(context: context)
+        rebuildJobState = RebuildJobState()
+    }
+
+    /// Opens the store in `directory`, creating it (and the directory) when missing.
+    ///
+    /// Opening checks the newest block and the tail against the hash chain and refuses a
+    /// damaged log; it rebuilds the projection when it was built by another projection version.
+    public static func open(
+        directory: String, options: StoreOptions = StoreOptions(),
+        rebuildProgress: (@Sendable (RebuildProgress) -> Void)? = nil
+    ) async throws -> Store {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue(label: "tidings.open").async {
+                continuation.resume(
+                    with: Result {
+                        try openNow(directory: directory, options: options, rebuildProgress: rebuildProgress)
+                    })
+            }
+        }
+    }
+
+    private static func openNow(
+        directory: String, options: StoreOptions, rebuildProgress: (@Sendable (RebuildProgress) -> Void)?
+    ) throws -> Store {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(
+                .unavailable, "cannot create the store directory \(directory): \(error.localizedDescription)")
+        }
+        let path = (directory as NSString).appendingPathComponent(databaseFileName)
+        let database = try Database(
+            path: path, mode: .readWrite, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        do {
+            let mode = try database.prepare("PRAGMA journal_mode = WAL")
+            _ = try mode.step()
+            let journalMode = mode.string(0).lowercased()
+            mode.reset()
+            guard journalMode == "wal" else {
+                throw StoreError(.unavailable, "\(path) cannot use write-ahead logging (journal mode \(journalMode))")
+            }
+            try Schema.migrate(database)
+            let (epoch, storedProjectionVersion) = try loadOrCreateIdentity(database)
+            let snapshot = try LogSnapshot.read(database)
+            let context = StoreContext(
+                directory: directory, databasePath: path, epoch: epoch, checkpointSeq: snapshot.checkpointSeq,
+                options: options)
+            try context.configure(database, writer: true)
+            let writer = try LogWriter(context: context, database: database)
+            let store = Store(context: context, writer: writer)
+            try writer.performSync { writer in
+                try writer.verifyNewestEvents()
+                try writer.synchronizeForReaders()
+            }
+            if storedProjectionVersion != projectionVersion {
+                try store.rebuildProjectionsNow(progress: rebuildProgress)
+            }
+            return store
+        } catch {
+            database.close()
+            if let error = error as? SQLiteError, error.isCorruption {
+                throw StoreError(
+                    .internal, "\(path) is damaged: \(error.message); run `tidings verify --data \(directory)`")
+            }
+            throw error
+        }
+    }
+
+    /// Reads the store's epoch and projection version, creating them for a new store.
+    private static func loadOrCreateIdentity(_ database: Database) throws -> (UInt64, Int) {
+        try database.transaction("IMMEDIATE") {
+            let read = try database.prepare("SELECT value FROM meta WHERE key = ?1")
+            func value(_ key: String) throws -> Int64? {
+                read.reset()
+                read.bind(1, key)
+                defer { read.reset() }
+                return try read.step() ? read.int64(0) : nil
+            }
+            let write = try database.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
+            if let epoch = try value("epoch") {
+                return (UInt64(bitPattern: epoch), Int(try value("projection_version") ?? 0))
+            }
+            let epoch = UInt64.random(in: 1...UInt64.max)
+            for (key, number) in [
+                ("epoch", Int64(bitPattern: epoch)), ("created_at", WallClock.nowMilliseconds()),
+                ("projection_version", Int64(projectionVersion)),
+            ] {
+                write.reset()
+                write.bind(1, key)
+                write.bind(2, number)
+                try write.run()
+            }
+            return (epoch, projectionVersion)
+        }
+    }
+
+    /// Finishes queued appends, writes a checkpoint and closes the database.
+    public func close() {
+        writer.close()
+        readers.close()
+        writer.performSync { writer in
+            try? writer.checkpoint()
+            try? writer.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            writer.database.close()
+        }
+    }
+
+    // MARK: Appending
+
+    /// Appends one event or a batch, atomically: every event is checked first (413, then 400,
+    /// with the failing event's index), then each in order is appended, found to be a
+    /// `duplicate` of an earlier event with its id, or is a `noop`; a conflict fails the whole
+    /// request. Returns after the transaction is durably committed.
+    public func append(_ events: [NewEvent]) async throws -> [AppendResult] {
+        let validated = try Self.validate(events)
+        return try await writer.append(LogWriter.AppendRequest(events: validated)).results
+    }
+
+    static func validate(_ events: [NewEvent]) throws -> [ValidatedEvent] {
+        guard !events.isEmpty else { throw StoreError(.badRequest, "events must not be empty") }
+        guard events.count <= Limits.batchEventsMax else {
+            throw StoreError(
+                .payloadTooLarge, "a batch holds at most \(Limits.batchEventsMax) events, not \(events.count)")
+        }
+        for (index, event) in events.enumerated() {
+            if let error = EventValidator.checkSize(event) { throw error.at(index: index) }
+        }
+        return try events.enumerated().map { index, event in
+            do {
+                return try EventValidator.validate(event)
+            } catch let error as StoreError {
+                throw error.at(index: index)
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/// What the writer and the readers of one open store share. Everything here is safe to use
+/// from any thread: caches behind locks, the overlay behind a mutex, constants.
+final class StoreContext: Sendable {
+    let directory: String
+    let databasePath: String
+    let epoch: UInt64
+    let options: StoreOptions
+    let overlay: OverlayLock
+    let users = UserDirectory()
+    let dictionaries = DictionaryCache()
+    let blocks: BlockCache
+    let derivedIDs: DerivedEventID
+
+    init(directory: String, databasePath: String, epoch: UInt64, checkpointSeq: Int64, options: StoreOptions) {
+        self.directory = directory
+        self.databasePath = databasePath
+        self.epoch = epoch
+        self.options = options
+        overlay = OverlayLock(ProjectionOverlay(baseSeq: checkpointSeq))
+        blocks = BlockCache(capacityBytes: options.blockCacheBytes)
+        derivedIDs = DerivedEventID(epoch: epoch)
+    }
+
+    /// The event's id as text: the client's, or the one derived from its seq.
+    func idText(seq: Int64, record: LogRecord) -> [UInt8] {
+        record.explicitID ?? derivedIDs.text(seq: seq)
+    }
+
+    func logReader(_ database: Database, cached: Bool = true) -> LogReader {
+        LogReader(database: database, dictionaries: dictionaries, cache: cached ? blocks : nil)
+    }
+
+    /// A stored event in its public form (`unreadCount` as given).
+    func storedEvent(seq: Int64, record: LogRecord, database: Database, unreadCount: Int64?) throws -> StoredEvent {
+        let data: [UInt8]
+        do {
+            data = try record.data()
+        } catch {
+            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
+        }
+        return StoredEvent(
+            seq: seq, streamSeq: record.streamSeq, userID: try users.name(record.userNo, database: database),
+            id: String(decoding: idText(seq: seq, record: record), as: UTF8.self), type: record.type,
+            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+    }
+
+    /// Configures a freshly opened connection.
+    func configure(_ database: Database, writer: Bool) throws {
+        let pages = -(options.pageCacheBytes / 1024)
+        try database.execute("PRAGMA cache_size = \(pages)")
+        if writer {
+            try database.execute("PRAGMA synchronous = \(options.durability == .full ? "FULL" : "NORMAL")")
+            try database.execute("PRAGMA journal_size_limit = \(64 * 1024 * 1024)")
+        }
+    }
+}
