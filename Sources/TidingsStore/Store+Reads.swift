@@ -64,7 +64,7 @@ struct ReadContext {
 extension Store {
     /// Runs `body` on a reader thread inside one snapshot whose overlay window is complete.
     func withSnapshot<T: Sendable>(_ body: @escaping @Sendable (ReadContext) throws -> T) async throws -> T {
-        while true {
+        for _ in 0..<Self.snapshotAttemptsMax {
             let outcome: T? = try await readers.read { database in
                 try self.snapshotNow(database, body)
             }
@@ -73,7 +73,11 @@ extension Store {
             // appended them): let the writer catch up, then read again.
             try await writer.perform { try $0.synchronizeForReaders() }
         }
+        throw StoreError(.unavailable, "the store's projection does not catch up with the log; try again")
     }
+
+    /// Bounds the retries of a read whose snapshot the overlay does not cover yet.
+    static let snapshotAttemptsMax = 50
 
     /// Nil when the overlay does not cover the snapshot.
     func snapshotNow<T>(_ database: Database, _ body: (ReadContext) throws -> T) throws -> T? {

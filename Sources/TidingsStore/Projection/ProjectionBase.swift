@@ -50,6 +50,7 @@ struct ProjectionBase {
             "SELECT first_stream_seq, entries FROM \(prefix)user_events WHERE user_no = ?1 ORDER BY first_stream_seq DESC LIMIT 1"
         )
         statement.bind(1, user)
+        defer { statement.reset() }
         guard try statement.step() else { return nil }
         return try Self.decodeEntries(statement.blob(1), firstStreamSeq: statement.int64(0)).last
     }

@@ -86,11 +86,33 @@ final class Database: @unchecked Sendable {
         try execute("BEGIN \(kind)")
         do {
             let result = try body()
+            resetBusyStatements()
             try execute("COMMIT")
             return result
         } catch {
+            resetBusyStatements()
             if isInTransaction { try? execute("ROLLBACK") }
             throw error
+        }
+    }
+
+    func commit() throws {
+        resetBusyStatements()
+        try execute("COMMIT")
+    }
+
+    func rollback() {
+        resetBusyStatements()
+        if isInTransaction { try? execute("ROLLBACK") }
+    }
+
+    /// Resets every statement left mid-iteration: a statement that is not reset keeps its read
+    /// transaction (and so its snapshot) open past COMMIT.
+    func resetBusyStatements() {
+        var statement = sqlite3_next_stmt(handle, nil)
+        while let current = statement {
+            if sqlite3_stmt_busy(current) != 0 { sqlite3_reset(current) }
+            statement = sqlite3_next_stmt(handle, current)
         }
     }
 

@@ -23,7 +23,7 @@ extension LogWriter {
         do {
             try synchronize()
         } catch {
-            try? database.execute("ROLLBACK")
+            database.rollback()
             return requests.map { _ in .failure(unavailable(error)) }
         }
         let startHead = head
@@ -47,7 +47,7 @@ extension LogWriter {
             }
         }
         guard !group.pending.isEmpty else {
-            try? database.execute("ROLLBACK")
+            database.rollback()
             return outcomes
         }
         let previousTail = tail
@@ -60,9 +60,9 @@ extension LogWriter {
             }
             group.head.sealedSeq = try writeEvents(group.pending, sealedSeq: startHead.sealedSeq)
             try group.head.write(database)
-            try database.execute("COMMIT")
+            try database.commit()
         } catch {
-            try? database.execute("ROLLBACK")
+            database.rollback()
             context.overlay.withLock { $0.truncate(after: startHead.headSeq) }
             tail = previousTail
             let failure = unavailable(error)

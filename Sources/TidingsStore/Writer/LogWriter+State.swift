@@ -105,7 +105,10 @@ extension LogWriter {
             // Another process rebuilt the projection: start over from its checkpoint.
             context.overlay.withLock { $0.reset(baseSeq: current.checkpointSeq) }
             try catchUp(to: current)
-        } else if current.headSeq != head.headSeq || current.sealedSeq != head.sealedSeq {
+        } else if current.headSeq != context.overlay.withLock({ $0.committedSeq })
+            || current.sealedSeq != head.sealedSeq
+            || current.headSeq != head.headSeq
+        {
             try catchUp(to: current)
         }
         let overlayBase = context.overlay.withLock { $0.baseSeq }
