@@ -1,25 +1,25 @@
 import ArgumentParser
-import TidingsBench
 
 @main
-struct Tidings: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tidings", subcommands: [CorpusCommand.self])
-}
+struct Tidings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tidings",
+        abstract: "An event-sourced notification store with a replay API.",
+        discussion: """
+            Every notification event lands in an append-only, compressed, hash-chained log; a projection
+            keeps each user's unread state. A store is one directory (its database is tidings.sqlite).
 
-struct CorpusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "corpus")
-    @Option var events = 1000
-    func run() throws {
-        var generator = CorpusGenerator()
-        var out: [UInt8] = []
-        for _ in 0..<events {
-            out += generator.next().json
-            out.append(10)
-            if out.count > 1 << 20 {
-                print(String(decoding: out, as: UTF8.self), terminator: "")
-                out.removeAll(keepingCapacity: true)
-            }
-        }
-        print(String(decoding: out, as: UTF8.self), terminator: "")
-    }
+            Try it:
+              tidings bench corpus --events 10000 > events.ndjson
+              tidings append --data ./data events.ndjson
+              tidings stats --data ./data
+              tidings export --data ./data --type notification.read | head
+              tidings verify --data ./data
+              tidings rebuild --data ./data
+            """,
+        subcommands: [
+            AppendCommand.self, ExportCommand.self, VerifyCommand.self, RebuildCommand.self, StatsCommand.self,
+            BenchCommand.self,
+        ]
+    )
 }

@@ -4,7 +4,7 @@ import Crypto
 ///
 /// Bytes: version (1), stream kind (0 = `all`, 1 = user), the store's epoch (8), for user
 /// streams the first 8 bytes of SHA-256 of the user id, the position (8: a seq for `all`, a
-/// stream_seq for user streams; 0 is the start), and a 4-byte checksum, so a mistyped cursor is
+/// stream_seq for user streams; 0 is the start), and a 4-byte FNV-1a checksum, so a mistyped cursor is
 /// `invalid_cursor` rather than another position. Written as unpadded base64url: 30 or 40
 /// characters of `A-Z a-z 0-9 - _`.
 public struct Cursor: Sendable, Equatable, CustomStringConvertible {
@@ -87,8 +87,17 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
         return Cursor(epoch: epoch, stream: stream, position: Int64(position))
     }
 
+    /// FNV-1a over the other bytes: catches typos and truncation; cursors are not secrets.
     private static func checksum(_ bytes: [UInt8]) -> [UInt8] {
-        Array(SHA256.hash(data: bytes).prefix(4))
+        var hash: UInt32 = 0x811c_9dc5
+        for byte in bytes {
+            hash ^= UInt32(byte)
+            hash = hash &* 0x0100_0193
+        }
+        return [
+            UInt8(hash >> 24), UInt8(truncatingIfNeeded: hash >> 16), UInt8(truncatingIfNeeded: hash >> 8),
+            UInt8(truncatingIfNeeded: hash),
+        ]
     }
 }
 

@@ -190,7 +190,7 @@ enum EventValidator {
 
     /// The size of `{"type":…,"user_id":…,"id":…,"data":…}` as compact JSON.
     static func compactObjectSize(_ event: NewEvent, compactDataCount: Int? = nil) -> Int {
-        var size = 2 + 8 + 11 + 8  // {} "type": ,"user_id": ,"data":
+        var size = 2 + 7 + 11 + 8  // {} "type": ,"user_id": ,"data":
         size += JSONText.quotedCount(event.type) + JSONText.quotedCount(event.userID)
         if let id = event.id { size += 6 + JSONText.quotedCount(id) }  // ,"id":
         size += compactDataCount ?? event.data.count

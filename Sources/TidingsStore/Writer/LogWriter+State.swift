@@ -39,7 +39,7 @@ extension LogWriter {
         for index in all.indices {
             bytes += all[index].record.transformedData.count + 12
             guard bytes >= context.options.blockTargetBytes else { continue }
-            if dictionaryID == 0 { try createDictionaryIfDue(upcoming: all[start...index]) }
+            if dictionaryID == 0 { try createDictionaryIfDue(unsealed: all[0...index], sealing: all[start...index]) }
             let block = Block.seal(all[start...index], compressor: compressor, dictionaryID: dictionaryID)
             if dictionaryID == 0 { sealedRecordBytes += Int64(block.recordsBytes) }
             blocks.append(block)
@@ -75,8 +75,10 @@ extension LogWriter {
     }
 
     /// Makes the store's dictionary from its first records once there are enough of them.
-    private func createDictionaryIfDue(upcoming: ArraySlice<PendingEvent>) throws {
-        let upcomingBytes = upcoming.reduce(0) { $0 + $1.record.transformedData.count + 12 }
+    /// `unsealed` are this write's events so far (some already sealed into blocks of this
+    /// transaction), `sealing` the ones about to be.
+    private func createDictionaryIfDue(unsealed: ArraySlice<PendingEvent>, sealing: ArraySlice<PendingEvent>) throws {
+        let upcomingBytes = sealing.reduce(0) { $0 + $1.record.transformedData.count + 12 }
         guard sealedRecordBytes + Int64(upcomingBytes) >= Self.dictionaryBytes else { return }
         var sample: [UInt8] = []
         sample.reserveCapacity(Self.dictionaryBytes)
@@ -85,7 +87,7 @@ extension LogWriter {
             entry.record.encode(previousTimestamp: entry.record.timestampMilliseconds, into: &sample)
             return sample.count < Self.dictionaryBytes
         }
-        for event in upcoming where sample.count < Self.dictionaryBytes {
+        for event in unsealed where sample.count < Self.dictionaryBytes {
             event.record.encode(previousTimestamp: event.record.timestampMilliseconds, into: &sample)
         }
         if sample.count > Self.dictionaryBytes { sample.removeLast(sample.count - Self.dictionaryBytes) }

@@ -1,0 +1,210 @@
+import Foundation
+import TidingsStore
+
+/// The store-level workloads: appends (single events from 64 appenders, batches of 100 and
+/// 1,000), a full replay to NDJSON, per-user replays, a projection rebuild, and the bytes on
+/// disk, all on the deterministic corpus.
+public struct StoreBenchmark: Sendable {
+    public var events: Int
+    public var appenders: Int
+    public var directory: String
+    public var progress: @Sendable (String) -> Void
+
+    public init(events: Int, appenders: Int = 64, directory: String, progress: @escaping @Sendable (String) -> Void) {
+        self.events = events
+        self.appenders = appenders
+        self.directory = directory
+        self.progress = progress
+    }
+
+    static func corpus(_ count: Int, seed: UInt64 = CorpusGenerator.defaultSeed) -> [NewEvent] {
+        var generator = CorpusGenerator(seed: seed)
+        return (0..<count).map { _ in
+            let event = generator.next()
+            return NewEvent(type: event.type, userID: event.userID, data: event.data)
+        }
+    }
+
+    public func run() async throws -> [BenchmarkFigure] {
+        var figures: [BenchmarkFigure] = []
+        let corpus = Self.corpus(events)
+        progress(
+            "corpus: \(events) events, \(corpus.reduce(0) { $0 + $1.data.count } / max(events, 1)) bytes of data each")
+
+        let singles = min(events, 50_000)
+        let single = try await appendConcurrently(Array(corpus.prefix(singles)), durability: .full)
+        figures.append(
+            BenchmarkFigure(
+                workload: "append", metric: "batch 1, \(appenders) appenders, FULL", unit: "ev/s", tidings: single))
+        progress("append batch 1 x\(appenders) appenders: \(Int(single)) events/s")
+
+        let hundreds = try await appendBatches(Array(corpus.prefix(min(events, 200_000))), size: 100, durability: .full)
+        figures.append(BenchmarkFigure(workload: "append", metric: "batch 100, FULL", unit: "ev/s", tidings: hundreds))
+        progress("append batch 100: \(Int(hundreds)) events/s")
+
+        let path = directory + "/read"
+        try? FileManager.default.removeItem(atPath: path)
+        var options = StoreOptions()
+        options.durability = .normal
+        let store = try await Store.open(directory: path, options: options)
+        let thousands = try await appendBatches(corpus, size: 1_000, store: store)
+        figures.append(
+            BenchmarkFigure(workload: "append", metric: "batch 1000, NORMAL", unit: "ev/s", tidings: thousands))
+        progress("append batch 1000: \(Int(thousands)) events/s")
+
+        let replay = try await fullReplay(store)
+        figures.append(BenchmarkFigure(workload: "replay", metric: "full log to NDJSON", unit: "ev/s", tidings: replay))
+        progress("full replay: \(Int(replay)) events/s")
+
+        for weighted in [false, true] {
+            let (p50, p99) = try await userReplay(store, corpus: corpus, weighted: weighted)
+            let users = weighted ? "activity-weighted" : "uniform"
+            figures.append(
+                BenchmarkFigure(
+                    workload: "user replay", metric: "100 after a cursor, \(users), p50", unit: "us", tidings: p50,
+                    lowerIsBetter: true))
+            figures.append(
+                BenchmarkFigure(
+                    workload: "user replay", metric: "100 after a cursor, \(users), p99", unit: "us", tidings: p99,
+                    lowerIsBetter: true))
+            progress("user replay \(users): p50 \(Int(p50)) us, p99 \(Int(p99)) us")
+        }
+
+        let rebuildStart = ContinuousClock.now
+        try await store.rebuildProjections()
+        let rebuild = Double(events) / (ContinuousClock.now - rebuildStart).seconds
+        figures.append(
+            BenchmarkFigure(workload: "rebuild", metric: "projection from the log", unit: "ev/s", tidings: rebuild))
+        progress("rebuild: \(Int(rebuild)) events/s")
+
+        let stats = try await store.stats()
+        store.close()
+        let onDisk = Double(FileSizes.directoryBytes(path))
+        figures.append(
+            BenchmarkFigure(
+                workload: "size", metric: "bytes on disk per event (all tables)", unit: "B",
+                tidings: onDisk / Double(events), lowerIsBetter: true))
+        figures.append(
+            BenchmarkFigure(
+                workload: "size", metric: "log compression ratio", unit: "x", tidings: stats.compressionRatio))
+        figures.append(
+            BenchmarkFigure(
+                workload: "size", metric: "raw bytes per event", unit: "B",
+                tidings: Double(stats.rawBytes) / Double(events)))
+        figures.append(
+            BenchmarkFigure(
+                workload: "size", metric: "log bytes per event", unit: "B",
+                tidings: Double(stats.storedBytes) / Double(events), lowerIsBetter: true))
+        progress("size: \(Int(onDisk / Double(events))) bytes per event on disk, ratio \(stats.compressionRatio)")
+        return figures
+    }
+
+    private func appendConcurrently(_ corpus: [NewEvent], durability: StoreOptions.Durability) async throws -> Double {
+        let path = directory + "/append-single"
+        try? FileManager.default.removeItem(atPath: path)
+        var options = StoreOptions()
+        options.durability = durability
+        let store = try await Store.open(directory: path, options: options)
+        defer { store.close() }
+        let appenders = self.appenders
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<appenders {
+                group.addTask {
+                    var index = worker
+                    while index < corpus.count {
+                        _ = try await store.append([corpus[index]])
+                        index += appenders
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double(corpus.count) / (ContinuousClock.now - start).seconds
+    }
+
+    private func appendBatches(
+        _ corpus: [NewEvent], size: Int, durability: StoreOptions.Durability
+    ) async throws -> Double {
+        let path = directory + "/append-batch-\(size)"
+        try? FileManager.default.removeItem(atPath: path)
+        var options = StoreOptions()
+        options.durability = durability
+        let store = try await Store.open(directory: path, options: options)
+        defer { store.close() }
+        return try await appendBatches(corpus, size: size, store: store)
+    }
+
+    private func appendBatches(_ corpus: [NewEvent], size: Int, store: Store) async throws -> Double {
+        let start = ContinuousClock.now
+        var index = 0
+        while index < corpus.count {
+            let end = min(index + size, corpus.count)
+            _ = try await store.append(Array(corpus[index..<end]))
+            index = end
+        }
+        return Double(corpus.count) / (ContinuousClock.now - start).seconds
+    }
+
+    private func fullReplay(_ store: Store) async throws -> Double {
+        let start = ContinuousClock.now
+        let sink = ByteCounter()
+        let count = try await store.exportAll(after: nil) { event in
+            sink.add(event, cursor: store.allCursor(seq: event.seq))
+            return true
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
+    }
+
+    private func userReplay(_ store: Store, corpus: [NewEvent], weighted: Bool) async throws -> (Double, Double) {
+        var counts: [String: Int] = [:]
+        for event in corpus { counts[event.userID, default: 0] += 1 }
+        let users = counts.keys.sorted()
+        var random = SeededGenerator(seed: weighted ? 7 : 11)
+        var samples: [Double] = []
+        for _ in 0..<2_000 {
+            let user =
+                weighted
+                ? corpus[Int(random.next() % UInt64(corpus.count))].userID
+                : users[Int(random.next() % UInt64(users.count))]
+            let position = Int64(random.next() % UInt64(counts[user]!))
+            let cursor = store.userCursor(user, streamSeq: position)
+            let start = ContinuousClock.now
+            _ = try await store.userEvents(userID: user, after: cursor, limit: 100)
+            samples.append((ContinuousClock.now - start).seconds * 1_000_000)
+        }
+        samples.sort()
+        return (samples[samples.count / 2], samples[samples.count * 99 / 100])
+    }
+}
+
+/// Renders envelopes and counts their bytes, as an export would write them.
+final class ByteCounter: @unchecked Sendable {
+    // @unchecked: used by one reader thread at a time, inside one export.
+    private var buffer: [UInt8] = []
+    private(set) var bytes = 0
+
+    func add(_ event: StoredEvent, cursor: String) {
+        buffer.removeAll(keepingCapacity: true)
+        EnvelopeJSON.append(event, cursor: cursor, to: &buffer)
+        buffer.append(10)
+        bytes += buffer.count
+    }
+}
+
+enum FileSizes {
+    static func directoryBytes(_ path: String) -> Int64 {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return files.reduce(0) { total, file in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + file)
+            return total + ((attributes?[.size] as? NSNumber)?.int64Value ?? 0)
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
