@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import TidingsStore
@@ -61,4 +62,12 @@ func expectStoreError(
         Issue.record("expected \(code), got \(error)", sourceLocation: sourceLocation)
         return nil
     }
+}
+
+/// A settable clock for tests.
+final class ClockBox: Sendable {
+    private let value: Mutex<Int64>
+    init(_ value: Int64) { self.value = Mutex(value) }
+    func now() -> Int64 { value.withLock { $0 } }
+    func set(_ newValue: Int64) { value.withLock { $0 = newValue } }
 }

@@ -1,8 +1,8 @@
 /// Identifiers in records: a lowercase canonical UUID (the common case for notification and
-/// event ids) is kept as its 16 bytes; anything else as length-prefixed text. Identifiers are
-/// restricted to printable ASCII, so the tag byte 0x01 can never start the text form.
+/// event ids) is kept as its 16 bytes after a zero byte; anything else as length-prefixed text.
+/// Identifiers are never empty, so a zero length byte can only be the UUID tag.
 enum CompactIdentifier {
-    static let uuidTag: UInt8 = 0x01
+    static let uuidTag: UInt8 = 0x00
 
     static func append(_ identifier: some Collection<UInt8>, to out: inout [UInt8]) {
         if identifier.count == 36, let packed = UUIDText.pack(Array(identifier)) {
