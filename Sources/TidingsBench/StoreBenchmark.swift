@@ -9,6 +9,18 @@ public struct StoreBenchmark: Sendable {
     public var appenders: Int
     public var directory: String
     public var progress: @Sendable (String) -> Void
+    /// Which workloads to run; empty runs them all.
+    public var only: Set<Workload> = []
+
+    public enum Workload: String, CaseIterable, Sendable {
+        case appendSingle = "append-single"
+        case appendHundred = "append-100"
+        case appendThousand = "append-1000"
+        case replay
+        case userReplay = "user-replay"
+        case rebuild
+        case size
+    }
 
     public init(events: Int, appenders: Int = 64, directory: String, progress: @escaping @Sendable (String) -> Void) {
         self.events = events
@@ -16,6 +28,8 @@ public struct StoreBenchmark: Sendable {
         self.directory = directory
         self.progress = progress
     }
+
+    func wants(_ workload: Workload) -> Bool { only.isEmpty || only.contains(workload) }
 
     static func corpus(_ count: Int, seed: UInt64 = CorpusGenerator.defaultSeed) -> [NewEvent] {
         var generator = CorpusGenerator(seed: seed)
@@ -31,16 +45,23 @@ public struct StoreBenchmark: Sendable {
         progress(
             "corpus: \(events) events, \(corpus.reduce(0) { $0 + $1.data.count } / max(events, 1)) bytes of data each")
 
-        let singles = min(events, 50_000)
-        let single = try await appendConcurrently(Array(corpus.prefix(singles)), durability: .full)
-        figures.append(
-            BenchmarkFigure(
-                workload: "append", metric: "batch 1, \(appenders) appenders, FULL", unit: "ev/s", tidings: single))
-        progress("append batch 1 x\(appenders) appenders: \(Int(single)) events/s")
-
-        let hundreds = try await appendBatches(Array(corpus.prefix(min(events, 200_000))), size: 100, durability: .full)
-        figures.append(BenchmarkFigure(workload: "append", metric: "batch 100, FULL", unit: "ev/s", tidings: hundreds))
-        progress("append batch 100: \(Int(hundreds)) events/s")
+        if wants(.appendSingle) {
+            let singles = min(events, 50_000)
+            let single = try await appendConcurrently(Array(corpus.prefix(singles)), durability: .full)
+            figures.append(
+                BenchmarkFigure(
+                    workload: "append", metric: "batch 1, \(appenders) appenders, FULL", unit: "ev/s", tidings: single))
+            progress("append batch 1 x\(appenders) appenders: \(Int(single)) events/s")
+        }
+        if wants(.appendHundred) {
+            let hundreds = try await appendBatches(
+                Array(corpus.prefix(min(events, 200_000))), size: 100, durability: .full)
+            figures.append(
+                BenchmarkFigure(workload: "append", metric: "batch 100, FULL", unit: "ev/s", tidings: hundreds))
+            progress("append batch 100: \(Int(hundreds)) events/s")
+        }
+        let needsLoadedStore: [Workload] = [.appendThousand, .replay, .userReplay, .rebuild, .size]
+        guard needsLoadedStore.contains(where: wants) else { return figures }
 
         let path = directory + "/read"
         try? FileManager.default.removeItem(atPath: path)
@@ -52,11 +73,13 @@ public struct StoreBenchmark: Sendable {
             BenchmarkFigure(workload: "append", metric: "batch 1000, NORMAL", unit: "ev/s", tidings: thousands))
         progress("append batch 1000: \(Int(thousands)) events/s")
 
-        let replay = try await fullReplay(store)
-        figures.append(BenchmarkFigure(workload: "replay", metric: "full log to NDJSON", unit: "ev/s", tidings: replay))
-        progress("full replay: \(Int(replay)) events/s")
-
-        for weighted in [false, true] {
+        if wants(.replay) {
+            let replay = try await fullReplay(store)
+            figures.append(
+                BenchmarkFigure(workload: "replay", metric: "full log to NDJSON", unit: "ev/s", tidings: replay))
+            progress("full replay: \(Int(replay)) events/s")
+        }
+        for weighted in [false, true] where wants(.userReplay) {
             let (p50, p99) = try await userReplay(store, corpus: corpus, weighted: weighted)
             let users = weighted ? "activity-weighted" : "uniform"
             figures.append(
@@ -70,15 +93,18 @@ public struct StoreBenchmark: Sendable {
             progress("user replay \(users): p50 \(Int(p50)) us, p99 \(Int(p99)) us")
         }
 
-        let rebuildStart = ContinuousClock.now
-        try await store.rebuildProjections()
-        let rebuild = Double(events) / (ContinuousClock.now - rebuildStart).seconds
-        figures.append(
-            BenchmarkFigure(workload: "rebuild", metric: "projection from the log", unit: "ev/s", tidings: rebuild))
-        progress("rebuild: \(Int(rebuild)) events/s")
+        if wants(.rebuild) {
+            let rebuildStart = ContinuousClock.now
+            try await store.rebuildProjections()
+            let rebuild = Double(events) / (ContinuousClock.now - rebuildStart).seconds
+            figures.append(
+                BenchmarkFigure(workload: "rebuild", metric: "projection from the log", unit: "ev/s", tidings: rebuild))
+            progress("rebuild: \(Int(rebuild)) events/s")
+        }
 
         let stats = try await store.stats()
         store.close()
+        guard wants(.size) else { return figures }
         let onDisk = Double(FileSizes.directoryBytes(path))
         figures.append(
             BenchmarkFigure(

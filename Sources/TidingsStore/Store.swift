@@ -68,6 +68,9 @@ public final class Store: Sendable {
         let database = try Database(
             path: path, mode: .readWrite, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         do {
+            // Takes effect only for a new, empty database: larger pages mean fewer, larger writes
+            // for the block rows, which are a few KiB each.
+            try database.execute("PRAGMA page_size = \(options.pageSizeBytes)")
             let mode = try database.prepare("PRAGMA journal_mode = WAL")
             _ = try mode.step()
             let journalMode = mode.string(0).lowercased()

@@ -27,6 +27,8 @@ public struct StoreOptions: Sendable {
     public var readersMax = 4
     /// Decompressed blocks kept in memory for per-user reads.
     public var blockCacheBytes = 32 * 1024 * 1024
+    /// SQLite page size of a new store.
+    public var pageSizeBytes = 16384
     /// SQLite page cache per connection.
     public var pageCacheBytes = 64 * 1024 * 1024
     /// How long a writer waits for another process's transaction before failing an append.

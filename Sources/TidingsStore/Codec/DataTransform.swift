@@ -36,29 +36,53 @@ enum DataTransform {
 
     static func encode(_ bytes: UnsafeRawBufferPointer, notificationID: UnsafeRawBufferPointer, into out: inout [UInt8])
     {
+        // The output is never longer than the input: every token is shorter than what it
+        // replaces and everything else is copied byte for byte.
+        let encoded = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, initialized in
+            initialized = buffer.isEmpty ? 0 : encode(bytes, notificationID: notificationID, to: buffer.baseAddress!)
+        }
+        out += encoded
+    }
+
+    /// Writes the encoding to `target` (room for `bytes.count`); returns the bytes written.
+    private static func encode(
+        _ bytes: UnsafeRawBufferPointer, notificationID: UnsafeRawBufferPointer, to target: UnsafeMutablePointer<UInt8>
+    ) -> Int {
+        var written = 0
         var index = 0
         let count = bytes.count
         while index < count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 if let length = ownNotificationLength(bytes, at: index, notificationID) {
-                    out.append(ownNotificationToken)
+                    target[written] = ownNotificationToken
+                    written += 1
                     index += length
                     continue
                 }
                 if let (token, length) = keyToken(bytes, at: index) {
-                    out.append(token)
+                    target[written] = token
+                    written += 1
                     index += length
                     continue
                 }
-                out.append(byte)
-                index += 1
-                continue
-            }
-            if UUIDText.lowerHexValue(byte) != nil {
+            } else if byte &- UInt8(ascii: "0") < 10 || byte &- UInt8(ascii: "a") < 6 {
                 if UUIDText.matches(bytes, at: index) {
-                    out.append(uuidToken)
-                    UUIDText.appendPacked(bytes, at: index, to: &out)
+                    target[written] = uuidToken
+                    var high = true
+                    var pending: UInt8 = 0
+                    var out = written + 1
+                    for offset in 0..<36 where offset != 8 && offset != 13 && offset != 18 && offset != 23 {
+                        let nibble = UUIDText.lowerHexValue(bytes[index + offset])!
+                        if high {
+                            pending = nibble << 4
+                        } else {
+                            target[out] = pending | nibble
+                            out += 1
+                        }
+                        high.toggle()
+                    }
+                    written = out
                     index += 36
                     continue
                 }
@@ -66,24 +90,31 @@ enum DataTransform {
                 while end < count, end - index < hexRunMax, UUIDText.lowerHexValue(bytes[end]) != nil { end += 1 }
                 let length = end - index
                 if length >= hexRunMin {
-                    out.append(hexRunToken)
-                    out.append(UInt8(length))
+                    target[written] = hexRunToken
+                    target[written + 1] = UInt8(length)
+                    written += 2
                     var position = index
                     while position < end {
                         let high = UUIDText.lowerHexValue(bytes[position])!
                         let low = position + 1 < end ? UUIDText.lowerHexValue(bytes[position + 1])! : 0
-                        out.append(high << 4 | low)
+                        target[written] = high << 4 | low
+                        written += 1
                         position += 2
                     }
                 } else {
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                    for position in index..<end {
+                        target[written] = bytes[position]
+                        written += 1
+                    }
                 }
                 index = end
                 continue
             }
-            out.append(byte)
+            target[written] = byte
+            written += 1
             index += 1
         }
+        return written
     }
 
     @inline(__always)

@@ -71,7 +71,7 @@ struct JSONScanner {
         case UInt8(ascii: "\""):
             let start = position
             _ = try scanString()
-            out.append(contentsOf: bytes[start..<position])
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
             return .string
         case UInt8(ascii: "t"):
             try scanLiteral("true", into: &out)
@@ -85,7 +85,7 @@ struct JSONScanner {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let start = position
             try scanNumber()
-            out.append(contentsOf: bytes[start..<position])
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
             return .number
         default:
             throw fail("unexpected character")
@@ -113,7 +113,7 @@ struct JSONScanner {
             guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyStart = position
             _ = try scanString()
-            out.append(contentsOf: bytes[keyStart..<position])
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[keyStart..<position]))
             try expect(UInt8(ascii: ":"), "':'")
             out.append(UInt8(ascii: ":"))
             try scanValue(into: &out, depth: depth)

@@ -60,21 +60,41 @@ enum EventValidator {
         case notificationID, kind, title, body, link, actorID, metadata, upToSeq
     }
 
-    private static func field(named key: [UInt8]) -> Field? {
-        switch key.count {
-        case 4:
-            if key == Array("kind".utf8) { return .kind }
-            if key == Array("body".utf8) { return .body }
-            if key == Array("link".utf8) { return .link }
-        case 5: if key == Array("title".utf8) { return .title }
-        case 8:
-            if key == Array("actor_id".utf8) { return .actorID }
-            if key == Array("metadata".utf8) { return .metadata }
-        case 9: if key == Array("up_to_seq".utf8) { return .upToSeq }
-        case 15: if key == Array("notification_id".utf8) { return .notificationID }
-        default: break
+    private static let fieldNames: [(Field, [UInt8])] = [
+        (.notificationID, Array("notification_id".utf8)), (.kind, Array("kind".utf8)), (.title, Array("title".utf8)),
+        (.body, Array("body".utf8)), (.link, Array("link".utf8)), (.actorID, Array("actor_id".utf8)),
+        (.metadata, Array("metadata".utf8)), (.upToSeq, Array("up_to_seq".utf8)),
+    ]
+
+    /// The field a key names, compared in place (keys with escapes are decoded first).
+    private static func field(_ span: JSONScanner.StringSpan, in scanner: JSONScanner) -> Field? {
+        if span.hasEscapes {
+            let key = scanner.decodedString(span)
+            return fieldNames.first { $0.1 == key }?.0
+        }
+        let count = span.end - span.start
+        for (field, name) in fieldNames where name.count == count {
+            var same = true
+            for index in 0..<count where scanner.bytes[span.start + index] != name[index] {
+                same = false
+                break
+            }
+            if same { return field }
         }
         return nil
+    }
+
+    private static func bit(_ field: Field) -> UInt8 {
+        switch field {
+        case .notificationID: 1
+        case .kind: 2
+        case .title: 4
+        case .body: 8
+        case .link: 16
+        case .actorID: 32
+        case .metadata: 64
+        case .upToSeq: 128
+        }
     }
 
     private static func allowed(_ field: Field, for type: EventType) -> Bool {
@@ -91,7 +111,7 @@ enum EventValidator {
         var scanner = JSONScanner(bytes)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
-        var seen: [Field] = []
+        var seen: UInt8 = 0
         do {
             scanner.skipWhitespace()
             guard scanner.peek() == UInt8(ascii: "{") else { throw StoreError.badRequest("data must be a JSON object") }
@@ -107,17 +127,16 @@ enum EventValidator {
                     guard scanner.peek() == UInt8(ascii: "\"") else { throw scanner.fail("expected a string key") }
                     let keyStart = scanner.position
                     let keySpan = try scanner.scanString()
-                    let key = scanner.decodedString(keySpan)
-                    let name = String(decoding: key, as: UTF8.self)
-                    guard let field = field(named: key), allowed(field, for: event.type) else {
+                    var name: String { String(decoding: scanner.decodedString(keySpan), as: UTF8.self) }
+                    guard let field = field(keySpan, in: scanner), allowed(field, for: event.type) else {
                         throw StoreError.badRequest("data.\(name) is not a field of \(event.type.name)")
                     }
-                    if seen.contains(field) { throw StoreError.badRequest("data.\(name) appears twice") }
-                    seen.append(field)
-                    out.append(contentsOf: bytes[keyStart..<scanner.position])
+                    if seen & bit(field) != 0 { throw StoreError.badRequest("data.\(name) appears twice") }
+                    seen |= bit(field)
+                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[keyStart..<scanner.position]))
                     try scanner.expect(UInt8(ascii: ":"), "':'")
                     out.append(UInt8(ascii: ":"))
-                    try validateField(field, name: name, scanner: &scanner, out: &out, event: &event)
+                    try validateField(field, scanner: &scanner, out: &out, event: &event)
                     scanner.skipWhitespace()
                     if scanner.peek() == UInt8(ascii: ",") {
                         try scanner.expect(UInt8(ascii: ","), "','")
@@ -137,15 +156,16 @@ enum EventValidator {
         } catch {
             throw .badRequest("data is not valid JSON")
         }
-        if event.type != .readAll && !seen.contains(.notificationID) {
+        if event.type != .readAll && seen & bit(.notificationID) == 0 {
             throw .badRequest("data.notification_id is required for \(event.type.name)")
         }
         event.data = out
     }
 
     private static func validateField(
-        _ field: Field, name: String, scanner: inout JSONScanner, out: inout [UInt8], event: inout ValidatedEvent
+        _ field: Field, scanner: inout JSONScanner, out: inout [UInt8], event: inout ValidatedEvent
     ) throws {
+        var name: String { String(decoding: fieldNames.first { $0.0 == field }!.1, as: UTF8.self) }
         scanner.skipWhitespace()
         let valueStart = out.count
         switch field {
@@ -166,7 +186,7 @@ enum EventValidator {
             }
             let start = scanner.position
             let span = try scanner.scanString()
-            out.append(contentsOf: scanner.bytes[start..<scanner.position])
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scanner.bytes[start..<scanner.position]))
             switch field {
             case .notificationID, .actorID:
                 let value = scanner.decodedString(span)

@@ -35,10 +35,26 @@ struct StoreBench: AsyncParsableCommand {
     @Option(help: "Scratch directory for the stores (removed afterwards).")
     var directory = NSTemporaryDirectory() + "tidings-bench"
 
+    @Option(
+        name: .customLong("only"),
+        help: ArgumentHelp(
+            "Run only these workloads (repeatable): \(StoreBenchmark.Workload.allCases.map(\.rawValue).joined(separator: ", ")).",
+            valueName: "workload"))
+    var workloads: [String] = []
+
+    func validate() throws {
+        for name in workloads where StoreBenchmark.Workload(rawValue: name) == nil {
+            throw ValidationError(
+                "--only \(name) is not a workload; use one of \(StoreBenchmark.Workload.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+    }
+
     func run() async throws {
         try? FileManager.default.removeItem(atPath: directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let benchmark = StoreBenchmark(events: events, appenders: clients, directory: directory) { Console.note($0) }
+        var benchmark = StoreBenchmark(events: events, appenders: clients, directory: directory) { Console.note($0) }
+        benchmark.only = Set(workloads.compactMap(StoreBenchmark.Workload.init(rawValue:)))
         let figures = try await benchmark.run()
         let report = BenchmarkReport(machine: .current(), events: events, figures: figures)
         print(report.table)
