@@ -114,7 +114,12 @@ extension Store {
         }
         try await writer.perform { writer in try writer.swapInShadowTables(builtThrough: state.lastSeq) }
         progress?(RebuildProgress(phase: .swapping, processed: state.lastSeq, total: state.lastSeq))
+        // Give the replaced tables' pages back, a slice at a time so appends go on between.
+        while try await writer.perform({ writer in try writer.releaseFreePages(Self.freePagesPerStep) }) {}
     }
+
+    /// Free pages released per writer job after a rebuild.
+    static let freePagesPerStep = 2_000
 
     /// The same, blocking the calling thread; for opening a store whose projection is stale.
     func rebuildProjectionsNow(progress: (@Sendable (RebuildProgress) -> Void)?) throws {
@@ -127,6 +132,7 @@ extension Store {
                 try rows.write(to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix))
             }
             try writer.swapInShadowTables(builtThrough: state.lastSeq)
+            while try writer.releaseFreePages(Self.freePagesPerStep) {}
         }
     }
 
@@ -203,6 +209,15 @@ extension Store {
 
 extension LogWriter {
     static let shadowPrefix = "rebuild_"
+
+    /// Returns up to `pages` free pages to the file system; true while more remain.
+    func releaseFreePages(_ pages: Int) throws -> Bool {
+        try database.execute("PRAGMA incremental_vacuum(\(pages))")
+        let statement = try database.prepare("PRAGMA freelist_count")
+        _ = try statement.step()
+        defer { statement.reset() }
+        return statement.int(0) > 0
+    }
 
     func createShadowTables() throws {
         try database.transaction("IMMEDIATE") {

@@ -71,6 +71,9 @@ public final class Store: Sendable {
             // Takes effect only for a new, empty database: larger pages mean fewer, larger writes
             // for the block rows, which are a few KiB each.
             try database.execute("PRAGMA page_size = \(options.pageSizeBytes)")
+            // Also only for a new database: lets a rebuild hand the pages of the replaced tables
+            // back to the file system instead of leaving them free inside the file.
+            try database.execute("PRAGMA auto_vacuum = INCREMENTAL")
             let mode = try database.prepare("PRAGMA journal_mode = WAL")
             _ = try mode.step()
             let journalMode = mode.string(0).lowercased()
