@@ -11,7 +11,7 @@ final class OutputWriter: @unchecked Sendable {
 
     init(path: String?) throws {
         if let path, path != "-" {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let handle = FileHandle(forWritingAtPath: path) else {
                 throw ValidationError("cannot write to \(path)")
             }
