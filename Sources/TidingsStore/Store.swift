@@ -58,12 +58,7 @@ public final class Store: Sendable {
     private static func openNow(
         directory: String, options: StoreOptions, rebuildProgress: (@Sendable (RebuildProgress) -> Void)?
     ) throws -> Store {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError(
-                .unavailable, "cannot create the store directory \(directory): \(error.localizedDescription)")
-        }
+        try Directories.create(directory)
         let path = (directory as NSString).appendingPathComponent(databaseFileName)
         let database = try Database(
             path: path, mode: .readWrite, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)

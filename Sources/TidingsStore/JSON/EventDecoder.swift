@@ -14,9 +14,9 @@ public enum EventDecoder {
         } catch let error as StoreError {
             throw error
         } catch let error as JSONScanner.SyntaxError {
-            throw .badRequest("body is not valid JSON: \(error.reason) at byte \(error.offset)")
+            throw .badRequest("event is not valid JSON: \(error.reason) at byte \(error.offset)")
         } catch {
-            throw .badRequest("body is not valid JSON")
+            throw .badRequest("event is not valid JSON")
         }
     }
 

@@ -39,6 +39,10 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Write to this file instead of standard output.")
     var output: String?
 
+    func validate() throws {
+        _ = try filter()
+    }
+
     func filter() throws -> EventFilter {
         var filter = EventFilter()
         for name in types {
