@@ -242,21 +242,7 @@ extension LogWriter {
                     after: builtThrough, through: head.headSeq, sealedSeq: head.sealedSeq
                 ) { entry in
                     let view = ProjectionView(base: shadow, overlay: scratch, lower: builtThrough, upper: .max)
-                    let record = entry.record
-                    let key = record.type == .readAll ? [] : CompactIdentifier.key(record.notificationID)
-                    let before = try view.head(user: record.userNo)
-                    let effect = try ProjectionReducer.effect(
-                        ProjectionReducer.Input(
-                            seq: entry.seq, userNo: record.userNo, type: record.type, notification: key,
-                            upToSeq: record.upToSeq, unreadBefore: before.unread),
-                        view: view)
-                    scratch.withLock {
-                        $0.append(
-                            OverlayEvent(
-                                seq: entry.seq, userNo: record.userNo, streamSeq: record.streamSeq, type: record.type,
-                                unreadAfter: effect.unreadAfter, notification: key, target: effect.target,
-                                explicitID: record.explicitID))
-                    }
+                    try scratch.replay(seq: entry.seq, record: entry.record, view: view)
                     return true
                 }
                 let events = scratch.withLock { Array($0.events(after: builtThrough, through: $0.topSeq)) }

@@ -118,17 +118,7 @@ extension Store {
         guard hash == Cursor.userHash(userID) else {
             throw StoreError.invalidCursor("cursor belongs to another user's stream")
         }
-        let headCursor = userCursor(userID, streamSeq: head)
-        guard cursor.epoch == epoch else {
-            throw StoreError(
-                .cursorReset, "cursor is from another epoch of the store", head: headCursor, resetReason: .epochMismatch
-            )
-        }
-        guard cursor.position <= head else {
-            throw StoreError(
-                .cursorReset, "cursor is past the head of the stream", head: headCursor, resetReason: .cursorAhead)
-        }
-        return cursor.position
+        return try checkEpochAndPosition(cursor, head: head, headCursor: userCursor(userID, streamSeq: head))
     }
 
     func allPosition(_ text: String?, head: Int64) throws -> Int64 {
@@ -137,7 +127,11 @@ extension Store {
         guard case .all = cursor.stream else {
             throw StoreError.invalidCursor("cursor belongs to a user stream, not the all stream")
         }
-        let headCursor = allCursor(seq: head)
+        return try checkEpochAndPosition(cursor, head: head, headCursor: allCursor(seq: head))
+    }
+
+    /// The last two cursor checks, shared by both kinds of stream: epoch, then position.
+    private func checkEpochAndPosition(_ cursor: Cursor, head: Int64, headCursor: String) throws -> Int64 {
         guard cursor.epoch == epoch else {
             throw StoreError(
                 .cursorReset, "cursor is from another epoch of the store", head: headCursor, resetReason: .epochMismatch

@@ -13,3 +13,24 @@ final class OverlayLock: Sendable {
         try mutex.withLock { try body(&$0) }
     }
 }
+
+extension OverlayLock {
+    /// Appends the projection's effect of an event already in the log, computed against `view`
+    /// (the state just before it).
+    func replay(seq: Int64, record: LogRecord, view: ProjectionView) throws {
+        let key = record.type == .readAll ? [] : CompactIdentifier.key(record.notificationID)
+        let before = try view.head(user: record.userNo)
+        let effect = try ProjectionReducer.effect(
+            ProjectionReducer.Input(
+                seq: seq, userNo: record.userNo, type: record.type, notification: key, upToSeq: record.upToSeq,
+                unreadBefore: before.unread),
+            view: view)
+        withLock {
+            $0.append(
+                OverlayEvent(
+                    seq: seq, userNo: record.userNo, streamSeq: record.streamSeq, type: record.type,
+                    unreadAfter: effect.unreadAfter, notification: key, target: effect.target,
+                    explicitID: record.explicitID))
+        }
+    }
+}

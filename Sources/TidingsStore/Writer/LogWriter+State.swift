@@ -140,20 +140,7 @@ extension LogWriter {
         let lower = context.overlay.withLock { $0.baseSeq }
         let view = ProjectionView(
             base: ProjectionBase(database: database), overlay: context.overlay, lower: lower, upper: .max)
-        let userHead = try view.head(user: record.userNo)
-        let key = record.type == .readAll ? [] : CompactIdentifier.key(record.notificationID)
-        let effect = try ProjectionReducer.effect(
-            ProjectionReducer.Input(
-                seq: seq, userNo: record.userNo, type: record.type, notification: key, upToSeq: record.upToSeq,
-                unreadBefore: userHead.unread),
-            view: view)
-        context.overlay.withLock {
-            $0.append(
-                OverlayEvent(
-                    seq: seq, userNo: record.userNo, streamSeq: record.streamSeq, type: record.type,
-                    unreadAfter: effect.unreadAfter, notification: key, target: effect.target,
-                    explicitID: record.explicitID))
-        }
+        try context.overlay.replay(seq: seq, record: record, view: view)
     }
 
     /// Catches up with other processes outside a write (for readers that saw a newer head).
