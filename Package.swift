@@ -16,12 +16,24 @@ let package = Package(
     products: [
         .executable(name: "tidings", targets: ["tidings"]),
         .library(name: "TidingsStore", targets: ["TidingsStore"]),
+        .library(name: "TidingsServer", targets: ["TidingsServer"]),
     ],
     dependencies: [
         // Command-line parsing with generated --help: the `tidings` tool's subcommands.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // SHA-256 for the hash chain (BoringSSL underneath, SHA-NI when the CPU has it).
+        // SHA-256 for the hash chain (BoringSSL underneath, SHA-NI when the CPU has it), and
+        // HMAC-SHA256 with constant-time comparison for the JWT verifier.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The HTTP server, and its WebSocket upgrade (the server's client library too, for tests
+        // and the load generators).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        // Structured logs, metrics with a Prometheus exporter, and graceful shutdown on signals.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -38,6 +50,31 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "TidingsFanout",
+            dependencies: [
+                "TidingsStore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TidingsServer",
+            dependencies: [
+                "TidingsStore",
+                "TidingsFanout",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("Resources")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "TidingsBench",
             dependencies: ["TidingsStore"],
             swiftSettings: strictSettings
@@ -46,14 +83,29 @@ let package = Package(
             name: "tidings",
             dependencies: [
                 "TidingsStore",
+                "TidingsServer",
                 "TidingsBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "TidingsStoreTests",
             dependencies: ["TidingsStore", "TidingsBench"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TidingsServerTests",
+            dependencies: [
+                "TidingsServer",
+                "TidingsStore",
+                "TidingsBench",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

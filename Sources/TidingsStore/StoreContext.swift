@@ -10,6 +10,7 @@ final class StoreContext: Sendable {
     let dictionaries = DictionaryCache()
     let blocks: BlockCache
     let derivedIDs: DerivedEventID
+    let commitFeed = CommitFeed()
 
     init(directory: String, databasePath: String, epoch: UInt64, checkpointSeq: Int64, options: StoreOptions) {
         self.directory = directory

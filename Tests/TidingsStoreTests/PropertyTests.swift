@@ -30,17 +30,8 @@ import Testing
                     retry.data = Array(#"{"notification_id":"changed-\#(nextNotification)"}"#.utf8)
                     retry.type = EventType.created.name
                 }
-                let decoded = JSONEquality.parse(retry.data)
-                var notification: String?
-                if case .object(let members) = decoded, case .string(let id) = members["notification_id"] {
-                    notification = id
-                }
-                var upTo: Int64?
-                if case .object(let members) = decoded, case .number(_, let digits, let exponent) = members["up_to_seq"]
-                {
-                    upTo = Int64(String(decoding: digits, as: UTF8.self))! * Int64(pow10(exponent))
-                }
-                return (retry, notification, upTo)
+                let decoded = try? JSONValue.parse(retry.data)
+                return (retry, decoded?["notification_id"]?.stringValue, decoded?["up_to_seq"]?.integerValue)
             }
             let user = pick(users)
             let id: String? = chance(40) ? "evt-\(nextID)" : nil
@@ -73,7 +64,6 @@ import Testing
             return result
         }
 
-        private func pow10(_ exponent: Int) -> Int { (0..<max(exponent, 0)).reduce(1) { acc, _ in acc * 10 } }
     }
 
     static let options: StoreOptions = {

@@ -74,6 +74,7 @@ extension LogWriter {
         context.overlay.withLock { $0.commit() }
         for user in group.newUsers { context.users.remember(user.userID, user.userNo) }
         head = group.head
+        context.commitFeed.publish(group.appended.values.sorted { $0.seq < $1.seq })
         return outcomes
     }
 
