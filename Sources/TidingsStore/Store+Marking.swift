@@ -5,6 +5,8 @@ public struct ReadOutcome: Sendable, Equatable {
     public let unreadCount: Int64
     /// The head of the user stream after the request.
     public let cursor: String
+    /// The stream_seq of that head.
+    public let headStreamSeq: Int64
     /// The seq of the last event the request appended, if any (live delivery waits for it).
     public let lastSeq: Int64?
 }
@@ -49,7 +51,7 @@ extension Store {
             let head = try await userHead(userID: userID)
             return ReadOutcome(
                 read: [], unreadCount: head.unreadCount, cursor: userCursor(userID, streamSeq: head.streamSeq),
-                lastSeq: nil)
+                headStreamSeq: head.streamSeq, lastSeq: nil)
         }
         let validated = try Self.validate(events)
         let response = try await writer.append(LogWriter.AppendRequest(events: validated, reportUser: userID))
@@ -60,7 +62,7 @@ extension Store {
         let head = response.userHead ?? (0, 0)
         return ReadOutcome(
             read: read, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
-            lastSeq: response.results.last { $0.status == .appended }?.event?.seq)
+            headStreamSeq: head.streamSeq, lastSeq: response.results.last { $0.status == .appended }?.event?.seq)
     }
 
     /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
@@ -89,7 +91,7 @@ extension Store {
         let head = response.userHead ?? (0, 0)
         return ReadOutcome(
             read: read, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
-            lastSeq: response.results.first?.event?.seq)
+            headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
     }
 
     public func stats() async throws -> StoreStats {

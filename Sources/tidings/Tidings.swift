@@ -18,7 +18,8 @@ struct Tidings: AsyncParsableCommand {
               tidings rebuild --data ./data
             """,
         subcommands: [
-            AppendCommand.self, ExportCommand.self, VerifyCommand.self, RebuildCommand.self, StatsCommand.self,
+            ServeCommand.self, TokenCommand.self, AppendCommand.self, ExportCommand.self, VerifyCommand.self,
+            RebuildCommand.self, StatsCommand.self,
             BenchCommand.self,
         ]
     )

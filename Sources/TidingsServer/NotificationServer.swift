@@ -1,0 +1,148 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+public import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TidingsFanout
+public import TidingsStore
+import UnixSignals
+
+/// `tidings serve`: the HTTP API and the WebSocket stream of PROTOCOL.md over one store.
+///
+/// Runs as a ServiceGroup of three services, shut down in reverse order on SIGTERM/SIGINT: the
+/// stream connections go first (closed with 1001, `/healthz` turns 503), then the HTTP server
+/// (stops accepting, finishes requests in flight, so no acknowledged append is cut short), then
+/// the store (queued appends finish, the WAL is checkpointed).
+public final class NotificationServer: Sendable {
+    public let store: Store
+    public let configuration: ServerConfiguration
+    let hub: Hub
+    let sessions = SessionRegistry()
+    let metrics = ServerMetrics()
+    let health = HealthState()
+    let verifier: TokenVerifier
+    let logger: Logger
+    private let group = Mutex<ServiceGroup?>(nil)
+    private let stopRequested = Mutex(false)
+
+    private init(store: Store, secret: [UInt8], configuration: ServerConfiguration, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        verifier = TokenVerifier(secret: secret)
+        hub = Hub(subscriptionCapacity: configuration.subscriptionCapacity)
+        store.onCommit { [hub] events in hub.publish(events) }
+    }
+
+    /// Opens the store (rebuilding its projection first if its version changed) and loads the
+    /// JWT secret.
+    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> NotificationServer {
+        let secret = try JWTSecret.load(
+            dataDirectory: configuration.dataDirectory, secretFile: configuration.jwtSecretFile)
+        let store = try await Store.open(directory: configuration.dataDirectory, options: configuration.storeOptions) {
+            progress in
+            logger.info(
+                "rebuilding the projection",
+                metadata: ["processed": "\(progress.processed)", "total": "\(progress.total)"])
+        }
+        return NotificationServer(store: store, secret: secret, configuration: configuration, logger: logger)
+    }
+
+    /// Serves until a graceful shutdown (SIGTERM, SIGINT or `shutDown()`); `onListening` gets
+    /// the bound port once the server accepts connections.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let routes = APIRoutes(
+            store: store, verifier: verifier, metrics: metrics, configuration: configuration, sessions: sessions,
+            health: health)
+        let router = Router(context: TidingsRequestContext.self)
+        router.add(middleware: RequestLoggingMiddleware(metrics: metrics))
+        routes.register(on: router)
+
+        let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+        let dependencies = StreamSession.Dependencies(
+            store: store, hub: hub, verifier: verifier, metrics: metrics, configuration: configuration)
+        let sessions = self.sessions
+        let logger = self.logger
+        webSocketRouter.ws("/v1/stream") { _, _ in
+            .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            var sessionLogger = logger
+            sessionLogger[metadataKey: "request_id"] = .string(RequestID.make())
+            let session = StreamSession(
+                dependencies: dependencies, outbound: outbound,
+                headerToken: Self.bearerToken(context.request.headers[.authorization]), logger: sessionLogger)
+            sessions.add(session)
+            defer { sessions.remove(session) }
+            await session.run(inbound: inbound)
+        }
+
+        let webSocket = WebSocketServerConfiguration(
+            maxFrameSize: configuration.webSocketMessageBytesMax, autoPing: .enabled(timePeriod: .seconds(30)),
+            closeTimeout: .seconds(5))
+        let app = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter, configuration: .init(ws: webSocket)),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "tidings"),
+            onServerRunning: { channel in
+                await onListening(channel.localAddress?.port ?? 0)
+            },
+            logger: logger)
+
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    StoreService(store: store, logger: logger), app,
+                    StreamsService(sessions: sessions, health: health, interval: configuration.watchdogInterval),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        group.withLock { $0 = serviceGroup }
+        if stopRequested.withLock({ $0 }) { await serviceGroup.triggerGracefulShutdown() }
+        try await serviceGroup.run()
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutDown() async {
+        stopRequested.withLock { $0 = true }
+        if let group = group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
+    }
+
+    static func bearerToken(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return header.isEmpty ? nil : "" }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+}
+
+/// Closes the store last: queued appends finish, a checkpoint is written, the WAL truncated.
+struct StoreService: Service {
+    let store: Store
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        store.close()
+        logger.info("store closed")
+    }
+}
+
+/// Runs the connections' watchdog; on shutdown closes every stream with 1001 first.
+struct StreamsService: Service {
+    let sessions: SessionRegistry
+    let health: HealthState
+    let interval: Duration
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await sessions.watch(every: interval) }
+            try? await gracefulShutdown()
+            health.beginShutdown()
+            await sessions.shutDownAll(waitingAtMost: .seconds(5))
+            group.cancelAll()
+        }
+    }
+}

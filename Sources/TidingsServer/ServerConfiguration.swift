@@ -1,0 +1,35 @@
+public import TidingsStore
+
+/// How a server runs. Every limit of PROTOCOL.md and every bound the server adds is here.
+public struct ServerConfiguration: Sendable {
+    public var dataDirectory: String
+    /// Loopback unless told otherwise.
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (tests); `onListening` reports it.
+    public var port = 8080
+    public var jwtSecretFile: String?
+    public var storeOptions = StoreOptions()
+
+    /// Largest request body (PROTOCOL.md: 8 MiB).
+    public var requestBodyBytesMax = Limits.requestBodyBytesMax
+    /// Largest WebSocket message from a client (1 MiB).
+    public var webSocketMessageBytesMax = 1 << 20
+    /// Time a new connection has for its hello.
+    public var helloTimeout: Duration = .seconds(10)
+    /// A connection whose writes make no progress this long is closed with 4429.
+    public var writeTimeout: Duration = .seconds(30)
+    /// Live events a connection's queue holds before it falls back to reading the log.
+    public var subscriptionCapacity = 256
+    /// Events read from the log per page while a connection replays or catches up.
+    public var replayPageSize = 200
+    /// Connections one user may hold open at once.
+    public var connectionsPerUserMax = 64
+    /// Connections the whole server holds open at once.
+    public var connectionsMax = 20_000
+    /// How often the watchdog looks for stuck writes and expired tokens.
+    public var watchdogInterval: Duration = .seconds(1)
+
+    public init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+    }
+}

@@ -1,0 +1,80 @@
+import Metrics
+import Prometheus
+
+typealias Counter = Metrics.Counter
+typealias Gauge = Metrics.Gauge
+typealias Timer = Metrics.Timer
+
+/// The server's metrics, in swift-metrics types backed by this server's own Prometheus registry
+/// (so several servers in one process, as in tests, do not share counters). No label ever holds
+/// a user or notification id.
+public final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    private let appendedEvents: Counter
+    private let appendRequests: Counter
+    private let appendLatency: Timer
+    private let eventsDelivered: Counter
+    private let catchUps: Counter
+    private let connectionsOpened: Counter
+    private let connections: Gauge
+    private let rebuildProcessed: Gauge
+    private let rebuildTotal: Gauge
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            "tidings_append_duration_seconds": [
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1),
+            ]
+        ]
+        self.factory = factory
+        appendedEvents = Counter(label: "tidings_appended_events_total", factory: factory)
+        appendRequests = Counter(label: "tidings_append_requests_total", factory: factory)
+        appendLatency = Timer(label: "tidings_append_duration_seconds", factory: factory)
+        eventsDelivered = Counter(label: "tidings_events_delivered_total", factory: factory)
+        catchUps = Counter(label: "tidings_catch_ups_total", factory: factory)
+        connectionsOpened = Counter(label: "tidings_connections_opened_total", factory: factory)
+        connections = Gauge(label: "tidings_connections", factory: factory)
+        rebuildProcessed = Gauge(label: "tidings_rebuild_processed_events", factory: factory)
+        rebuildTotal = Gauge(label: "tidings_rebuild_total_events", factory: factory)
+    }
+
+    func appended(events: Int, duration: Duration) {
+        appendRequests.increment()
+        if events > 0 { appendedEvents.increment(by: events) }
+        appendLatency.recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    func delivered() { eventsDelivered.increment() }
+    func caughtUp() { catchUps.increment() }
+    func opened() { connectionsOpened.increment() }
+
+    /// Gauges read at scrape time.
+    func observe(connections count: Int, rebuildProcessed processed: Int64?, rebuildTotal total: Int64?) {
+        connections.record(count)
+        if let processed, let total {
+            rebuildProcessed.record(processed)
+            rebuildTotal.record(total)
+        }
+    }
+
+    func requests(status: Int) {
+        Counter(label: "tidings_http_requests_total", dimensions: [("status", String(status))], factory: factory)
+            .increment()
+    }
+
+    func closed(code: UInt16) {
+        Counter(label: "tidings_connections_closed_total", dimensions: [("code", String(code))], factory: factory)
+            .increment()
+    }
+
+    /// Prometheus text format.
+    func render() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}
