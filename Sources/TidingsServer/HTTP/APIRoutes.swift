@@ -33,7 +33,14 @@ struct APIRoutes: Sendable {
         }
         router.get("/healthz") { _, _ in health.response() }
         router.get("/metrics") { _, _ in metricsResponse() }
-        router.get("/v1/openapi.yaml") { _, _ in try OpenAPIDocument.response() }
+        router.get("/v1/openapi.yaml") { _, _ in try OpenAPIDocument.response("openapi.yaml") }
+        router.get("/v1/:document") { _, context in
+            let name = context.parameters.get("document") ?? ""
+            guard name.hasSuffix(".json") else {
+                throw APIError(code: "not_found", message: "no route for /v1/\(name)")
+            }
+            return try OpenAPIDocument.response(name)
+        }
     }
 
     // MARK: Authentication and bodies

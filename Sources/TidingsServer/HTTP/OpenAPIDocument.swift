@@ -3,22 +3,30 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// `GET /v1/openapi.yaml`: the OpenAPI description shipped in the binary's resources.
+/// The OpenAPI description and the JSON Schemas, shipped in the binary's resources and served
+/// at `/v1/openapi.yaml` and `/v1/<name>.json` (the description refers to the schemas by
+/// relative paths, so both resolve from either place).
 enum OpenAPIDocument {
-    static let contents: [UInt8]? = {
-        guard
-            let url = Bundle.module.url(
-                forResource: "openapi", withExtension: "yaml", subdirectory: "Resources/Schemas")
-        else { return nil }
-        return (try? Data(contentsOf: url)).map(Array.init)
+    static let files: [String: [UInt8]] = {
+        guard let directory = Bundle.module.url(forResource: "Schemas", withExtension: nil, subdirectory: "Resources"),
+            let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path)
+        else { return [:] }
+        var files: [String: [UInt8]] = [:]
+        for name in names where name.hasSuffix(".json") || name.hasSuffix(".yaml") {
+            if let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) {
+                files[name] = Array(data)
+            }
+        }
+        return files
     }()
 
-    static func response() throws -> Response {
-        guard let contents else {
-            throw APIError(code: "internal", message: "the OpenAPI document is missing from this build")
+    static func response(_ name: String) throws -> Response {
+        guard let contents = files[name] else {
+            if files.isEmpty { throw APIError(code: "internal", message: "the schemas are missing from this build") }
+            throw APIError(code: "not_found", message: "no document /v1/\(name)")
         }
         var headers = HTTPFields()
-        headers[.contentType] = "application/yaml"
+        headers[.contentType] = name.hasSuffix(".yaml") ? "application/yaml" : "application/schema+json"
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: contents)))
     }
 }
