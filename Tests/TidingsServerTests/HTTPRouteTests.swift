@@ -29,7 +29,9 @@ import Testing
             body: #"{"type":"notification.created","user_id":"alice","id":"route-1","data":{"notification_id":"x"}}"#,
             allowed: ["publisher", "admin"]),
         Route(method: .GET, path: "/v1/events", allowed: ["auditor", "admin"]),
-        Route(method: .POST, path: "/v1/users/alice/read", body: #"{"notification_ids":["n-1"]}"#, allowed: ["alice", "publisher", "admin"]),
+        Route(
+            method: .POST, path: "/v1/users/alice/read", body: #"{"notification_ids":["n-1"]}"#,
+            allowed: ["alice", "publisher", "admin"]),
         Route(method: .GET, path: "/v1/users/alice/events", allowed: ["alice", "auditor", "admin"]),
         Route(method: .GET, path: "/v1/users/alice/unread", allowed: ["alice", "publisher", "auditor", "admin"]),
         Route(method: .GET, path: "/v1/log/verify", allowed: ["auditor", "admin"]),
@@ -67,7 +69,8 @@ import Testing
         let now = Int64(Date().timeIntervalSince1970)
         let claims: [String: Any] = ["sub": "ops", "role": "admin", "exp": now + 600]
         let noneHeader: String = TidingsServer.Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
-        let noneClaims: String = TidingsServer.Base64URL.encode(Array(#"{"sub":"ops","role":"admin","exp":\#(now + 600)}"#.utf8))
+        let noneClaims: String = TidingsServer.Base64URL.encode(
+            Array(#"{"sub":"ops","role":"admin","exp":\#(now + 600)}"#.utf8))
         let unsigned = noneHeader + "." + noneClaims + "."
         let bad: [(String, String)] = [
             ("garbage", "not-a-jwt"),
@@ -78,9 +81,18 @@ import Testing
             ("alg HS512", signer.sign(header: ["alg": "HS512"], claims: claims)),
             ("missing exp", signer.sign(header: ["alg": "HS256"], claims: ["sub": "ops", "role": "admin"])),
             ("missing sub", signer.sign(header: ["alg": "HS256"], claims: ["role": "admin", "exp": now + 600])),
-            ("unknown role", signer.token(subject: "ops", role: .admin, expiresAt: now + 600, extraClaims: ["role": "root"])),
-            ("not yet valid", signer.token(subject: "ops", role: .admin, expiresAt: now + 600, extraClaims: ["nbf": now + 120])),
-            ("exp as string", signer.sign(header: ["alg": "HS256"], claims: ["sub": "ops", "role": "admin", "exp": "\(now + 600)"])),
+            (
+                "unknown role",
+                signer.token(subject: "ops", role: .admin, expiresAt: now + 600, extraClaims: ["role": "root"])
+            ),
+            (
+                "not yet valid",
+                signer.token(subject: "ops", role: .admin, expiresAt: now + 600, extraClaims: ["nbf": now + 120])
+            ),
+            (
+                "exp as string",
+                signer.sign(header: ["alg": "HS256"], claims: ["sub": "ops", "role": "admin", "exp": "\(now + 600)"])
+            ),
             ("huge", String(repeating: "a", count: 10_000)),
         ]
         for (name, token) in bad {
@@ -89,7 +101,8 @@ import Testing
             #expect(reply.text == Self.unauthorized, "\(name)")
         }
         // Within the 30 s leeway an expired token still works.
-        let leeway = try await server.request(.GET, "/v1/stats", token: signer.token(subject: "a", role: .admin, expiresAt: now - 10))
+        let leeway = try await server.request(
+            .GET, "/v1/stats", token: signer.token(subject: "a", role: .admin, expiresAt: now - 10))
         #expect(leeway.status == 200)
         let notBearer = try await server.request(.GET, "/v1/stats", headers: [("Authorization", "Basic YTpi")])
         #expect(notBearer.status == 401)
@@ -111,15 +124,22 @@ import Testing
         #expect(cursor == server.store.userCursor("alice", streamSeq: 1))
         let again = try await server.request(
             .POST, "/v1/events", token: publisher,
-            body: #"{"events":[{"type":"notification.created","user_id":"alice","id":"e-1","data":{"notification_id":"n-1"}},{"type":"notification.read","user_id":"alice","data":{"notification_id":"nope"}}]}"#)
+            body:
+                #"{"events":[{"type":"notification.created","user_id":"alice","id":"e-1","data":{"notification_id":"n-1"}},{"type":"notification.read","user_id":"alice","data":{"notification_id":"nope"}}]}"#
+        )
         #expect(again.status == 200)
         #expect(again.json["results"]?.arrayValue?.map { $0["status"]?.stringValue ?? "" } == ["duplicate", "noop"])
         #expect(again.json["results"]?.arrayValue?[1]["event"] == nil)
         let conflict = try await server.request(
             .POST, "/v1/events", token: publisher,
-            body: #"{"events":[{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-2"}},{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-1"}}]}"#)
+            body:
+                #"{"events":[{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-2"}},{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-1"}}]}"#
+        )
         #expect(conflict.status == 409)
-        #expect(conflict.text == #"{"error":{"code":"conflict","message":"the user already has a notification with this notification_id","index":1}}"#)
+        #expect(
+            conflict.text
+                == #"{"error":{"code":"conflict","message":"the user already has a notification with this notification_id","index":1}}"#
+        )
         #expect(try await server.store.headSeq() == 1)
         await server.stop()
     }
@@ -130,11 +150,16 @@ import Testing
         // 401 before 403 before 415 before 413 before 400.
         var reply = try await server.request(.POST, "/v1/events", token: "bad", body: huge, contentType: "text/plain")
         #expect(reply.status == 401)
-        reply = try await server.request(.POST, "/v1/events", token: ServerHarness.auditor, body: huge, contentType: "text/plain")
+        reply = try await server.request(
+            .POST, "/v1/events", token: ServerHarness.auditor, body: huge, contentType: "text/plain")
         #expect(reply.status == 403)
-        reply = try await server.request(.POST, "/v1/events", token: ServerHarness.publisher, body: huge, contentType: "text/plain")
+        reply = try await server.request(
+            .POST, "/v1/events", token: ServerHarness.publisher, body: huge, contentType: "text/plain")
         #expect(reply.status == 415)
-        #expect(reply.text == #"{"error":{"code":"unsupported_media_type","message":"the body must be Content-Type: application/json"}}"#)
+        #expect(
+            reply.text
+                == #"{"error":{"code":"unsupported_media_type","message":"the body must be Content-Type: application/json"}}"#
+        )
         reply = try await server.request(.POST, "/v1/events", token: ServerHarness.publisher, body: huge)
         #expect(reply.status == 413)
         #expect(reply.json["error"]?["code"]?.stringValue == "payload_too_large")
@@ -150,13 +175,20 @@ import Testing
     static let badBodies: [(String, String)] = [
         (#"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n"}"#, "body is not valid JSON"),
         (#"{"type":"notification.created","user_id":7,"data":{"notification_id":"n"}}"#, "user_id must be a string"),
-        (#"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n","extra":1}}"#,
-         "data.extra is not a field of notification.created"),
-        (#"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n"},"extra":1}"#,
-         "extra is not a field of an event (expected type, user_id, id, data)"),
+        (
+            #"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n","extra":1}}"#,
+            "data.extra is not a field of notification.created"
+        ),
+        (
+            #"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n"},"extra":1}"#,
+            "extra is not a field of an event (expected type, user_id, id, data)"
+        ),
         (String(repeating: "[", count: 5000), "body must be a JSON object"),
-        (#"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n","metadata":"# + String(repeating: "[", count: 100) + "}}",
-         "body is not valid JSON"),
+        (
+            #"{"type":"notification.created","user_id":"alice","data":{"notification_id":"n","metadata":"#
+                + String(repeating: "[", count: 100) + "}}",
+            "body is not valid JSON"
+        ),
         ("{\"type\":\"notification.created\",\"user_id\":\"al\u{00}ice\",\"data\":{}}", "body is not valid JSON"),
         (#"{"events":[]}"#, "events must not be empty"),
         ("", "body must be one event"),
@@ -170,7 +202,9 @@ import Testing
             #expect(reply.json["error"]?["code"]?.stringValue == "bad_request")
             #expect(reply.json["error"]?["message"]?.stringValue?.hasPrefix(message) == true, "\(reply.text)")
         }
-        let invalidUTF8: [UInt8] = Array(#"{"type":"notification.created","user_id":"a","data":{"notification_id":""#.utf8) + [0xC3, 0x28] + Array(#""}}"#.utf8)
+        let invalidUTF8: [UInt8] =
+            Array(#"{"type":"notification.created","user_id":"a","data":{"notification_id":""#.utf8) + [0xC3, 0x28]
+            + Array(#""}}"#.utf8)
         let reply = try await server.request(.POST, "/v1/events", token: ServerHarness.publisher, bytes: invalidUTF8)
         #expect(reply.status == 400)
         #expect(try await server.store.headSeq() == 0)
@@ -181,21 +215,32 @@ import Testing
         let server = try await ServerHarness()
         try await server.append((1...4).map { ServerHarness.created("alice", "n-\($0)") })
         let alice = ServerHarness.user("alice")
-        var reply = try await server.request(.POST, "/v1/users/alice/read", token: alice, body: #"{"notification_ids":["n-2","zzz","n-2"]}"#)
-        #expect(reply.text == #"{"read":["n-2"],"unread_count":3,"cursor":"\#(server.store.userCursor("alice", streamSeq: 5))"}"#)
-        reply = try await server.request(.POST, "/v1/users/alice/read", token: alice, body: #"{"all":true,"up_to_seq":3}"#)
+        var reply = try await server.request(
+            .POST, "/v1/users/alice/read", token: alice, body: #"{"notification_ids":["n-2","zzz","n-2"]}"#)
+        #expect(
+            reply.text
+                == #"{"read":["n-2"],"unread_count":3,"cursor":"\#(server.store.userCursor("alice", streamSeq: 5))"}"#)
+        reply = try await server.request(
+            .POST, "/v1/users/alice/read", token: alice, body: #"{"all":true,"up_to_seq":3}"#)
         #expect(reply.json["read"]?.arrayValue?.compactMap(\.stringValue) == ["n-1", "n-3"])
         reply = try await server.request(.GET, "/v1/users/alice/unread?limit=1", token: alice)
         #expect(reply.json["unread_count"]?.integerValue == 1)
         #expect(reply.json["notifications"]?.arrayValue?.count == 1)
         reply = try await server.request(.GET, "/v1/users/nobody/unread", token: ServerHarness.auditor)
-        #expect(reply.text == #"{"unread_count":0,"notifications":[],"cursor":"\#(server.store.userCursor("nobody", streamSeq: 0))"}"#)
-        for body in [#"{"all":false}"#, #"{"notification_ids":"n-1"}"#, #"{"notification_ids":[1]}"#, #"{"all":true,"notification_ids":[]}"#, #"{"all":true,"up_to_seq":0}"#, "[]"] {
+        #expect(
+            reply.text
+                == #"{"unread_count":0,"notifications":[],"cursor":"\#(server.store.userCursor("nobody", streamSeq: 0))"}"#
+        )
+        for body in [
+            #"{"all":false}"#, #"{"notification_ids":"n-1"}"#, #"{"notification_ids":[1]}"#,
+            #"{"all":true,"notification_ids":[]}"#, #"{"all":true,"up_to_seq":0}"#, "[]",
+        ] {
             reply = try await server.request(.POST, "/v1/users/alice/read", token: alice, body: body)
             #expect(reply.status == 400, "\(body)")
         }
         let many = "[" + (0...1000).map { #""n\#($0)""# }.joined(separator: ",") + "]"
-        reply = try await server.request(.POST, "/v1/users/alice/read", token: alice, body: #"{"notification_ids":\#(many)}"#)
+        reply = try await server.request(
+            .POST, "/v1/users/alice/read", token: alice, body: #"{"notification_ids":\#(many)}"#)
         #expect(reply.status == 413)
         // Percent-encoded path segments are decoded before they are checked.
         reply = try await server.request(.GET, "/v1/users/al%69ce/unread", token: alice)
@@ -219,17 +264,24 @@ import Testing
         for limit in ["0", "1001", "x", "-1"] {
             reply = try await server.request(.GET, "/v1/users/alice/events?limit=\(limit)", token: alice)
             #expect(reply.status == 400)
-            #expect(reply.text == #"{"error":{"code":"bad_request","message":"limit must be an integer between 1 and 1000"}}"#)
+            #expect(
+                reply.text
+                    == #"{"error":{"code":"bad_request","message":"limit must be an integer between 1 and 1000"}}"#)
         }
         reply = try await server.request(.GET, "/v1/users/alice/events?after=nonsense", token: alice)
         #expect(reply.text == #"{"error":{"code":"invalid_cursor","message":"cursor is malformed"}}"#)
-        reply = try await server.request(.GET, "/v1/users/alice/events?after=\(server.store.userCursor("bob", streamSeq: 0))", token: alice)
+        reply = try await server.request(
+            .GET, "/v1/users/alice/events?after=\(server.store.userCursor("bob", streamSeq: 0))", token: alice)
         #expect(reply.status == 400)
         let ahead = server.store.userCursor("alice", streamSeq: 9)
         reply = try await server.request(.GET, "/v1/users/alice/events?after=\(ahead)", token: alice)
         #expect(reply.status == 409)
-        #expect(reply.text == #"{"error":{"code":"cursor_reset","message":"cursor is past the head of the stream","head":"\#(server.store.userCursor("alice", streamSeq: 5))"}}"#)
-        reply = try await server.request(.GET, "/v1/events?type=notification.created&type=notification.read&limit=3", token: ServerHarness.auditor)
+        #expect(
+            reply.text
+                == #"{"error":{"code":"cursor_reset","message":"cursor is past the head of the stream","head":"\#(server.store.userCursor("alice", streamSeq: 5))"}}"#
+        )
+        reply = try await server.request(
+            .GET, "/v1/events?type=notification.created&type=notification.read&limit=3", token: ServerHarness.auditor)
         #expect(reply.json["events"]?.arrayValue?.count == 3)
         for query in ["type=bogus", "since=yesterday", "until=2026-13-01T00:00:00Z", "user_id=a%20b"] {
             reply = try await server.request(.GET, "/v1/events?\(query)", token: ServerHarness.auditor)
@@ -243,17 +295,22 @@ import Testing
         // More than the export's bound (4 chunks of 64 KiB): about 3 MB of envelopes.
         let body = String(repeating: "b", count: 400)
         for batch in 0..<6 {
-            try await server.append((0..<1000).map { ServerHarness.created("u\($0 % 7)", "n-\(batch)-\($0)", title: body) })
+            try await server.append(
+                (0..<1000).map { ServerHarness.created("u\($0 % 7)", "n-\(batch)-\($0)", title: body) })
         }
-        let reply = try await server.request(.GET, "/v1/events", token: ServerHarness.auditor, headers: [("Accept", "application/x-ndjson")])
+        let reply = try await server.request(
+            .GET, "/v1/events", token: ServerHarness.auditor, headers: [("Accept", "application/x-ndjson")])
         #expect(reply.status == 200)
         #expect(reply.headers["Content-Type"].first == "application/x-ndjson")
         let lines = reply.text.split(separator: "\n")
         #expect(lines.count == 6000)
         #expect(reply.body.count > 3_000_000)
-        #expect(lines.enumerated().allSatisfy { index, line in (try? JSONValue.parse(String(line)))?.seq == Int64(index + 1) })
+        #expect(
+            lines.enumerated().allSatisfy { index, line in (try? JSONValue.parse(String(line)))?.seq == Int64(index + 1)
+            })
         let after = try await server.request(
-            .GET, "/v1/events?after=\(server.store.allCursor(seq: 5990))&type=notification.created", token: ServerHarness.auditor,
+            .GET, "/v1/events?after=\(server.store.allCursor(seq: 5990))&type=notification.created",
+            token: ServerHarness.auditor,
             headers: [("Accept", "application/x-ndjson")])
         #expect(after.text.split(separator: "\n").count == 10)
         let reset = try await server.request(
@@ -295,7 +352,8 @@ import Testing
         #expect(reply.json["job"]?["state"]?.stringValue == "done")
         #expect(reply.json["job"]?["processed"]?.integerValue == 2)
         #expect(reply.json["job"]?["finished_at"]?.stringValue != nil)
-        reply = try await server.request(.POST, "/v1/admin/projections/rebuild", token: ServerHarness.admin, body: #"{"x":1}"#)
+        reply = try await server.request(
+            .POST, "/v1/admin/projections/rebuild", token: ServerHarness.admin, body: #"{"x":1}"#)
         #expect(reply.status == 400)
         reply = try await server.request(.POST, "/v1/admin/projections/verify", token: ServerHarness.admin)
         #expect(reply.text == #"{"ok":true,"users_checked":2,"mismatches":[]}"#)
@@ -319,7 +377,8 @@ import Testing
         #expect(reply.text == #"{"error":{"code":"not_found","message":"no route for /v1/nothing"}}"#)
         reply = try await server.request(.DELETE, "/v1/events", token: ServerHarness.admin)
         #expect(reply.status == 405)
-        #expect(reply.text == #"{"error":{"code":"method_not_allowed","message":"DELETE is not allowed on this path"}}"#)
+        #expect(
+            reply.text == #"{"error":{"code":"method_not_allowed","message":"DELETE is not allowed on this path"}}"#)
         reply = try await server.request(.PUT, "/v1/users/alice/read", token: ServerHarness.admin)
         #expect(reply.status == 405)
         #expect(reply.headers["X-Request-Id"].first?.count == 16)

@@ -90,7 +90,8 @@ final class ServerHarness: Sendable {
         _ method: HTTPMethod, _ path: String, token: String? = nil, body: String? = nil,
         contentType: String? = "application/json", headers extra: [(String, String)] = []
     ) async throws -> Reply {
-        try await request(method, path, token: token, bytes: body.map { Array($0.utf8) }, contentType: contentType, headers: extra)
+        try await request(
+            method, path, token: token, bytes: body.map { Array($0.utf8) }, contentType: contentType, headers: extra)
     }
 
     func request(
@@ -113,7 +114,8 @@ final class ServerHarness: Sendable {
     /// Appends through HTTP as the publisher; returns the envelopes.
     @discardableResult
     func append(_ events: [String]) async throws -> [JSONValue] {
-        let reply = try await request(.POST, "/v1/events", token: Self.publisher, body: #"{"events":[\#(events.joined(separator: ","))]}"#)
+        let reply = try await request(
+            .POST, "/v1/events", token: Self.publisher, body: #"{"events":[\#(events.joined(separator: ","))]}"#)
         #expect(reply.status == 201 || reply.status == 200, "\(reply.text)")
         return reply.json["results"]?.arrayValue?.compactMap { $0["event"] } ?? []
     }
@@ -219,4 +221,3 @@ extension JSONValue {
     var type: String? { self["type"]?.stringValue }
     var seq: Int64? { self["event"]?["seq"]?.integerValue ?? self["seq"]?.integerValue }
 }
-

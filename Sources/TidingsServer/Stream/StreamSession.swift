@@ -43,7 +43,9 @@ final class StreamSession: Sendable {
         var lastDelivered: Int64 = 0
         /// Acks waiting for the read events they answer to be delivered: (position, message).
         var pendingAcks: [(Int64, [UInt8])] = []
-        var closeCode: UInt16?
+        /// The close the sender owes: its code, and the fault to report first.
+        var pendingClose: (code: UInt16, fault: StreamFault?)?
+        var closeSent = false
     }
 
     let id = RequestID.make()
@@ -78,29 +80,22 @@ final class StreamSession: Sendable {
 
     /// The sending side: hello checks, welcome, replay, live.
     private func serve() async {
-        guard let text = await waitForHello() else { return }
-        let stream: StreamSetup
-        do {
-            stream = try await setUp(Hello(text))
-        } catch let fault as StreamFault {
-            await close(fault)
-            return
-        } catch {
-            logger.error("stream setup failed", metadata: ["error": "\(error)"])
-            await close(code: 1011)
+        guard let text = await waitForHello() else {
+            await sendPendingClose()
             return
         }
         do {
-            try await stream.run(self)
+            try await setUp(Hello(text)).run(self)
         } catch let fault as StreamFault {
-            await close(fault)
+            requestClose(code: fault.closeCode, fault: fault)
         } catch is CancellationError {
         } catch {
-            if state.withLock({ $0.phase }) != .closing {
+            if !isClosing {
                 logger.error("stream failed", metadata: ["error": "\(error)"])
-                await close(code: 1011)
+                requestClose(code: 1011, fault: nil)
             }
         }
+        await sendPendingClose()
     }
 
     // MARK: Hello
@@ -170,7 +165,7 @@ final class StreamSession: Sendable {
         do {
             for try await message in inbound.messages(maxSize: dependencies.configuration.webSocketMessageBytesMax) {
                 guard case .text(let text) = message else {
-                    await close(StreamFault.badRequest("messages must be JSON text"))
+                    requestClose(code: 4400, fault: .badRequest("messages must be JSON text"))
                     return
                 }
                 let phase = state.withLock { $0.phase }
@@ -184,7 +179,11 @@ final class StreamSession: Sendable {
                 do {
                     try await handle(ClientMessage(text))
                 } catch let fault as StreamFault {
-                    await close(fault)
+                    requestClose(code: fault.closeCode, fault: fault)
+                    return
+                } catch {
+                    logger.error("handling a message failed", metadata: ["error": "\(error)"])
+                    requestClose(code: 1011, fault: nil)
                     return
                 }
             }
@@ -286,53 +285,56 @@ final class StreamSession: Sendable {
 
     // MARK: Closing
 
-    /// Ends the connection for a client fault: `error` message, then close with its code.
-    func close(_ fault: StreamFault) async {
-        guard beginClosing(code: fault.closeCode) else { return }
-        try? await send(ServerMessage.error(fault))
-        try? await outbound.close(.init(codeNumber: Int(fault.closeCode)), reason: fault.message)
-    }
-
-    func close(code: UInt16) async {
-        guard beginClosing(code: code) else { return }
-        try? await outbound.close(.init(codeNumber: Int(code)), reason: nil)
-    }
-
-    /// Closes from outside the sending task (watchdog, shutdown): wakes the sender, and sends
-    /// the close frame now in case the sender is stuck in a write to a client that reads nothing.
-    func closeFromOutside(_ fault: StreamFault?, code: UInt16) {
-        guard beginClosing(code: code) else { return }
-        let outbound = self.outbound
-        Task {
-            if let fault { try? await self.send(ServerMessage.error(fault)) }
-            try? await outbound.close(.init(codeNumber: Int(code)), reason: fault?.message)
-        }
-    }
-
-    /// Stops the sender when the client has gone.
-    private func finish() {
-        _ = beginClosing(code: nil)
-    }
-
-    /// Marks the session closing; false if it already was.
-    private func beginClosing(code: UInt16?) -> Bool {
+    /// Asks the sender to close with `code` (after an `error` message for a client fault). The
+    /// first request wins; the sender writes it when it stops.
+    func requestClose(code: UInt16?, fault: StreamFault?) {
         let (first, subscription, hello, waiters) = state.withLock {
             state -> (Bool, Subscription?, CheckedContinuation<String?, Never>?, [CheckedContinuation<Bool, Never>]) in
             guard state.phase != .closing else { return (false, nil, nil, []) }
             state.phase = .closing
-            state.closeCode = code
+            if let code { state.pendingClose = (code, fault) }
             defer {
                 state.hello = nil
                 state.streamingWaiters = []
             }
             return (true, state.subscription, state.hello, state.streamingWaiters)
         }
-        guard first else { return false }
+        guard first else { return }
         hello?.resume(returning: nil)
         for waiter in waiters { waiter.resume(returning: false) }
-        subscription?.close(.requested(code: code ?? 1000, errorCode: nil, message: nil))
+        subscription?.close(.requested(code: code ?? 1000, errorCode: fault?.errorCode, message: fault?.message))
         if let code { dependencies.metrics.closed(code: code) }
-        return true
+    }
+
+    /// Writes the owed close once: the error message, then the close frame.
+    func sendPendingClose() async {
+        let pending = state.withLock { state -> (code: UInt16, fault: StreamFault?)? in
+            guard !state.closeSent, let pending = state.pendingClose else { return nil }
+            state.closeSent = true
+            return pending
+        }
+        guard let pending else { return }
+        if let fault = pending.fault { try? await send(ServerMessage.error(fault)) }
+        try? await outbound.close(.init(codeNumber: Int(pending.code)), reason: pending.fault?.message)
+    }
+
+    /// Closes from outside the sending task when the sender may be stuck in a write to a client
+    /// that reads nothing: the close frame is queued behind what is already pending.
+    private func closeStuck(code: UInt16) {
+        requestClose(code: code, fault: nil)
+        let claimed = state.withLock { state -> Bool in
+            guard !state.closeSent else { return false }
+            state.closeSent = true
+            return true
+        }
+        guard claimed else { return }
+        let outbound = self.outbound
+        Task { try? await outbound.close(.init(codeNumber: Int(code)), reason: nil) }
+    }
+
+    /// Stops the sender when the client has gone.
+    private func finish() {
+        requestClose(code: nil, fault: nil)
     }
 
     // MARK: Watchdog
@@ -343,20 +345,20 @@ final class StreamSession: Sendable {
         switch phase {
         case .closing: return
         case .awaitingHello where now >= helloDeadline:
-            closeFromOutside(.timeout, code: 4408)
+            requestClose(code: 4408, fault: .timeout)
         default:
             if let started = writeStartedAt, now - started >= dependencies.configuration.writeTimeout {
                 logger.info("closing a connection that stopped reading")
-                closeFromOutside(nil, code: 4429)
+                closeStuck(code: 4429)
             } else if let expiresAt, wallSeconds >= expiresAt + TokenVerifier.leewaySeconds {
-                closeFromOutside(.expired, code: 4401)
+                requestClose(code: 4401, fault: .expired)
             }
         }
     }
 
     /// Shutdown: close with 1001.
     func shutDown() {
-        closeFromOutside(nil, code: 1001)
+        requestClose(code: 1001, fault: nil)
     }
 
     var isClosing: Bool { state.withLock { $0.phase == .closing } }

@@ -66,8 +66,7 @@ struct StreamSetup: Sendable {
                 last = try await replay(after: last, session: session).last
             case .nudged:
                 break
-            case .closed(let reason):
-                if reason == .shutdown { await session.close(code: 1001) }
+            case .closed:
                 return
             }
             try await session.delivered(position: last)
