@@ -25,7 +25,7 @@ final class ServerHarness: Sendable {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let secretFile = directory + ".secret"
-        FileManager.default.createFile(atPath: secretFile, contents: Data(Self.secret))
+        _ = FileManager.default.createFile(atPath: secretFile, contents: Data(Self.secret))
         var configuration = ServerConfiguration(dataDirectory: directory)
         configuration.port = 0
         configuration.jwtSecretFile = secretFile
