@@ -28,3 +28,17 @@ tidings_require_swift() {
         exit 1
     fi
 }
+
+# Python modules the protocol tests and tools use, installed from PyPI when missing.
+TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema)
+
+tidings_install_python() {
+    local missing=()
+    for entry in "$@"; do
+        local module=${entry%%:*} package=${entry#*:}
+        python3 -c "import $module" >/dev/null 2>&1 || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "tidings: installing ${missing[*]} with pip" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+}
