@@ -80,7 +80,16 @@ let package = Package(
         ),
         .target(
             name: "TidingsBench",
-            dependencies: ["TidingsStore"],
+            dependencies: [
+                "TidingsStore",
+                "TidingsServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(

@@ -287,6 +287,39 @@ import Testing
         await server.stop()
     }
 
+    @Test func anOnlineRebuildChangesNoCountAClientSees() async throws {
+        let server = try await ServerHarness {
+            $0.storeOptions.checkpointEvents = 100
+        }
+        try await server.append((0..<300).map { ServerHarness.created("alice", "old-\($0)") })
+        let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))
+        await client.wait { $0.contains { $0.type == "caught_up" } }
+        let rebuild = try await server.request(.POST, "/v1/admin/projections/rebuild", token: ServerHarness.admin)
+        #expect(rebuild.status == 202)
+        for index in 0..<100 {
+            try await server.append([ServerHarness.created("alice", "new-\(index)")])
+            if index % 10 == 0 {
+                _ = try await server.request(
+                    .POST, "/v1/users/alice/read", token: ServerHarness.user("alice"),
+                    body: #"{"notification_ids":["old-\#(index)"]}"#)
+            }
+        }
+        let messages = await client.wait { self.events($0).count == 410 }
+        // Every event's unread count follows from the one before: +1 per created, -1 per read.
+        var previous: Int64 = 0
+        for message in messages where message.type == "event" {
+            let count = message["unread_count"]?.integerValue ?? -1
+            let created = message["event"]?["type"]?.stringValue == "notification.created"
+            #expect(count == previous + (created ? 1 : -1))
+            previous = count
+        }
+        let unread = try await server.request(.GET, "/v1/users/alice/unread", token: ServerHarness.user("alice"))
+        #expect(unread.json["unread_count"]?.integerValue == previous)
+        let verify = try await server.request(.POST, "/v1/admin/projections/verify", token: ServerHarness.admin)
+        #expect(verify.json["ok"]?.boolValue == true)
+        await server.stop()
+    }
+
     @Test func shutdownClosesStreamsWith1001AndHealthTurns503() async throws {
         let server = try await ServerHarness()
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))

@@ -11,9 +11,11 @@ struct BenchCommand: AsyncParsableCommand {
             Every workload uses the same seeded corpus: 80% notification.created, 20% notification.read,
             users drawn from a Zipf distribution over 100,000 ids, about 420 bytes of JSON per event.
               tidings bench store --events 1000000 --json store.json
+              tidings bench http --events 50000 --clients 64
+              tidings bench fanout --clients 10000 --events 200000
               tidings bench corpus --events 10000 > events.ndjson
             """,
-        subcommands: [StoreBench.self, CorpusBench.self]
+        subcommands: [StoreBench.self, HTTPBench.self, FanoutBench.self, CorpusBench.self]
     )
 }
 
@@ -84,5 +86,69 @@ struct CorpusBench: ParsableCommand {
             }
         }
         output.flush()
+    }
+}
+
+/// The path of this executable, so load tests can start `tidings serve` from the same build.
+enum SelfExecutable {
+    static var path: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
+
+struct HTTPBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "Single-event appends through POST /v1/events from concurrent keep-alive clients."
+    )
+
+    @Option(help: "Events to append.")
+    var events = 50_000
+
+    @Option(help: "Concurrent keep-alive clients.")
+    var clients = 64
+
+    @Option(help: "The server's durability: full or normal.")
+    var sync = "full"
+
+    @Option(help: "Write the figures as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        let load = HTTPLoad(
+            events: events, clients: clients, binary: SelfExecutable.path,
+            directory: NSTemporaryDirectory() + "tidings-bench-http")
+        let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run(sync: sync))
+        print(report.table)
+        if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
+    }
+}
+
+struct FanoutBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout",
+        abstract: "Live delivery to many WebSocket clients: events/s delivered, latency, memory per connection."
+    )
+
+    @Option(help: "Connected WebSocket clients (one user each).")
+    var clients = 1_000
+
+    @Option(help: "Events to deliver in all.")
+    var events = 100_000
+
+    @Option(help: "Events per second to offer; omitted, as fast as the server takes them.")
+    var rate: Double?
+
+    @Option(help: "Write the figures as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        let load = FanoutLoad(
+            clients: clients, events: events, rate: rate, binary: SelfExecutable.path,
+            directory: NSTemporaryDirectory() + "tidings-bench-fanout"
+        ) { Console.note($0) }
+        let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run())
+        print(report.table)
+        if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
     }
 }

@@ -1,0 +1,194 @@
+import AsyncHTTPClient
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Synchronization
+import TidingsServer
+import TidingsStore
+
+/// Live fan-out: `clients` WebSocket connections (one user each) on a server in its own
+/// process; a publisher appends batches addressed round-robin to those users, and every client
+/// counts what it receives. Reports events delivered per second, append-to-receipt latency,
+/// and the server's resident memory per idle connection.
+public struct FanoutLoad: Sendable {
+    public var clients: Int
+    public var events: Int
+    /// Events per second the publisher offers; nil for as fast as the server takes them.
+    public var rate: Double?
+    public var binary: String
+    public var directory: String
+    public var progress: @Sendable (String) -> Void
+
+    public init(
+        clients: Int, events: Int, rate: Double? = nil, binary: String, directory: String,
+        progress: @escaping @Sendable (String) -> Void
+    ) {
+        self.clients = clients
+        self.events = events
+        self.rate = rate
+        self.binary = binary
+        self.directory = directory
+        self.progress = progress
+    }
+
+    static let batchSize = 100
+
+    /// Receipts shared by all clients: how many arrived, and a sample of latencies.
+    final class Tally: Sendable {
+        let received = Atomic<Int>(0)
+        let caughtUp = Atomic<Int>(0)
+        let closed = Atomic<Int>(0)
+        let latencies = Mutex<[Double]>([])
+        let sentAt = Mutex<[ContinuousClock.Instant]>([])
+        let lastReceipt = Mutex<ContinuousClock.Instant?>(nil)
+        let writers = Mutex<[WebSocketOutboundWriter]>([])
+        let nextBatch = Atomic<Int>(0)
+
+        func receivedEvent(batch: Int?) {
+            received.add(1, ordering: .relaxed)
+            let now = ContinuousClock.now
+            lastReceipt.withLock { $0 = now }
+            guard let batch, let sent = sentAt.withLock({ batch < $0.count ? $0[batch] : nil }) else { return }
+            latencies.withLock { $0.append((now - sent).seconds * 1_000_000) }
+        }
+    }
+
+    public func run() async throws -> [BenchmarkFigure] {
+        let limit = FileDescriptorLimit.raise()
+        guard limit > clients + 1_000 else {
+            throw BenchError("the open-file limit is \(limit); \(clients) clients need more (raise the hard limit)")
+        }
+        let server = try ServerProcess(binary: binary, directory: directory, arguments: ["--sync", "normal"])
+        defer { server.stop() }
+        let tally = Tally()
+        let baseline = server.residentBytes
+        let url = "ws://127.0.0.1:\(server.port)/v1/stream"
+        let logger: Logger = {
+            var logger = Logger(label: "bench-client")
+            logger.logLevel = .critical
+            return logger
+        }()
+        let wave = 250
+        for start in stride(from: 0, to: clients, by: wave) {
+            for index in start..<min(start + wave, clients) {
+                let token = server.token(role: .user, subject: "f" + String(index))
+                let hello = #"{"type":"hello","token":"\#(token)"}"#
+                Task {
+                    _ = try? await WebSocketClient.connect(
+                        url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger
+                    ) { inbound, outbound, _ in
+                        tally.writers.withLock { $0.append(outbound) }
+                        try await outbound.write(.text(hello))
+                        for try await message in inbound.messages(maxSize: 1 << 20) {
+                            guard case .text(let text) = message else { continue }
+                            if text.hasPrefix(#"{"type":"event""#) {
+                                tally.receivedEvent(batch: Self.batchIndex(text))
+                            } else if text.hasPrefix(#"{"type":"caught_up""#) {
+                                tally.caughtUp.add(1, ordering: .relaxed)
+                            }
+                        }
+                    }
+                    tally.closed.add(1, ordering: .relaxed)
+                }
+            }
+            while tally.caughtUp.load(ordering: .relaxed) + tally.closed.load(ordering: .relaxed)
+                < min(start + wave, clients)
+            {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        guard tally.closed.load(ordering: .relaxed) == 0 else {
+            throw BenchError("\(tally.closed.load(ordering: .relaxed)) clients could not connect")
+        }
+        try await Task.sleep(for: .seconds(1))
+        let idle = server.residentBytes
+        let perConnection = Double(idle - baseline) / Double(clients)
+        progress(
+            "\(clients) clients connected; server resident memory \(idle >> 20) MiB, \(Int(perConnection)) B per idle connection"
+        )
+
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let token = server.token(role: .publisher, subject: "bench")
+        let batches = (events + Self.batchSize - 1) / Self.batchSize
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let concurrency = rate == nil ? 4 : 1
+            let (rate, clients, port) = (self.rate, self.clients, server.port)
+            for _ in 0..<concurrency {
+                group.addTask {
+                    while true {
+                        let batch = tally.nextBatch.add(1, ordering: .relaxed).oldValue
+                        guard batch < batches else { return }
+                        if let rate {
+                            let due = started + .seconds(Double(batch * Self.batchSize) / rate)
+                            if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+                        }
+                        var body = Array(#"{"events":["#.utf8)
+                        for item in 0..<Self.batchSize {
+                            let index = batch * Self.batchSize + item
+                            if item > 0 { body.append(UInt8(ascii: ",")) }
+                            body += Array(
+                                #"{"type":"notification.created","user_id":"f\#(index % clients)","data":{"notification_id":"b\#(batch)-\#(item)","title":"Fan-out \#(index)"}}"#
+                                    .utf8)
+                        }
+                        body += Array("]}".utf8)
+                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events")
+                        request.method = .POST
+                        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(bytes: body))
+                        let sent = ContinuousClock.now
+                        tally.sentAt.withLock { times in
+                            while times.count <= batch { times.append(sent) }
+                            times[batch] = sent
+                        }
+                        let response = try await http.execute(request, timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 24)
+                        guard response.status == .created else { throw BenchError("append failed: \(response.status)") }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let total = batches * Self.batchSize
+        let deadline = ContinuousClock.now + .seconds(120)
+        while tally.received.load(ordering: .relaxed) < total && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let received = tally.received.load(ordering: .relaxed)
+        let end = tally.lastReceipt.withLock { $0 } ?? .now
+        try await http.shutdown()
+        for writer in tally.writers.withLock({ $0 }) { try? await writer.close(.normalClosure, reason: nil) }
+        guard received == total else { throw BenchError("only \(received) of \(total) events arrived") }
+        let latencies = Percentiles(tally.latencies.withLock { $0 })
+        let label = "\(clients) clients" + (rate.map { ", offered \(Int($0)) ev/s" } ?? "")
+        return [
+            BenchmarkFigure(
+                workload: "fan-out", metric: "\(label), delivered", unit: "ev/s",
+                tidings: Double(received) / (end - started).seconds),
+            BenchmarkFigure(
+                workload: "fan-out", metric: "\(label), append to receipt p50", unit: "us", tidings: latencies.at(0.5),
+                lowerIsBetter: true),
+            BenchmarkFigure(
+                workload: "fan-out", metric: "\(label), append to receipt p99", unit: "us", tidings: latencies.at(0.99),
+                lowerIsBetter: true),
+            BenchmarkFigure(
+                workload: "fan-out", metric: "\(clients) clients, server memory per idle connection", unit: "B",
+                tidings: perConnection, lowerIsBetter: true),
+        ]
+    }
+
+    /// The batch number in `"notification_id":"b<batch>-<item>"`.
+    static func batchIndex(_ text: String) -> Int? {
+        guard let range = text.range(of: #""notification_id":"b"#) else { return nil }
+        var value = 0
+        for character in text[range.upperBound...] {
+            guard let digit = character.wholeNumberValue else { break }
+            value = value * 10 + digit
+        }
+        return value
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+public import TidingsServer
+
+/// A `tidings serve` child process on a scratch store and a free port, for load tests: the
+/// server runs in its own process, so its memory and CPU are its own.
+public final class ServerProcess: @unchecked Sendable {
+    // @unchecked: `process` is set once in init and only read afterwards.
+    public let port: Int
+    public let directory: String
+    private let process: Process
+    public static let secret = "bench-secret-bench-secret-bench-secret-0123"
+
+    public init(binary: String, directory: String, arguments: [String] = []) throws {
+        self.directory = directory
+        try? FileManager.default.removeItem(atPath: directory)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--data", directory, "--port", "0", "--log-level", "error"] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["TIDINGS_JWT_SECRET"] = Self.secret
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        var line = ""
+        let handle = output.fileHandleForReading
+        while !line.hasSuffix("\n") {
+            let byte = handle.readData(ofLength: 1)
+            guard !byte.isEmpty else { throw BenchError("the server exited before listening") }
+            line += String(decoding: byte, as: UTF8.self)
+        }
+        guard
+            let port = line.split(separator: ":").last.flatMap({
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            })
+        else { throw BenchError("unexpected first line from the server: \(line)") }
+        self.port = port
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    public func token(role: Role, subject: String) -> String {
+        TokenSigner(secret: Array(Self.secret.utf8)).token(
+            subject: subject, role: role, expiresAt: Int64(Date().timeIntervalSince1970) + 86_400)
+    }
+
+    /// Resident memory of the server process.
+    public var residentBytes: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        else { return 0 }
+        return kilobytes * 1024
+    }
+
+    public func stop() {
+        process.interrupt()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Raises the open-file limit to its hard maximum (10,000 WebSocket clients need as many
+/// descriptors in the load generator, and as many in the server, which inherits the limit).
+public enum FileDescriptorLimit {
+    @discardableResult
+    public static func raise() -> Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return Int(limit.rlim_cur)
+    }
+}
+
+/// Percentiles of a set of samples.
+struct Percentiles {
+    let sorted: [Double]
+    init(_ samples: [Double]) { sorted = samples.sorted() }
+    func at(_ fraction: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+    }
+}
