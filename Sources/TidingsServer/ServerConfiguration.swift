@@ -22,10 +22,6 @@ public struct ServerConfiguration: Sendable {
     public var subscriptionCapacity = 256
     /// Events read from the log per page while a connection replays or catches up.
     public var replayPageSize = 200
-    /// Connections one user may hold open at once.
-    public var connectionsPerUserMax = 64
-    /// Connections the whole server holds open at once.
-    public var connectionsMax = 20_000
     /// How often the watchdog looks for stuck writes and expired tokens.
     public var watchdogInterval: Duration = .seconds(1)
 
