@@ -56,6 +56,8 @@ let package = Package(
             name: "TidingsFanout",
             dependencies: [
                 "TidingsStore",
+                "CHiredis",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -96,6 +98,7 @@ let package = Package(
             name: "tidings",
             dependencies: [
                 "TidingsStore",
+                "TidingsFanout",
                 "TidingsServer",
                 "TidingsBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -106,6 +109,11 @@ let package = Package(
         .testTarget(
             name: "TidingsStoreTests",
             dependencies: ["TidingsStore", "TidingsBench"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TidingsFanoutTests",
+            dependencies: ["TidingsFanout", "TidingsStore", "CHiredis", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(

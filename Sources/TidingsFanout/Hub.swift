@@ -12,6 +12,7 @@ public final class Hub: Sendable {
     }
 
     private let registry = Mutex(Registry())
+    private let changeListeners = Mutex<[@Sendable () -> Void]>([])
     /// Events one subscription holds before it overflows.
     public let subscriptionCapacity: Int
 
@@ -30,6 +31,7 @@ public final class Hub: Sendable {
             }
             registry.count += 1
         }
+        notifyChange()
         return subscription
     }
 
@@ -45,6 +47,17 @@ public final class Hub: Sendable {
             }
             if removed != nil { registry.count -= 1 }
         }
+        notifyChange()
+    }
+
+    /// Calls `listener` whenever the set of followed streams may have changed (a Redis bridge
+    /// then subscribes or unsubscribes channels).
+    public func onChange(_ listener: @escaping @Sendable () -> Void) {
+        changeListeners.withLock { $0.append(listener) }
+    }
+
+    private func notifyChange() {
+        for listener in changeListeners.withLock({ $0 }) { listener() }
     }
 
     /// Hands committed events to their subscriptions.
@@ -70,6 +83,9 @@ public final class Hub: Sendable {
     /// Users with at least one subscription in this process (a Redis bridge subscribes to their
     /// channels).
     public var subscribedUsers: Set<String> { registry.withLock { Set($0.users.keys) } }
+
+    /// Whether anyone here follows the `all` stream.
+    public var followsAll: Bool { registry.withLock { !$0.all.isEmpty } }
 
     /// Closes every subscription (shutdown).
     public func closeAll(_ reason: Subscription.CloseReason) {

@@ -5,7 +5,7 @@ public import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
-import TidingsFanout
+public import TidingsFanout
 public import TidingsStore
 import UnixSignals
 
@@ -19,6 +19,8 @@ public final class NotificationServer: Sendable {
     public let store: Store
     public let configuration: ServerConfiguration
     let hub: Hub
+    let watcher: LogWatcher
+    let bridge: RedisBridge?
     let sessions = SessionRegistry()
     let metrics = ServerMetrics()
     let health = HealthState()
@@ -32,8 +34,20 @@ public final class NotificationServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         verifier = TokenVerifier(secret: secret)
-        hub = Hub(subscriptionCapacity: configuration.subscriptionCapacity)
-        store.onCommit { [hub] events in hub.publish(events) }
+        let hub = Hub(subscriptionCapacity: configuration.subscriptionCapacity)
+        let watcher = LogWatcher(store: store, hub: hub, interval: configuration.logWatchInterval)
+        let bridge = configuration.redisURL.map {
+            RedisBridge(url: $0, epoch: store.epochText, key: store.fanoutKey, hub: hub, logger: logger)
+        }
+        self.hub = hub
+        self.watcher = watcher
+        self.bridge = bridge
+        store.onCommit { events in
+            hub.publish(events)
+            watcher.committedLocally(events)
+            bridge?.publish(events)
+        }
+        bridge?.onReconnect { watcher.checkNow() }
     }
 
     /// Opens the store (rebuilding its projection first if its version changed) and loads the
@@ -55,7 +69,7 @@ public final class NotificationServer: Sendable {
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let routes = APIRoutes(
             store: store, verifier: verifier, metrics: metrics, configuration: configuration, sessions: sessions,
-            health: health)
+            health: health, bridge: bridge)
         let router = Router(context: TidingsRequestContext.self)
         router.add(middleware: RequestLoggingMiddleware(metrics: metrics))
         routes.register(on: router)
@@ -91,10 +105,12 @@ public final class NotificationServer: Sendable {
             },
             logger: logger)
 
+        try await watcher.start()
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [
                     StoreService(store: store, logger: logger), app,
+                    FanoutService(watcher: watcher, bridge: bridge, logger: logger),
                     StreamsService(sessions: sessions, health: health, interval: configuration.watchdogInterval),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -127,6 +143,26 @@ struct StoreService: Service {
         try? await gracefulShutdown()
         store.close()
         logger.info("store closed")
+    }
+}
+
+/// Runs the log watcher and the Redis bridge (when configured) until shutdown.
+struct FanoutService: Service {
+    let watcher: LogWatcher
+    let bridge: RedisBridge?
+    let logger: Logger
+
+    func run() async throws {
+        if let bridge {
+            bridge.start()
+            logger.info("live delivery between processes through Redis", metadata: ["redis": "\(bridge.url)"])
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await watcher.run() }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        bridge?.stop()
     }
 }
 

@@ -1,3 +1,4 @@
+public import TidingsFanout
 public import TidingsStore
 
 /// How a server runs. Every limit of PROTOCOL.md and every bound the server adds is here.
@@ -24,6 +25,11 @@ public struct ServerConfiguration: Sendable {
     public var replayPageSize = 200
     /// How often the watchdog looks for stuck writes and expired tokens.
     public var watchdogInterval: Duration = .seconds(1)
+    /// Redis for live delivery between processes sharing the store; nil: this process alone.
+    public var redisURL: RedisURL?
+    /// How often the log watcher looks for events other processes appended that this one has
+    /// not seen (the guarantee behind Redis, which may lose messages).
+    public var logWatchInterval: Duration = .milliseconds(500)
 
     public init(dataDirectory: String) {
         self.dataDirectory = dataDirectory

@@ -29,6 +29,9 @@ public final class Store: Sendable {
         return String(repeating: "0", count: 16 - text.count) + text
     }
     public var directory: String { context.directory }
+    /// A secret of this store (32 bytes), shared by every process that opens it: live-event
+    /// messages between processes are signed with it.
+    public var fanoutKey: [UInt8] { context.fanoutKey }
 
     private init(context: StoreContext, writer: LogWriter) {
         self.context = context
@@ -77,11 +80,11 @@ public final class Store: Sendable {
                 throw StoreError(.unavailable, "\(path) cannot use write-ahead logging (journal mode \(journalMode))")
             }
             try Schema.migrate(database)
-            let (epoch, storedProjectionVersion) = try loadOrCreateIdentity(database)
+            let (epoch, storedProjectionVersion, fanoutKey) = try loadOrCreateIdentity(database)
             let snapshot = try LogSnapshot.read(database)
             let context = StoreContext(
                 directory: directory, databasePath: path, epoch: epoch, checkpointSeq: snapshot.checkpointSeq,
-                options: options)
+                fanoutKey: fanoutKey, options: options)
             try context.configure(database, writer: true)
             let writer = try LogWriter(context: context, database: database)
             let store = Store(context: context, writer: writer)
@@ -104,7 +107,7 @@ public final class Store: Sendable {
     }
 
     /// Reads the store's epoch and projection version, creating them for a new store.
-    private static func loadOrCreateIdentity(_ database: Database) throws -> (UInt64, Int) {
+    private static func loadOrCreateIdentity(_ database: Database) throws -> (UInt64, Int, [UInt8]) {
         try database.transaction("IMMEDIATE") {
             let read = try database.prepare("SELECT value FROM meta WHERE key = ?1")
             func value(_ key: String) throws -> Int64? {
@@ -114,8 +117,19 @@ public final class Store: Sendable {
                 return try read.step() ? read.int64(0) : nil
             }
             let write = try database.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
+            // The key processes sharing this store sign their live-event messages with.
+            let keyStatement = try database.prepare("SELECT value FROM meta WHERE key = 'fanout_key'")
+            var fanoutKey: [UInt8] = try keyStatement.step() ? keyStatement.bytes(0) : []
+            keyStatement.reset()
+            if fanoutKey.count != 32 {
+                var generator = SystemRandomNumberGenerator()
+                fanoutKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let insert = try database.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('fanout_key', ?1)")
+                insert.bind(1, blob: fanoutKey)
+                try insert.run()
+            }
             if let epoch = try value("epoch") {
-                return (UInt64(bitPattern: epoch), Int(try value("projection_version") ?? 0))
+                return (UInt64(bitPattern: epoch), Int(try value("projection_version") ?? 0), fanoutKey)
             }
             let epoch = UInt64.random(in: 1...UInt64.max)
             for (key, number) in [
@@ -127,7 +141,7 @@ public final class Store: Sendable {
                 write.bind(2, number)
                 try write.run()
             }
-            return (epoch, projectionVersion)
+            return (epoch, projectionVersion, fanoutKey)
         }
     }
 

@@ -11,8 +11,13 @@ final class StoreContext: Sendable {
     let blocks: BlockCache
     let derivedIDs: DerivedEventID
     let commitFeed = CommitFeed()
+    let fanoutKey: [UInt8]
 
-    init(directory: String, databasePath: String, epoch: UInt64, checkpointSeq: Int64, options: StoreOptions) {
+    init(
+        directory: String, databasePath: String, epoch: UInt64, checkpointSeq: Int64, fanoutKey: [UInt8],
+        options: StoreOptions
+    ) {
+        self.fanoutKey = fanoutKey
         self.directory = directory
         self.databasePath = databasePath
         self.epoch = epoch

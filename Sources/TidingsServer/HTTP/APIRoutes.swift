@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import TidingsFanout
 import TidingsStore
 
 /// The HTTP API of PROTOCOL.md. Each handler checks in the protocol's order: token (401), role
@@ -15,6 +16,7 @@ struct APIRoutes: Sendable {
     let configuration: ServerConfiguration
     let sessions: SessionRegistry
     let health: HealthState
+    let bridge: RedisBridge?
 
     func register(on router: Router<TidingsRequestContext>) {
         router.post("/v1/events") { request, context in try await appendEvents(request, context) }
@@ -153,6 +155,7 @@ struct APIRoutes: Sendable {
     func metricsResponse() -> Response {
         let job = store.rebuildJob
         metrics.observe(connections: sessions.count, rebuildProcessed: job?.processed, rebuildTotal: job?.total)
+        if let bridge { metrics.observe(redis: bridge.status) }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(

@@ -100,6 +100,10 @@ struct StreamSetup: Sendable {
         let eventPosition = position(event)
         var last = last
         if eventPosition <= last { return last }
+        if userID != nil && event.unreadCount == nil {
+            // Seen in the log by the watcher, without the user's unread count: read the stream.
+            return try await replay(after: last, upTo: eventPosition, session: session).last
+        }
         if eventPosition > last + 1 {
             last = try await replay(after: last, upTo: eventPosition - 1, session: session).last
             if eventPosition <= last { return last }

@@ -1,5 +1,6 @@
 import Metrics
 import Prometheus
+import TidingsFanout
 
 typealias Counter = Metrics.Counter
 typealias Gauge = Metrics.Gauge
@@ -60,6 +61,20 @@ public final class ServerMetrics: Sendable {
         if let processed, let total {
             rebuildProcessed.record(processed)
             rebuildTotal.record(total)
+        }
+    }
+
+    /// The Redis bridge's state, read at scrape time.
+    func observe(redis status: RedisBridge.Status) {
+        for (role, connected) in [("publisher", status.publisherConnected), ("subscriber", status.subscriberConnected)] {
+            Gauge(label: "tidings_redis_connected", dimensions: [("role", role)], factory: factory).record(connected ? 1 : 0)
+        }
+        for (name, value) in [
+            ("tidings_redis_published_messages", status.published), ("tidings_redis_received_events", status.received),
+            ("tidings_redis_dropped_messages", status.dropped), ("tidings_redis_rejected_messages", status.rejected),
+            ("tidings_redis_connections", status.reconnects),
+        ] {
+            Gauge(label: name, factory: factory).record(value)
         }
     }
 

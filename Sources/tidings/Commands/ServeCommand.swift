@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TidingsFanout
 import TidingsServer
 import TidingsStore
 
@@ -13,6 +14,10 @@ struct ServeCommand: AsyncParsableCommand {
             --jwt-secret-file, else DIR/jwt-secret (made on first start, mode 0600); `tidings token`
             signs tokens with the same secret. SIGTERM or SIGINT shut down gracefully: streams close
             with 1001, requests in flight finish, the store is checkpointed.
+
+            Several processes may serve one store (SQLite arbitrates the writes); with --redis each
+            process hears of the others' events at once, and without it within half a second (every
+            process watches the log).
 
               tidings serve --data ./data --port 8080
               TOKEN=$(tidings token --data ./data --role publisher --sub backend)
@@ -33,6 +38,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("File holding the JWT secret (at least 32 bytes).", valueName: "file"))
     var jwtSecretFile: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Redis for live delivery between several processes serving the same store, e.g. redis://127.0.0.1:6379/0.",
+            valueName: "url"))
+    var redis: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -41,6 +52,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--log-level \(logLevel) is not a level")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        if let redis, RedisURL(redis) == nil {
+            throw ValidationError("--redis \(redis) is not a redis://host:port/db URL")
+        }
     }
 
     func run() async throws {
@@ -56,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.jwtSecretFile = jwtSecretFile
         configuration.storeOptions.durability = store.sync == .full ? .full : .normal
+        configuration.redisURL = redis.flatMap(RedisURL.init)
         let server: NotificationServer
         do {
             server = try await NotificationServer.open(configuration: configuration, logger: logger)
