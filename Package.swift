@@ -113,7 +113,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TidingsFanoutTests",
-            dependencies: ["TidingsFanout", "TidingsStore", "CHiredis", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TidingsFanout", "TidingsStore", "TidingsBench", "CHiredis", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

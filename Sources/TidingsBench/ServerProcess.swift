@@ -10,9 +10,11 @@ public final class ServerProcess: @unchecked Sendable {
     private let process: Process
     public static let secret = "bench-secret-bench-secret-bench-secret-0123"
 
-    public init(binary: String, directory: String, arguments: [String] = []) throws {
+    /// `fresh` starts from an empty store; otherwise the process joins whatever is there (several
+    /// processes may serve one store).
+    public init(binary: String, directory: String, arguments: [String] = [], fresh: Bool = true) throws {
         self.directory = directory
-        try? FileManager.default.removeItem(atPath: directory)
+        if fresh { try? FileManager.default.removeItem(atPath: directory) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--data", directory, "--port", "0", "--log-level", "error"] + arguments
@@ -55,10 +57,17 @@ public final class ServerProcess: @unchecked Sendable {
         return kilobytes * 1024
     }
 
-    public func stop() {
+    /// Graceful stop (SIGINT); removes the store unless `keepStore`.
+    public func stop(keepStore: Bool = false) {
         process.interrupt()
         process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepStore { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// SIGKILL: the process dies mid-whatever it was doing.
+    public func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TidingsBench
 
 @testable import TidingsFanout
 @testable import TidingsStore
@@ -80,7 +81,9 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
     static let key = Array(repeating: UInt8(7), count: 32)
 
     @Test func roundTrips() {
-        for original in [event(1), event(99, user: "u:1@x", streamSeq: 3, unread: nil), event(Int64.max / 4, unread: 0)] {
+        for original in [
+            event(1), event(99, user: "u:1@x", streamSeq: 3, unread: nil), event(Int64.max / 4, unread: 0),
+        ] {
             #expect(EventMessage.decode(EventMessage.encode(original, key: Self.key), key: Self.key) == original)
         }
     }
@@ -92,14 +95,19 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
         for _ in 0..<20_000 {
             var damaged = message
             switch Int.random(in: 0..<3, using: &random) {
-            case 0: damaged[Int.random(in: 0..<damaged.count, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
+            case 0:
+                damaged[Int.random(in: 0..<damaged.count, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
             case 1: damaged.removeLast(Int.random(in: 1...damaged.count, using: &random))
-            default: damaged.insert(UInt8.random(in: 0...255, using: &random), at: Int.random(in: 0...damaged.count, using: &random))
+            default:
+                damaged.insert(
+                    UInt8.random(in: 0...255, using: &random), at: Int.random(in: 0...damaged.count, using: &random))
             }
             #expect(EventMessage.decode(damaged, key: Self.key) == nil)
         }
         for _ in 0..<5_000 {
-            let junk = (0..<Int.random(in: 0..<200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let junk = (0..<Int.random(in: 0..<200, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
             #expect(EventMessage.decode(junk, key: Self.key) == nil)
         }
     }
@@ -109,7 +117,8 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
 /// reports an error; it never crashes and never leaks (replies are freed as they are copied).
 @Suite struct RESPFuzzTests {
     static let seeds: [[UInt8]] = [
-        "+OK\r\n", "-ERR bad\r\n", ":42\r\n", "$5\r\nhello\r\n", "$-1\r\n", "*3\r\n$7\r\nmessage\r\n$3\r\nch1\r\n$2\r\nhi\r\n",
+        "+OK\r\n", "-ERR bad\r\n", ":42\r\n", "$5\r\nhello\r\n", "$-1\r\n",
+        "*3\r\n$7\r\nmessage\r\n$3\r\nch1\r\n$2\r\nhi\r\n",
         "*2\r\n*1\r\n:1\r\n$0\r\n\r\n", "*-1\r\n",
     ].map { Array($0.utf8) }
 
@@ -117,7 +126,9 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
         guard let reader = redisReaderCreate() else { return ([], true) }
         defer { redisReaderFree(reader) }
         let fed = bytes.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress.map { redisReaderFeed(reader, UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self), buffer.count) }
+            buffer.baseAddress.map {
+                redisReaderFeed(reader, UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self), buffer.count)
+            }
                 ?? REDIS_OK
         }
         guard fed == REDIS_OK else { return ([], true) }
@@ -140,7 +151,9 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
         #expect(parsed[2] == .integer(42))
         #expect(parsed[3] == .string(Array("hello".utf8)))
         #expect(parsed[4] == .null)
-        #expect(parsed[5] == .array([.string(Array("message".utf8)), .string(Array("ch1".utf8)), .string(Array("hi".utf8))]))
+        #expect(
+            parsed[5]
+                == .array([.string(Array("message".utf8)), .string(Array("ch1".utf8)), .string(Array("hi".utf8))]))
     }
 
     @Test func mutatedRESPNeverCrashes() {
@@ -150,7 +163,9 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
             var bytes = Self.seeds[Int.random(in: 0..<Self.seeds.count, using: &random)]
             for _ in 0..<Int.random(in: 1...4, using: &random) {
                 let position = Int.random(in: 0...bytes.count, using: &random)
-                let byte = Bool.random(using: &random) ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
+                let byte =
+                    Bool.random(using: &random)
+                    ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
                 switch Int.random(in: 0..<3, using: &random) {
                 case 0 where position < bytes.count: bytes[position] = byte
                 case 1 where position < bytes.count: bytes.remove(at: position)

@@ -177,6 +177,10 @@ final class ServerHarness: Sendable {
 
     /// Opens `/v1/stream`, sends `hello` (if given) and collects messages in the background.
     func stream(hello: String?, headers: [(String, String)] = []) async -> StreamClient {
+        await Self.stream(port: port, hello: hello, headers: headers)
+    }
+
+    static func stream(port: Int, hello: String?, headers: [(String, String)] = []) async -> StreamClient {
         let client = StreamClient()
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
         for (name, value) in headers { configuration.additionalHeaders[.init(name)!] = value }

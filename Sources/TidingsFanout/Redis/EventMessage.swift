@@ -58,7 +58,8 @@ public enum EventMessage {
             unread < UInt64(Int64.max), index < body.count, let type = EventType(rawValue: body[index])
         else { return nil }
         index += 1
-        guard let user = field(max: Limits.identifierCharactersMax), let id = field(max: Limits.identifierCharactersMax),
+        guard let user = field(max: Limits.identifierCharactersMax),
+            let id = field(max: Limits.identifierCharactersMax),
             let data = field(max: Limits.eventBytesMax), index == body.count
         else { return nil }
         return StoredEvent(

@@ -142,7 +142,9 @@ public final class RedisBridge: Sendable {
                 backoff = Self.backoffMin
             }
             do {
-                for message in batch { try connection!.append([Array("PUBLISH".utf8), message.channel, message.payload]) }
+                for message in batch {
+                    try connection!.append([Array("PUBLISH".utf8), message.channel, message.payload])
+                }
                 try connection!.flush()
                 for _ in batch { _ = try connection!.nextReply() }
                 statusBox.withLock { $0.published += batch.count }
@@ -235,7 +237,9 @@ public final class RedisBridge: Sendable {
             $0.received += events.count
             $0.rejected += rejected
         }
-        if rejected > 0 { logger.warning("dropped redis messages that failed their check", metadata: ["count": "\(rejected)"]) }
+        if rejected > 0 {
+            logger.warning("dropped redis messages that failed their check", metadata: ["count": "\(rejected)"])
+        }
         // The same event may come on a user channel and on the all channel: the hub hands each
         // to its subscriptions, which skip repeats.
         hub.publish(events)

@@ -28,7 +28,11 @@ public indirect enum RedisReply: Equatable, Sendable {
             var items: [RedisReply] = []
             items.reserveCapacity(Int(value.elements))
             for index in 0..<Int(value.elements) {
-                if let element = value.element?[index] { items.append(RedisReply(element)) } else { items.append(.null) }
+                if let element = value.element?[index] {
+                    items.append(RedisReply(element))
+                } else {
+                    items.append(.null)
+                }
             }
             self = .array(items)
         default:
@@ -144,7 +148,9 @@ final class RedisConnection {
         let buffers = arguments.map { argument -> UnsafeMutablePointer<CChar> in
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
             argument.withUnsafeBytes { bytes in
-                if let base = bytes.baseAddress { buffer.update(from: base.assumingMemoryBound(to: CChar.self), count: argument.count) }
+                if let base = bytes.baseAddress {
+                    buffer.update(from: base.assumingMemoryBound(to: CChar.self), count: argument.count)
+                }
             }
             return buffer
         }

@@ -66,8 +66,10 @@ public final class ServerMetrics: Sendable {
 
     /// The Redis bridge's state, read at scrape time.
     func observe(redis status: RedisBridge.Status) {
-        for (role, connected) in [("publisher", status.publisherConnected), ("subscriber", status.subscriberConnected)] {
-            Gauge(label: "tidings_redis_connected", dimensions: [("role", role)], factory: factory).record(connected ? 1 : 0)
+        for (role, connected) in [("publisher", status.publisherConnected), ("subscriber", status.subscriberConnected)]
+        {
+            Gauge(label: "tidings_redis_connected", dimensions: [("role", role)], factory: factory).record(
+                connected ? 1 : 0)
         }
         for (name, value) in [
             ("tidings_redis_published_messages", status.published), ("tidings_redis_received_events", status.received),

@@ -1,25 +1,32 @@
 import Foundation
 
-/// A real `redis-server` on a free loopback port, stopped by the test that starts it.
-final class RedisProcess: @unchecked Sendable {
-    // @unchecked: the process handle is replaced only by `start`, from the test's task.
-    let port: Int
-    let directory: String
+/// A real `redis-server` on a free loopback port, for tests and the benchmark's peer; stopped
+/// by whoever starts it (or when released).
+public final class RedisProcess: @unchecked Sendable {
+    // @unchecked: the process handle is replaced only by `start` and `kill`, which the owner
+    // calls from one task at a time.
+    public let port: Int
+    public let directory: String
     private var process: Process?
+    private let extraArguments: [String]
 
-    init() throws {
+    /// `arguments` are added to redis-server's (for example `--appendonly yes`).
+    public init(arguments: [String] = []) throws {
+        extraArguments = arguments
         port = try FreePort.find()
         directory = NSTemporaryDirectory() + "tidings-redis-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try start()
     }
 
-    var url: String { "redis://127.0.0.1:\(port)/0" }
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
 
-    func start() throws {
+    public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
-        process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
+        process.arguments =
+            ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
+            + extraArguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -29,10 +36,12 @@ final class RedisProcess: @unchecked Sendable {
             if FreePort.accepts(port) { return }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        throw CocoaError(.fileReadUnknown)
+        throw BenchError("redis-server did not start on port \(port) (is redis-server installed?)")
     }
 
-    func kill() {
+    public var pid: Int32 { process?.processIdentifier ?? 0 }
+
+    public func kill() {
         guard let process else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -45,9 +54,9 @@ final class RedisProcess: @unchecked Sendable {
     }
 }
 
-enum FreePort {
+public enum FreePort {
     /// A port nothing listens on now (the kernel picks it).
-    static func find() throws -> Int {
+    public static func find() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -60,11 +69,11 @@ enum FreePort {
                 bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
             }
         }
-        guard bound else { throw CocoaError(.fileReadUnknown) }
+        guard bound else { throw BenchError("cannot find a free port") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func accepts(_ port: Int) -> Bool {
+    public static func accepts(_ port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -72,7 +81,9 @@ enum FreePort {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
     }
 }
