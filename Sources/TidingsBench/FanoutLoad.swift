@@ -20,12 +20,16 @@ public struct FanoutLoad: Sendable {
     public var rate: Double?
     public var binary: String
     public var directory: String
+    /// 1: clients and appends on one server. 2: appends on process A, clients on process B, the
+    /// two sharing the store and a Redis the tool starts.
+    public var processes = 1
     public var progress: @Sendable (String) -> Void
 
     public init(
-        clients: Int, events: Int, rate: Double? = nil, binary: String, directory: String,
+        clients: Int, events: Int, rate: Double? = nil, binary: String, directory: String, processes: Int = 1,
         progress: @escaping @Sendable (String) -> Void
     ) {
+        self.processes = processes
         self.clients = clients
         self.events = events
         self.rate = rate
@@ -61,8 +65,20 @@ public struct FanoutLoad: Sendable {
         guard limit > clients + 1_000 else {
             throw BenchError("the open-file limit is \(limit); \(clients) clients need more (raise the hard limit)")
         }
-        let server = try ServerProcess(binary: binary, directory: directory, arguments: ["--sync", "normal"])
-        defer { server.stop() }
+        let redis = processes > 1 ? try RedisProcess() : nil
+        let redisArguments = redis.map { ["--redis", $0.url] } ?? []
+        let publisherServer = try ServerProcess(
+            binary: binary, directory: directory, arguments: ["--sync", "normal"] + redisArguments)
+        let server =
+            processes > 1
+            ? try ServerProcess(
+                binary: binary, directory: directory, arguments: ["--sync", "normal"] + redisArguments, fresh: false)
+            : publisherServer
+        defer {
+            if processes > 1 { server.stop(keepStore: true) }
+            publisherServer.stop()
+            redis?.kill()
+        }
         let tally = Tally()
         let baseline = server.residentBytes
         let url = "ws://127.0.0.1:\(server.port)/v1/stream"
@@ -116,7 +132,7 @@ public struct FanoutLoad: Sendable {
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             let concurrency = rate == nil ? 4 : 1
-            let (rate, clients, port) = (self.rate, self.clients, server.port)
+            let (rate, clients, port) = (self.rate, self.clients, publisherServer.port)
             for _ in 0..<concurrency {
                 group.addTask {
                     while true {
@@ -164,7 +180,9 @@ public struct FanoutLoad: Sendable {
         for writer in tally.writers.withLock({ $0 }) { try? await writer.close(.normalClosure, reason: nil) }
         guard received == total else { throw BenchError("only \(received) of \(total) events arrived") }
         let latencies = Percentiles(tally.latencies.withLock { $0 })
-        let label = "\(clients) clients" + (rate.map { ", offered \(Int($0)) ev/s" } ?? "")
+        let label =
+            "\(clients) clients" + (processes > 1 ? ", appended on another process" : "")
+            + (rate.map { ", offered \(Int($0)) ev/s" } ?? "")
         return [
             BenchmarkFigure(
                 workload: "fan-out", metric: "\(label), delivered", unit: "ev/s",

@@ -22,8 +22,9 @@ import TidingsBench
         let redis: RedisProcess
         var servers: [ServerProcess] = []
 
-        init(processes: Int, redis: Bool = true) throws {
+        init(processes: Int, redisDownAtStart: Bool = false) throws {
             self.redis = try RedisProcess()
+            if redisDownAtStart { self.redis.kill() }
             for index in 0..<processes {
                 servers.append(
                     try ServerProcess(
@@ -126,6 +127,21 @@ import TidingsBench
         }
         #expect((try await cluster.metric(1, "tidings_redis_received_events") ?? 0) > 0)
         #expect((try await cluster.metric(1, "tidings_redis_connections") ?? 0) >= 2)
+    }
+
+    @Test func redisDownAtStartDelaysNothingThatMatters() async throws {
+        let cluster = try Cluster(processes: 2, redisDownAtStart: true)
+        defer { cluster.stop() }
+        let client = await ServerHarness.stream(
+            port: cluster.servers[1].port, hello: ServerHarness.hello(token: cluster.token(.user, "alice")))
+        await client.wait { $0.contains { $0.type == "caught_up" } }
+        for index in 0..<20 { try await cluster.append(through: 0, ServerHarness.created("alice", "down-\(index)")) }
+        var messages = await client.wait(timeout: .seconds(10)) { self.events($0).count >= 20 }
+        #expect(events(messages) == (1...20).map { Int64($0) })
+        try cluster.redis.start()
+        for index in 0..<20 { try await cluster.append(through: 0, ServerHarness.created("alice", "up-\(index)")) }
+        messages = await client.wait(timeout: .seconds(10)) { self.events($0).count >= 40 }
+        #expect(events(messages) == (1...40).map { Int64($0) })
     }
 
     @Test func clientsOfAKilledProcessResumeOnAnotherAndMissNothing() async throws {

@@ -139,13 +139,16 @@ struct FanoutBench: AsyncParsableCommand {
     @Option(help: "Events per second to offer; omitted, as fast as the server takes them.")
     var rate: Double?
 
+    @Option(help: "1: one server; 2: append on one process, deliver from another (through Redis).")
+    var processes = 1
+
     @Option(help: "Write the figures as JSON to this file.")
     var json: String?
 
     func run() async throws {
         let load = FanoutLoad(
             clients: clients, events: events, rate: rate, binary: SelfExecutable.path,
-            directory: NSTemporaryDirectory() + "tidings-bench-fanout"
+            directory: NSTemporaryDirectory() + "tidings-bench-fanout", processes: processes
         ) { Console.note($0) }
         let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run())
         print(report.table)
