@@ -14,11 +14,56 @@ public struct BenchmarkFigure: Sendable, Codable {
         return lowerIsBetter ? peer / tidings : tidings / peer
     }
     public var lowerIsBetter: Bool
+    /// What the plan asks of this figure.
+    public var floor: Floor?
+
+    /// A floor: on the ratio to the peer (ours / peer for higher-is-better figures, ours / peer
+    /// too for lower-is-better ones, where it must stay under the bound), or on our figure.
+    public enum Floor: Sendable, Codable, Equatable {
+        case ratioAtLeast(Double)
+        case ratioAtMost(Double)
+        case atLeast(Double)
+        case atMost(Double)
+
+        var text: String {
+            switch self {
+            case .ratioAtLeast(let value): ">= \(value)x peer"
+            case .ratioAtMost(let value): "<= \(value)x peer"
+            case .atLeast(let value): ">= \(BenchmarkReport.compact(value))"
+            case .atMost(let value): "<= \(BenchmarkReport.compact(value))"
+            }
+        }
+    }
+
+    /// Ours divided by the peer's.
+    public var plainRatio: Double? {
+        guard let peer, peer > 0 else { return nil }
+        return tidings / peer
+    }
+
+    public var meetsFloor: Bool? {
+        guard let floor else { return nil }
+        switch floor {
+        case .ratioAtLeast(let bound): return plainRatio.map { $0 >= bound }
+        case .ratioAtMost(let bound): return plainRatio.map { $0 <= bound }
+        case .atLeast(let bound): return tidings >= bound
+        case .atMost(let bound): return tidings <= bound
+        }
+    }
+
+    var summary: String {
+        var text = "\(workload) \(metric): \(BenchmarkReport.format(tidings, unit))"
+        if let peer { text += " vs \(BenchmarkReport.format(peer, unit)) (\(peerName ?? "peer"))" }
+        if let ratio = plainRatio { text += String(format: ", %.2fx", ratio) }
+        if let floor { text += " [floor \(floor.text): \(meetsFloor == true ? "met" : "NOT met")]" }
+        return text
+    }
 
     public init(
         workload: String, metric: String, unit: String, tidings: Double, peer: Double? = nil, peerName: String? = nil,
-        lowerIsBetter: Bool = false
+        lowerIsBetter: Bool = false, floor: Floor? = nil
     ) {
+        self.floor = floor
         self.workload = workload
         self.metric = metric
         self.unit = unit
@@ -61,19 +106,29 @@ public struct BenchmarkReport: Sendable, Codable {
 
     /// A plain-text table, one figure per row.
     public var table: String {
-        var rows: [[String]] = [["workload", "metric", "tidings", "peer", "ratio"]]
+        var rows: [[String]] = [["workload", "metric", "tidings", "peer", "ours/peer", "floor", "met"]]
         for figure in figures {
             rows.append([
                 figure.workload, figure.metric, Self.format(figure.tidings, figure.unit),
                 figure.peer.map { Self.format($0, figure.unit) + " (\(figure.peerName ?? "peer"))" } ?? "-",
-                figure.ratio.map { String(format: "%.2fx", $0) } ?? "-",
+                figure.plainRatio.map { String(format: "%.2fx", $0) } ?? "-",
+                figure.floor?.text ?? "-",
+                figure.meetsFloor.map { $0 ? "yes" : "NO" } ?? "-",
             ])
         }
-        let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let widths = (0..<7).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
                 separator: "  ")
         }.joined(separator: "\n")
+    }
+
+    static func compact(_ value: Double) -> String {
+        value >= 1_000_000
+            ? String(format: "%.0fM", value / 1_000_000)
+            : value >= 10_000
+                ? String(format: "%.0fk", value / 1_000)
+                : String(format: "%g", value)
     }
 
     static func format(_ value: Double, _ unit: String) -> String {

@@ -128,7 +128,7 @@ public struct StoreBenchmark: Sendable {
         return figures
     }
 
-    private func appendConcurrently(_ corpus: [NewEvent], durability: StoreOptions.Durability) async throws -> Double {
+    func appendConcurrently(_ corpus: [NewEvent], durability: StoreOptions.Durability) async throws -> Double {
         let path = directory + "/append-single"
         try? FileManager.default.removeItem(atPath: path)
         var options = StoreOptions()
@@ -152,7 +152,7 @@ public struct StoreBenchmark: Sendable {
         return Double(corpus.count) / (ContinuousClock.now - start).seconds
     }
 
-    private func appendBatches(
+    func appendBatches(
         _ corpus: [NewEvent], size: Int, durability: StoreOptions.Durability
     ) async throws -> Double {
         let path = directory + "/append-batch-\(size)"
@@ -164,7 +164,7 @@ public struct StoreBenchmark: Sendable {
         return try await appendBatches(corpus, size: size, store: store)
     }
 
-    private func appendBatches(_ corpus: [NewEvent], size: Int, store: Store) async throws -> Double {
+    func appendBatches(_ corpus: [NewEvent], size: Int, store: Store) async throws -> Double {
         let start = ContinuousClock.now
         var index = 0
         while index < corpus.count {
@@ -175,7 +175,7 @@ public struct StoreBenchmark: Sendable {
         return Double(corpus.count) / (ContinuousClock.now - start).seconds
     }
 
-    private func fullReplay(_ store: Store) async throws -> Double {
+    func fullReplay(_ store: Store) async throws -> Double {
         let start = ContinuousClock.now
         let sink = ByteCounter()
         let count = try await store.exportAll(after: nil) { event in
@@ -185,7 +185,7 @@ public struct StoreBenchmark: Sendable {
         return Double(count) / (ContinuousClock.now - start).seconds
     }
 
-    private func userReplay(_ store: Store, corpus: [NewEvent], weighted: Bool) async throws -> (Double, Double) {
+    func userReplay(_ store: Store, corpus: [NewEvent], weighted: Bool) async throws -> (Double, Double) {
         var counts: [String: Int] = [:]
         for event in corpus { counts[event.userID, default: 0] += 1 }
         let users = counts.keys.sorted()

@@ -57,10 +57,10 @@ public struct RedisError: Error, CustomStringConvertible, Sendable {
 /// on deinit) and frees every reply as soon as it is copied. Not thread-safe: one thread uses
 /// a connection. Commands go through `redisCommandArgv`/`redisAppendCommandArgv`, which are
 /// binary-safe (no format strings).
-final class RedisConnection {
+public final class RedisConnection {
     private let context: UnsafeMutablePointer<redisContext>
 
-    init(host: String, port: Int, timeout: Duration) throws {
+    public init(host: String, port: Int, timeout: Duration) throws {
         let (seconds, attoseconds) = timeout.components
         let interval = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         guard let context = redisConnectWithTimeout(host, Int32(port), interval) else {
@@ -79,10 +79,14 @@ final class RedisConnection {
     }
 
     /// The socket, for `poll`.
-    var fileDescriptor: Int32 { context.pointee.fd }
+    public var fileDescriptor: Int32 { context.pointee.fd }
 
     /// Sends one command and waits for its reply.
-    func command(_ arguments: [[UInt8]]) throws -> RedisReply {
+    public func command(_ arguments: [String]) throws -> RedisReply {
+        try command(arguments.map { Array($0.utf8) })
+    }
+
+    public func command(_ arguments: [[UInt8]]) throws -> RedisReply {
         let raw = withArgv(arguments) { count, argv, lengths in
             redisCommandArgv(context, count, argv, lengths)
         }
@@ -96,7 +100,7 @@ final class RedisConnection {
     }
 
     /// Queues a command in the output buffer (pipelining); `flush` sends it.
-    func append(_ arguments: [[UInt8]]) throws {
+    public func append(_ arguments: [[UInt8]]) throws {
         let status = withArgv(arguments) { count, argv, lengths in
             redisAppendCommandArgv(context, count, argv, lengths)
         }
@@ -104,7 +108,7 @@ final class RedisConnection {
     }
 
     /// Writes everything queued.
-    func flush() throws {
+    public func flush() throws {
         var done: Int32 = 0
         while done == 0 {
             guard redisBufferWrite(context, &done) == REDIS_OK else {
@@ -114,7 +118,7 @@ final class RedisConnection {
     }
 
     /// Waits for and returns the next reply (blocking, within the connection's timeout).
-    func nextReply() throws -> RedisReply {
+    public func nextReply() throws -> RedisReply {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
             throw RedisError(operation: "read", message: Self.errorText(context))
@@ -125,7 +129,7 @@ final class RedisConnection {
 
     /// Reads what the socket has (call when `poll` says it is readable) and returns every
     /// complete reply. Throws when the connection is closed or broken.
-    func readAvailable() throws -> [RedisReply] {
+    public func readAvailable() throws -> [RedisReply] {
         guard redisBufferRead(context) == REDIS_OK else {
             throw RedisError(operation: "read", message: Self.errorText(context))
         }

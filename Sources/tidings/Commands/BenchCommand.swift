@@ -10,12 +10,17 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
             Every workload uses the same seeded corpus: 80% notification.created, 20% notification.read,
             users drawn from a Zipf distribution over 100,000 ids, about 420 bytes of JSON per event.
+            The workloads W1-W9 run beside Redis 7 (started on a free port, AOF on, driven through
+            hiredis from this binary) in the same run, alternating, and report medians and floors:
+              tidings bench all --events 1000000 --runs 3 --json results.json
+              tidings bench w2 w5 --events 200000
               tidings bench store --events 1000000 --json store.json
               tidings bench http --events 50000 --clients 64
               tidings bench fanout --clients 10000 --events 200000
               tidings bench corpus --events 10000 > events.ndjson
             """,
-        subcommands: [StoreBench.self, HTTPBench.self, FanoutBench.self, CorpusBench.self]
+        subcommands: [WorkloadBench.self, StoreBench.self, HTTPBench.self, FanoutBench.self, CorpusBench.self],
+        defaultSubcommand: WorkloadBench.self
     )
 }
 
@@ -151,6 +156,54 @@ struct FanoutBench: AsyncParsableCommand {
             directory: NSTemporaryDirectory() + "tidings-bench-fanout", processes: processes
         ) { Console.note($0) }
         let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run())
+        print(report.table)
+        if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
+    }
+}
+
+struct WorkloadBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "workloads",
+        abstract: "W1-W9 beside Redis in the same run: appends, size, replays, rebuild, fan-out, storm, memory.",
+        discussion: """
+            W1 durable single appends (64 appenders), W1h the same over HTTP, W2 batches of 1,000,
+            W3 bytes on disk, W4 per-user replay p99, W5 full replay, W6 rebuild, W7 fan-out to 1,000
+            and 10,000 WebSocket clients, W7l its latency at half rate, W8 a reconnect storm, W9 memory
+            per idle connection. `all` runs every one.
+            """
+    )
+
+    @Argument(help: "Workloads to run: w1 w1h w2 w3 w4 w5 w6 w7 w7l w8 w9, or all.")
+    var workloads: [String] = ["all"]
+
+    @Option(help: "Events in the corpus.")
+    var events = 1_000_000
+
+    @Option(help: "Runs of each workload (ours and the peer's alternate; medians are reported).")
+    var runs = 3
+
+    @Option(help: "Write every figure, the machine and the build mode as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        for name in workloads where name != "all" && PeerBenchmark.Workload(rawValue: name) == nil {
+            throw ValidationError("\(name) is not a workload (w1 w1h w2 w3 w4 w5 w6 w7 w7l w8 w9, or all)")
+        }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+    }
+
+    func run() async throws {
+        let selected =
+            workloads.contains("all")
+            ? PeerBenchmark.Workload.allCases : workloads.compactMap(PeerBenchmark.Workload.init(rawValue:))
+        let directory = NSTemporaryDirectory() + "tidings-bench-workloads"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let benchmark = PeerBenchmark(events: events, runs: runs, binary: SelfExecutable.path, directory: directory) {
+            Console.note($0)
+        }
+        let report = BenchmarkReport(machine: .current(), events: events, figures: try await benchmark.run(selected))
         print(report.table)
         if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
     }
