@@ -5,7 +5,7 @@ public import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
-public import TidingsFanout
+import TidingsFanout
 public import TidingsStore
 import UnixSignals
 
