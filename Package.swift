@@ -114,7 +114,8 @@ let package = Package(
         .testTarget(
             name: "TidingsFanoutTests",
             dependencies: [
-                "TidingsFanout", "TidingsStore", "TidingsBench", "CHiredis", .product(name: "Logging", package: "swift-log"),
+                "TidingsFanout", "TidingsStore", "TidingsBench", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
