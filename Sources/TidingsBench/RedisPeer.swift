@@ -10,7 +10,9 @@ public final class RedisPeer: Sendable {
     public let redis: RedisProcess
 
     public init() throws {
-        redis = try RedisProcess(arguments: ["--appendonly", "yes", "--appendfsync", "everysec"])
+        // Redis takes its client limit from the open-file limit it inherits.
+        FileDescriptorLimit.raise()
+        redis = try RedisProcess(arguments: ["--appendonly", "yes", "--appendfsync", "everysec", "--maxclients", "20000"])
     }
 
     func connection() throws -> RedisConnection {
