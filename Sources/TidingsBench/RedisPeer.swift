@@ -12,7 +12,9 @@ public final class RedisPeer: Sendable {
     public init() throws {
         // Redis takes its client limit from the open-file limit it inherits.
         FileDescriptorLimit.raise()
-        redis = try RedisProcess(arguments: ["--appendonly", "yes", "--appendfsync", "everysec", "--maxclients", "20000"])
+        redis = try RedisProcess(arguments: [
+            "--appendonly", "yes", "--appendfsync", "everysec", "--maxclients", "20000",
+        ])
     }
 
     func connection() throws -> RedisConnection {

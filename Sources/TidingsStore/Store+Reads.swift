@@ -254,25 +254,6 @@ extension Store {
         }
     }
 
-    /// Every event of the `all` stream after `after` that passes `filter`, in order, handed to
-    /// `body` on a reader thread one at a time (memory stays bounded however long the log).
-    /// `body` returns false to stop. Returns the number of events handed over.
-    @discardableResult
-    public func exportAll(
-        after: String?, filter: EventFilter = EventFilter(), _ body: @escaping @Sendable (StoredEvent) throws -> Bool
-    ) async throws -> Int {
-        if let user = filter.userID { try Self.checkUser(user) }
-        return try await withSnapshot { read in
-            let position = try self.allPosition(after, head: read.snapshot.headSeq)
-            var count = 0
-            try self.scanAll(read, after: position, filter: filter, cached: false) { event in
-                count += 1
-                return try body(event)
-            }
-            return count
-        }
-    }
-
     func scanAll(
         _ read: ReadContext, after: Int64, filter: EventFilter, cached: Bool = true,
         _ body: (StoredEvent) throws -> Bool

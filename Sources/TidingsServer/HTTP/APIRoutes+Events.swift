@@ -83,17 +83,7 @@ extension APIRoutes {
         let logger = context.logger
         Task.detached {
             do {
-                let chunk = ChunkBuilder()
-                try await store.exportAll(after: after, filter: filter) { event in
-                    chunk.bytes += EnvelopeJSON.encode(event, cursor: store.allCursor(seq: event.seq))
-                    chunk.bytes.append(10)
-                    if chunk.bytes.count >= ByteChunkChannel.chunkBytes {
-                        guard channel.send(chunk.bytes) else { return false }
-                        chunk.bytes.removeAll(keepingCapacity: true)
-                    }
-                    return true
-                }
-                if !chunk.bytes.isEmpty { _ = channel.send(chunk.bytes) }
+                try await store.exportNDJSON(after: after, filter: filter) { chunk, _ in channel.send(chunk) }
                 channel.finish(error: nil)
             } catch {
                 logger.error("export failed", metadata: ["error": "\(error)"])

@@ -88,13 +88,3 @@ final class ByteChunkChannel: Sendable {
         }
     }
 }
-
-/// The chunk an export is filling. `@unchecked Sendable`: the export's body runs on one reader
-/// thread at a time and is the only user.
-final class ChunkBuilder: @unchecked Sendable {
-    var bytes: [UInt8] = []
-
-    init() {
-        bytes.reserveCapacity(ByteChunkChannel.chunkBytes + 70_000)
-    }
-}

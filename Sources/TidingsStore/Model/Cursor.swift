@@ -51,7 +51,7 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
         BigEndian.append(epoch, to: &bytes)
         if case .user(let hash) = stream { BigEndian.append(hash, to: &bytes) }
         BigEndian.append(UInt64(position), to: &bytes)
-        bytes += Self.checksum(bytes)
+        Self.appendChecksum(&bytes)
         return Base64URL.encode(bytes)
     }
 
@@ -87,6 +87,11 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
         return Cursor(epoch: epoch, stream: stream, position: Int64(position))
     }
 
+    /// Appends the checksum of the bytes so far.
+    static func appendChecksum(_ bytes: inout [UInt8]) {
+        bytes += checksum(bytes)
+    }
+
     /// FNV-1a over the other bytes: catches typos and truncation; cursors are not secrets.
     private static func checksum(_ bytes: [UInt8]) -> [UInt8] {
         var hash: UInt32 = 0x811c_9dc5
@@ -114,21 +119,27 @@ enum Base64URL {
     static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        append(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func append(_ bytes: [UInt8], to out: inout [UInt8]) {
         var index = 0
         while index + 3 <= bytes.count {
             let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out += [18, 12, 6, 0].map { alphabet[Int(value >> $0 & 0x3F)] }
+            out.append(alphabet[Int(value >> 18 & 0x3F)])
+            out.append(alphabet[Int(value >> 12 & 0x3F)])
+            out.append(alphabet[Int(value >> 6 & 0x3F)])
+            out.append(alphabet[Int(value & 0x3F)])
             index += 3
         }
         let rest = bytes.count - index
-        if rest == 1 {
-            let value = UInt32(bytes[index]) << 16
-            out += [18, 12].map { alphabet[Int(value >> $0 & 0x3F)] }
-        } else if rest == 2 {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            out += [18, 12, 6].map { alphabet[Int(value >> $0 & 0x3F)] }
+        if rest > 0 {
+            let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+            out.append(alphabet[Int(value >> 18 & 0x3F)])
+            out.append(alphabet[Int(value >> 12 & 0x3F)])
+            if rest == 2 { out.append(alphabet[Int(value >> 6 & 0x3F)]) }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func decode(_ text: String) -> [UInt8]? {

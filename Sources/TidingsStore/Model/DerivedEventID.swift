@@ -14,6 +14,16 @@ struct DerivedEventID: Sendable {
         prefix = Array(SHA256.hash(data: seed).prefix(6))
     }
 
+    /// Appends the id's text.
+    func append(seq: Int64, to out: inout [UInt8]) {
+        var bytes = prefix
+        bytes += [0x80, 0x00, 0x80]
+        for shift in stride(from: 48, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: seq >> Int64(shift)))
+        }
+        bytes.withUnsafeBytes { UUIDText.appendUnpacked($0, to: &out) }
+    }
+
     func text(seq: Int64) -> [UInt8] {
         var bytes = prefix
         bytes += [0x80, 0x00, 0x80]

@@ -40,6 +40,8 @@ public enum EnvelopeJSON {
 }
 
 extension EventType {
+    private static let quotedNames = allCases.map { Array(("\"" + $0.name + "\"").utf8) }
+
     /// The wire name with its quotes, ready to copy.
-    var quotedName: [UInt8] { Array(("\"" + name + "\"").utf8) }
+    var quotedName: [UInt8] { Self.quotedNames[Int(rawValue)] }
 }

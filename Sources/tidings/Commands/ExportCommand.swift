@@ -80,10 +80,9 @@ struct ExportCommand: AsyncParsableCommand {
                 count = try await exportUser(store, user: user, filter: filter, writer: writer, bar: bar)
             } else {
                 let total = try await store.headSeq()
-                count = try await store.exportAll(after: after, filter: filter) { event in
-                    writer.withBuffer { EnvelopeJSON.append(event, cursor: store.allCursor(seq: event.seq), to: &$0) }
-                    writer.withBuffer { $0.append(10) }
-                    bar.update(event.seq, of: total)
+                count = try await store.exportNDJSON(after: after, filter: filter) { chunk, lastSeq in
+                    writer.withBuffer { $0 += chunk }
+                    bar.update(lastSeq, of: total)
                     return true
                 }
             }

@@ -1,0 +1,129 @@
+import Foundation
+import Synchronization
+import Testing
+import TidingsBench
+
+@testable import TidingsStore
+
+/// The NDJSON export writes envelopes straight from the blocks; it must produce exactly the
+/// bytes of the event-by-event envelope path, for every filter, across blocks and the tail.
+@Suite struct ExportTests {
+    /// A log of sealed blocks and a tail: explicit uuid and free-form ids, derived ids, escapes
+    /// and non-ASCII text in data, timestamps across seconds and before 1970's millisecond edge.
+    static func fill(_ store: Store, clock: ClockBox) async throws {
+        var random = SeededGenerator(seed: 42)
+        var batch: [NewEvent] = []
+        var batchSize = 1
+        for index in 0..<1_500 {
+            let user = "usr_\(random.next() % 7)"
+            let id: String? =
+                switch index % 4 {
+                case 0: nil
+                case 1: UUID().uuidString.lowercased()
+                case 2: "evt-\(index)"
+                default: nil
+                }
+            let event: NewEvent
+            switch random.next() % 10 {
+            case 0: event = read(user, "n-\(random.next() % UInt64(index + 1))", id: id)
+            case 1: event = readAll(user, upTo: random.next() % 2 == 0 ? Int64(index) : nil, id: id)
+            case 2:
+                event = created(user, UUID().uuidString.lowercased(), id: id, title: #"Quote \" and \\ and é ✓ \u0001"#)
+            default: event = created(user, "n-\(index)", id: id, title: "Title \(index)")
+            }
+            batch.append(event)
+            if batch.count == batchSize {
+                batchSize = 1 + Int(random.next() % 40)
+                clock.set(clock.now() + Int64(random.next() % 1_500))
+                _ = try await store.append(batch)
+                batch.removeAll()
+            }
+        }
+        _ = try await store.append(batch)
+    }
+
+    func exported(_ store: Store, after: String? = nil, filter: EventFilter = EventFilter()) async throws -> [UInt8] {
+        let output = Mutex<[UInt8]>([])
+        let count = try await store.exportNDJSON(after: after, filter: filter) { chunk, _ in
+            output.withLock { $0 += chunk }
+            return true
+        }
+        let bytes = output.withLock { $0 }
+        #expect(bytes.filter { $0 == 10 }.count == count)
+        return bytes
+    }
+
+    func expected(_ events: [StoredEvent], _ store: Store) -> [UInt8] {
+        var out: [UInt8] = []
+        for event in events {
+            EnvelopeJSON.append(event, cursor: store.allCursor(seq: event.seq), to: &out)
+            out.append(10)
+        }
+        return out
+    }
+
+    @Test func exportMatchesTheEnvelopePathForEveryFilter() async throws {
+        let clock = ClockBox(1_700_000_000_123)
+        var options = StoreOptions()
+        options.clock = { clock.now() }
+        let temporary = try await TemporaryStore(options: options)
+        let store = temporary.store!
+        try await Self.fill(store, clock: clock)
+        let all = try await store.allEventsForTests()
+        let head = Int64(all.count)
+        #expect(head > 1_000, "reads of unknown notifications are no-ops; most events land")
+        let sealed = try await store.withSnapshot { $0.snapshot.sealedSeq }
+        #expect(sealed > 0 && sealed < head, "the log must have blocks and a tail")
+
+        #expect(try await exported(store) == expected(all, store))
+        for after in [Int64(0), 1, 17, sealed - 1, sealed, sealed + 3, head - 1, head] {
+            let got = try await exported(store, after: store.allCursor(seq: after))
+            #expect(got == expected(all.filter { $0.seq > after }, store), "after \(after)")
+        }
+        let middle = all[700].timestampMilliseconds
+        let filters: [EventFilter] = [
+            EventFilter(types: [.read]), EventFilter(types: [.created, .readAll]),
+            EventFilter(userID: "usr_3"), EventFilter(userID: "usr_nobody"),
+            EventFilter(since: middle), EventFilter(until: middle),
+            EventFilter(types: [.readAll], userID: "usr_1", since: all[200].timestampMilliseconds, until: middle),
+        ]
+        for filter in filters {
+            let want = all.filter { event in
+                (filter.types.isEmpty || filter.types.contains(event.type))
+                    && (filter.userID == nil || filter.userID == event.userID)
+                    && (filter.since.map { event.timestampMilliseconds >= $0 } ?? true)
+                    && (filter.until.map { event.timestampMilliseconds < $0 } ?? true)
+            }
+            #expect(try await exported(store, filter: filter) == expected(want, store), "\(filter)")
+        }
+    }
+
+    @Test func exportStopsWhenTheConsumerSaysSo() async throws {
+        let clock = ClockBox(1_700_000_000_000)
+        var options = StoreOptions()
+        options.clock = { clock.now() }
+        let temporary = try await TemporaryStore(options: options)
+        let store = temporary.store!
+        let long = String(repeating: "x", count: 500)
+        for batch in 0..<4 {
+            _ = try await store.append((0..<500).map { created("alice", "n-\(batch)-\($0)", title: long) })
+        }
+        let chunks = Mutex(0)
+        let count = try await store.exportNDJSON(after: nil) { chunk, lastSeq in
+            #expect(chunk.count >= Store.exportChunkBytes)
+            #expect(chunk.last == 10)
+            #expect(lastSeq > 0)
+            return chunks.withLock {
+                $0 += 1
+                return $0 < 2
+            }
+        }
+        #expect(chunks.withLock { $0 } == 2)
+        #expect(count > 0 && count < 2_000)
+    }
+
+    @Test func exportOfAnEmptyStoreWritesNothing() async throws {
+        let temporary = try await TemporaryStore()
+        #expect(try await exported(temporary.store).isEmpty)
+    }
+}
