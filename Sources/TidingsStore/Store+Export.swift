@@ -141,7 +141,7 @@ extension EventFilter {
 }
 
 /// Writes envelopes of the `all` stream from records in place, caching what repeats: user ids
-/// (by number), the second of the timestamp, the cursor's fixed bytes.
+/// (by number) and the second of the timestamp.
 struct EnvelopeWriter {
     var bytes: [UInt8] = []
     private let store: Store
@@ -150,23 +150,19 @@ struct EnvelopeWriter {
     private var second: Int64 = .min
     private var secondText: [UInt8] = []
     private var notification: [UInt8] = []
-    private let cursorPrefix: [UInt8]
 
     init(store: Store, database: Database) {
         self.store = store
         self.database = database
         bytes.reserveCapacity(Store.exportChunkBytes + 70_000)
-        var prefix: [UInt8] = [1, 0]
-        BigEndian.append(store.epoch, to: &prefix)
-        cursorPrefix = prefix
     }
 
     mutating func append(seq: Int64, record: RecordView) throws {
-        bytes += Self.seqKey
+        bytes.appendLiteral(#"{"seq":"#)
         JSONText.appendInteger(seq, to: &bytes)
-        bytes += Self.streamSeqKey
+        bytes.appendLiteral(#","stream_seq":"#)
         JSONText.appendInteger(record.streamSeq, to: &bytes)
-        bytes += Self.userKey
+        bytes.appendLiteral(#","user_id":"#)
         if let name = userNames[record.userNo] {
             bytes += name
         } else {
@@ -176,17 +172,19 @@ struct EnvelopeWriter {
             userNames[record.userNo] = name
             bytes += name
         }
-        bytes += Self.idKey
-        bytes.append(UInt8(ascii: "\""))
+        bytes.appendLiteral(#","id":""#)
         if record.explicitID.isEmpty {
             store.context.derivedIDs.append(seq: seq, to: &bytes)
         } else {
             RecordView.appendIdentifierText(record.explicitID, to: &bytes)
         }
-        bytes.append(UInt8(ascii: "\""))
-        bytes += Self.typeKeys[Int(record.type.rawValue)]
+        switch record.type {
+        case .created: bytes.appendLiteral(#"","type":"notification.created","ts":""#)
+        case .read: bytes.appendLiteral(#"","type":"notification.read","ts":""#)
+        case .readAll: bytes.appendLiteral(#"","type":"notification.read_all","ts":""#)
+        }
         appendTimestamp(record.timestampMilliseconds)
-        bytes += Self.dataKey
+        bytes.appendLiteral(#"","data":"#)
         notification.removeAll(keepingCapacity: true)
         if !record.notificationID.isEmpty { RecordView.appendIdentifierText(record.notificationID, to: &notification) }
         do {
@@ -194,12 +192,9 @@ struct EnvelopeWriter {
         } catch {
             throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
         }
-        bytes += Self.cursorKey
-        var cursor = cursorPrefix
-        BigEndian.append(UInt64(seq), to: &cursor)
-        Cursor.appendChecksum(&cursor)
-        Base64URL.append(cursor, to: &bytes)
-        bytes += Self.closing
+        bytes.appendLiteral(#","cursor":""#)
+        Cursor.appendAllText(epoch: store.epoch, seq: seq, to: &bytes)
+        bytes.appendLiteral("\"}\n")
     }
 
     private mutating func appendTimestamp(_ milliseconds: Int64) {
@@ -212,19 +207,13 @@ struct EnvelopeWriter {
         }
         bytes += secondText
         let millis = Int(milliseconds - seconds * 1000)
-        bytes.append(UInt8(ascii: "."))
-        bytes.append(UInt8(ascii: "0") + UInt8(millis / 100))
-        bytes.append(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
-        bytes.append(UInt8(ascii: "0") + UInt8(millis % 10))
-        bytes.append(UInt8(ascii: "Z"))
+        bytes.appendWritten(capacity: 5) { text in
+            text[0] = UInt8(ascii: ".")
+            text[1] = UInt8(ascii: "0") + UInt8(millis / 100)
+            text[2] = UInt8(ascii: "0") + UInt8(millis / 10 % 10)
+            text[3] = UInt8(ascii: "0") + UInt8(millis % 10)
+            text[4] = UInt8(ascii: "Z")
+            return 5
+        }
     }
-
-    private static let seqKey = Array(#"{"seq":"#.utf8)
-    private static let streamSeqKey = Array(#","stream_seq":"#.utf8)
-    private static let userKey = Array(#","user_id":"#.utf8)
-    private static let idKey = Array(#","id":"#.utf8)
-    private static let typeKeys = EventType.allCases.map { Array(#","type":"\#($0.name)","ts":""#.utf8) }
-    private static let dataKey = Array(#"","data":"#.utf8)
-    private static let cursorKey = Array(#","cursor":""#.utf8)
-    private static let closing = Array("\"}\n".utf8)
 }

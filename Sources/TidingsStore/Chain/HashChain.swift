@@ -42,8 +42,8 @@ public enum HashChain {
         var out: [UInt8] = []
         out.reserveCapacity(hash.count * 2)
         for byte in hash {
-            out.append(UUIDText.hexDigits[Int(byte >> 4)])
-            out.append(UUIDText.hexDigits[Int(byte & 0xF)])
+            out.append(HexDigit.lower(byte >> 4))
+            out.append(HexDigit.lower(byte & 0xF))
         }
         return String(decoding: out, as: UTF8.self)
     }

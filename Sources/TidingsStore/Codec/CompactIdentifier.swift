@@ -37,8 +37,6 @@ enum CompactIdentifier {
 
 /// Lowercase canonical UUID text (8-4-4-4-12 hex digits) to and from its 16 bytes.
 enum UUIDText {
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     @inline(__always)
     static func lowerHexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
@@ -95,10 +93,24 @@ enum UUIDText {
     }
 
     static func appendUnpacked(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.appendWritten(capacity: 36) { text in
+            writeUnpacked(bytes, to: text)
+            return 36
+        }
+    }
+
+    /// Writes the 36 characters of the UUID whose 16 bytes are `bytes`.
+    @inline(__always)
+    static func writeUnpacked(_ bytes: UnsafeRawBufferPointer, to text: UnsafeMutablePointer<UInt8>) {
+        var position = 0
         for index in 0..<16 {
-            if index == 4 || index == 6 || index == 8 || index == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hexDigits[Int(bytes[index] >> 4)])
-            out.append(hexDigits[Int(bytes[index] & 0xF)])
+            if index == 4 || index == 6 || index == 8 || index == 10 {
+                text[position] = UInt8(ascii: "-")
+                position += 1
+            }
+            text[position] = HexDigit.lower(bytes[index] >> 4)
+            text[position + 1] = HexDigit.lower(bytes[index] & 0xF)
+            position += 2
         }
     }
 }

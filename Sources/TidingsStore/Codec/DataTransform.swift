@@ -19,10 +19,13 @@ enum DataTransform {
     private static let hexRunMax = 255
 
     /// Field names with quotes and colon, each replaced by `keyTokenBase + index`.
-    private static let keys: [[UInt8]] = [
+    private static let keyLiterals: [StaticString] = [
         #""notification_id":"#, #""kind":"#, #""title":"#, #""body":"#, #""link":"#, #""actor_id":"#,
         #""metadata":"#, #""up_to_seq":"#, #""project_id":"#, #""priority":"#,
-    ].map { Array($0.utf8) }
+    ]
+    private static let keys: [[UInt8]] = keyLiterals.map {
+        Array(UnsafeBufferPointer(start: $0.utf8Start, count: $0.utf8CodeUnitCount))
+    }
 
     private static let notificationPrefix: [UInt8] = Array(#""notification_id":""#.utf8)
 
@@ -146,18 +149,21 @@ enum DataTransform {
     }
 
     /// Restores the compact JSON bytes. Throws on bytes no encoder writes (corruption).
+    /// Text between tokens is copied a run at a time.
     static func decode(
         _ bytes: UnsafeRawBufferPointer, notificationID: [UInt8], into out: inout [UInt8]
     ) throws(DecodeError) {
         var index = 0
         let count = bytes.count
         while index < count {
-            let byte = bytes[index]
-            if byte >= 0x20 {
-                out.append(byte)
-                index += 1
+            var end = index
+            while end < count && bytes[end] >= 0x20 { end += 1 }
+            if end > index {
+                out.appendRaw(UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                index = end
                 continue
             }
+            let byte = bytes[index]
             switch byte {
             case uuidToken:
                 guard index + 17 <= count else { throw DecodeError(reason: "truncated UUID in data") }
@@ -170,19 +176,23 @@ enum DataTransform {
                 guard length >= hexRunMin, index + 2 + packed <= count else {
                     throw DecodeError(reason: "bad hex run in data")
                 }
-                for digit in 0..<length {
-                    let value = bytes[index + 2 + digit / 2]
-                    out.append(UUIDText.hexDigits[Int(digit % 2 == 0 ? value >> 4 : value & 0xF)])
+                let start = index + 2
+                out.appendWritten(capacity: hexRunMax) { text in
+                    for digit in 0..<length {
+                        let value = bytes[start + digit / 2]
+                        text[digit] = HexDigit.lower(digit % 2 == 0 ? value >> 4 : value & 0xF)
+                    }
+                    return length
                 }
                 index += 2 + packed
             case ownNotificationToken:
                 guard !notificationID.isEmpty else { throw DecodeError(reason: "notification token without id") }
-                out += notificationPrefix
+                out.appendLiteral(#""notification_id":""#)
                 out += notificationID
                 out.append(UInt8(ascii: "\""))
                 index += 1
-            case keyTokenBase..<keyTokenBase + UInt8(keys.count):
-                out += keys[Int(byte - keyTokenBase)]
+            case keyTokenBase..<keyTokenBase + UInt8(keyLiterals.count):
+                out.appendLiteral(keyLiterals[Int(byte - keyTokenBase)])
                 index += 1
             default:
                 throw DecodeError(reason: "unknown token \(byte) in data")

@@ -51,7 +51,7 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
         BigEndian.append(epoch, to: &bytes)
         if case .user(let hash) = stream { BigEndian.append(hash, to: &bytes) }
         BigEndian.append(UInt64(position), to: &bytes)
-        Self.appendChecksum(&bytes)
+        bytes += Self.checksum(bytes)
         return Base64URL.encode(bytes)
     }
 
@@ -87,18 +87,35 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
         return Cursor(epoch: epoch, stream: stream, position: Int64(position))
     }
 
-    /// Appends the checksum of the bytes so far.
-    static func appendChecksum(_ bytes: inout [UInt8]) {
-        bytes += checksum(bytes)
+    /// Appends the text of the `all` cursor at `seq`: what `Cursor.all(epoch:seq:).text` is,
+    /// written without intermediate arrays (the export writes one per event).
+    static func appendAllText(epoch: UInt64, seq: Int64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 22) { buffer in
+            let bytes = buffer.baseAddress!
+            bytes[0] = version
+            bytes[1] = 0
+            for index in 0..<8 {
+                bytes[2 + index] = UInt8(truncatingIfNeeded: epoch >> UInt64(56 - 8 * index))
+                bytes[10 + index] = UInt8(truncatingIfNeeded: UInt64(seq) >> UInt64(56 - 8 * index))
+            }
+            let hash = fnv1a(UnsafeBufferPointer(start: bytes, count: 18))
+            for index in 0..<4 { bytes[18 + index] = UInt8(truncatingIfNeeded: hash >> UInt32(24 - 8 * index)) }
+            Base64URL.append(UnsafeBufferPointer(buffer), to: &out)
+        }
     }
 
-    /// FNV-1a over the other bytes: catches typos and truncation; cursors are not secrets.
-    private static func checksum(_ bytes: [UInt8]) -> [UInt8] {
+    private static func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt32 {
         var hash: UInt32 = 0x811c_9dc5
         for byte in bytes {
             hash ^= UInt32(byte)
             hash = hash &* 0x0100_0193
         }
+        return hash
+    }
+
+    /// FNV-1a over the other bytes: catches typos and truncation; cursors are not secrets.
+    private static func checksum(_ bytes: [UInt8]) -> [UInt8] {
+        let hash = fnv1a(bytes)
         return [
             UInt8(hash >> 24), UInt8(truncatingIfNeeded: hash >> 16), UInt8(truncatingIfNeeded: hash >> 8),
             UInt8(truncatingIfNeeded: hash),
@@ -123,22 +140,37 @@ enum Base64URL {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func append(_ bytes: [UInt8], to out: inout [UInt8]) {
-        var index = 0
-        while index + 3 <= bytes.count {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out.append(alphabet[Int(value >> 18 & 0x3F)])
-            out.append(alphabet[Int(value >> 12 & 0x3F)])
-            out.append(alphabet[Int(value >> 6 & 0x3F)])
-            out.append(alphabet[Int(value & 0x3F)])
-            index += 3
+    static func append(_ bytes: some RandomAccessCollection<UInt8>, to out: inout [UInt8]) {
+        out.appendWritten(capacity: (bytes.count * 4 + 2) / 3) { text in
+            var written = 0
+            var index = bytes.startIndex
+            var rest = bytes.count
+            while rest > 0 {
+                let first = bytes[index]
+                let second = rest > 1 ? bytes[bytes.index(after: index)] : 0
+                let third = rest > 2 ? bytes[bytes.index(index, offsetBy: 2)] : 0
+                let value = UInt32(first) << 16 | UInt32(second) << 8 | UInt32(third)
+                let characters = min(rest, 3) + 1
+                for slot in 0..<characters {
+                    text[written + slot] = character(UInt8(value >> UInt32(18 - 6 * slot) & 0x3F))
+                }
+                written += characters
+                index = bytes.index(index, offsetBy: min(rest, 3))
+                rest -= min(rest, 3)
+            }
+            return written
         }
-        let rest = bytes.count - index
-        if rest > 0 {
-            let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            out.append(alphabet[Int(value >> 18 & 0x3F)])
-            out.append(alphabet[Int(value >> 12 & 0x3F)])
-            if rest == 2 { out.append(alphabet[Int(value >> 6 & 0x3F)]) }
+    }
+
+    /// The alphabet's character for a 6-bit value.
+    @inline(__always)
+    private static func character(_ value: UInt8) -> UInt8 {
+        switch value {
+        case 0..<26: UInt8(ascii: "A") + value
+        case 26..<52: UInt8(ascii: "a") + value - 26
+        case 52..<62: UInt8(ascii: "0") + value - 52
+        case 62: UInt8(ascii: "-")
+        default: UInt8(ascii: "_")
         }
     }
 

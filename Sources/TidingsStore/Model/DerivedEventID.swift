@@ -16,12 +16,15 @@ struct DerivedEventID: Sendable {
 
     /// Appends the id's text.
     func append(seq: Int64, to out: inout [UInt8]) {
-        var bytes = prefix
-        bytes += [0x80, 0x00, 0x80]
-        for shift in stride(from: 48, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: seq >> Int64(shift)))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
+            let bytes = buffer.baseAddress!
+            for index in 0..<6 { bytes[index] = prefix[index] }
+            bytes[6] = 0x80
+            bytes[7] = 0x00
+            bytes[8] = 0x80
+            for index in 0..<7 { bytes[9 + index] = UInt8(truncatingIfNeeded: seq >> Int64(48 - 8 * index)) }
+            UUIDText.appendUnpacked(UnsafeRawBufferPointer(buffer), to: &out)
         }
-        bytes.withUnsafeBytes { UUIDText.appendUnpacked($0, to: &out) }
     }
 
     func text(seq: Int64) -> [UInt8] {
