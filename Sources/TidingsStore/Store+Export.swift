@@ -37,7 +37,7 @@ extension Store {
                     return try written(event.seq)
                 }
             } else {
-                try self.scanRecords(read, after: position, filter: filter) { seq, record in
+                try self.scanRecords(read.database, read.snapshot, after: position, filter: filter) { seq, record in
                     if let until = filter.until, record.timestampMilliseconds >= until { return false }
                     guard filter.matches(record) else { return true }
                     try writer.append(seq: seq, record: record)
@@ -52,14 +52,14 @@ extension Store {
     /// Visits records in seq order in place (blocks, then the tail), skipping blocks whose
     /// types or times cannot match.
     func scanRecords(
-        _ read: ReadContext, after: Int64, filter: EventFilter = EventFilter(),
+        _ database: Database, _ snapshot: LogSnapshot, after: Int64, filter: EventFilter = EventFilter(),
         _ body: (Int64, RecordView) throws -> Bool
     ) throws {
-        let head = read.snapshot.headSeq
-        let sealed = read.snapshot.sealedSeq
+        let head = snapshot.headSeq
+        let sealed = snapshot.sealedSeq
         var start = after
         if let since = filter.since, start < sealed {
-            let statement = try read.database.cached(
+            let statement = try database.cached(
                 "SELECT first_seq FROM blocks WHERE last_ts >= ?1 AND first_seq + event_count - 1 > ?2 ORDER BY first_seq LIMIT 1"
             )
             statement.bind(1, since)
@@ -69,7 +69,7 @@ extension Store {
         }
         let mask = filter.typeMask
         if start < sealed {
-            let statement = try read.database.prepare(
+            let statement = try database.prepare(
                 """
                 SELECT first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload FROM blocks
                 WHERE first_seq >= COALESCE((SELECT max(first_seq) FROM blocks WHERE first_seq <= ?1), 1) AND first_seq <= ?2
@@ -82,7 +82,7 @@ extension Store {
                 guard statement.int(3) & mask != 0 else { continue }
                 let firstSeq = statement.int64(0)
                 let count = statement.int(1)
-                let dictionary = try context.dictionaries.dictionary(statement.int64(5), database: read.database)
+                let dictionary = try context.dictionaries.dictionary(statement.int64(5), database: database)
                 do {
                     buffer = try LZ4Decoder.decompress(
                         statement.blob(6), rawCount: statement.int(4), dictionary: dictionary)
@@ -112,7 +112,7 @@ extension Store {
             }
         }
         guard head > sealed else { return }
-        let statement = try read.database.prepare(
+        let statement = try database.prepare(
             "SELECT seq, record FROM tail WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")
         statement.bind(1, max(start, sealed))
         statement.bind(2, head)

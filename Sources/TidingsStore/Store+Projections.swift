@@ -96,21 +96,25 @@ extension Store {
     /// memory from a snapshot, writes it into shadow tables in short transactions, then in one
     /// short transaction applies the events appended meanwhile and swaps the tables in.
     public func rebuildProjections(progress: (@Sendable (RebuildProgress) -> Void)? = nil) async throws {
-        let (state, rows) = try await readers.read { database in
-            try database.readSnapshot { try self.computeProjection(database, progress: progress) }
+        let state = try await readers.read { database in
+            try database.readSnapshot { try self.rebuildState(database, progress: progress) }
         }
         try await writer.perform { writer in try writer.createShadowTables() }
+        var rows = RebuildRows(state)
         var written = 0
-        while written < rows.rowCount {
-            let range = written..<min(written + Self.rebuildRowsPerTransaction, rows.rowCount)
-            try await writer.perform { writer in
+        while !rows.isDone {
+            let (next, count) = try await writer.perform { [rows] writer in
+                var slice = rows
+                var count = 0
                 try writer.database.transaction("IMMEDIATE") {
-                    try rows.write(
-                        to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix), rows: range)
+                    let shadow = ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix)
+                    count = try slice.write(to: shadow, rowsMax: Self.rebuildRowsPerTransaction)
                 }
+                return (slice, count)
             }
-            written = range.upperBound
-            progress?(RebuildProgress(phase: .writing, processed: state.lastSeq, total: state.lastSeq))
+            rows = next
+            written += count
+            progress?(RebuildProgress(phase: .writing, processed: Int64(written), total: Int64(rows.rowCount)))
         }
         try await writer.perform { writer in try writer.swapInShadowTables(builtThrough: state.lastSeq) }
         progress?(RebuildProgress(phase: .swapping, processed: state.lastSeq, total: state.lastSeq))
@@ -123,38 +127,33 @@ extension Store {
 
     /// The same, blocking the calling thread; for opening a store whose projection is stale.
     func rebuildProjectionsNow(progress: (@Sendable (RebuildProgress) -> Void)?) throws {
-        let (state, rows) = try readers.readNow { database in
-            try database.readSnapshot { try self.computeProjection(database, progress: progress) }
+        let state = try readers.readNow { database in
+            try database.readSnapshot { try self.rebuildState(database, progress: progress) }
         }
         try writer.performSync { writer in
             try writer.createShadowTables()
+            var rows = RebuildRows(state)
             try writer.database.transaction("IMMEDIATE") {
-                try rows.write(to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix))
+                _ = try rows.write(to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix))
             }
             try writer.swapInShadowTables(builtThrough: state.lastSeq)
             while try writer.releaseFreePages(Self.freePagesPerStep) {}
         }
     }
 
-    /// The projection computed from the log in the caller's snapshot.
-    func computeProjection(
-        _ database: Database, progress: (@Sendable (RebuildProgress) -> Void)?
-    ) throws -> (RebuildState, ProjectionCheckpoint) {
-        let state = try rebuildState(database, progress: progress)
-        return (state, ProjectionCheckpoint(rebuilt: state))
-    }
-
+    /// The projection computed in memory from the log in the caller's snapshot.
     func rebuildState(_ database: Database, progress: (@Sendable (RebuildProgress) -> Void)?) throws -> RebuildState {
         let snapshot = try LogSnapshot.read(database)
-        var state = RebuildState()
+        let usersMax = try database.cached("SELECT coalesce(max(user_no), 0) FROM users")
+        _ = try usersMax.step()
+        var state = RebuildState(events: snapshot.headSeq, usersMax: usersMax.int64(0))
+        usersMax.reset()
         var reported: Int64 = 0
-        try context.logReader(database, cached: false).scan(
-            after: 0, through: snapshot.headSeq, sealedSeq: snapshot.sealedSeq
-        ) { entry in
-            try state.apply(seq: entry.seq, record: entry.record)
-            if entry.seq - reported >= 65_536 {
-                reported = entry.seq
-                progress?(RebuildProgress(phase: .reading, processed: entry.seq, total: snapshot.headSeq))
+        try scanRecords(database, snapshot, after: 0) { seq, record in
+            try state.apply(seq: seq, record: record)
+            if seq - reported >= 65_536 {
+                reported = seq
+                progress?(RebuildProgress(phase: .reading, processed: seq, total: snapshot.headSeq))
             }
             return true
         }
@@ -172,8 +171,10 @@ extension Store {
                 let userID = try self.context.users.name(userNo, database: read.database)
                 mismatches.append(ProjectionMismatch(userID: userID, field: field, live: live, rebuilt: rebuilt))
             }
-            for userNo in state.users.keys.sorted() {
-                let rebuilt = state.users[userNo]!
+            var usersChecked = 0
+            for userNo in state.userNumbers {
+                usersChecked += 1
+                let rebuilt = state.users[Int(userNo)]
                 let rebuiltHead = state.head(user: userNo)
                 let liveHead = try read.view.head(user: userNo)
                 if liveHead.streamSeq != rebuiltHead.streamSeq {
@@ -183,7 +184,7 @@ extension Store {
                     try report(userNo, "unread_count", "\(liveHead.unread)", "\(rebuiltHead.unread)")
                 }
                 let liveUnread = try read.view.unreadSeqs(user: userNo)
-                let rebuiltUnread = rebuilt.unread.sorted()
+                let rebuiltUnread = state.unreadSeqs(user: userNo)
                 if liveUnread != rebuiltUnread {
                     try report(userNo, "unread", Self.describe(liveUnread), Self.describe(rebuiltUnread))
                 }
@@ -197,7 +198,7 @@ extension Store {
                 }
             }
             return ProjectionVerification(
-                ok: mismatches.isEmpty, usersChecked: state.users.count, mismatches: mismatches)
+                ok: mismatches.isEmpty, usersChecked: usersChecked, mismatches: mismatches)
         }
     }
 

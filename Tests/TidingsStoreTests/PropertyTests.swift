@@ -43,13 +43,15 @@ import Testing
                 if chance(5), let known = knownNotification(for: user) {
                     notification = known
                 } else {
-                    // Some ids are one character long, some are UUIDs: both have their own encoding.
+                    // Ids one character long, UUIDs and ids longer than a rebuild packs inline
+                    // each have their own encoding.
                     notification =
                         nextNotification % 7 == 0
                         ? String(UnicodeScalar(UInt8(97 + nextNotification % 26)))
                         : nextNotification % 5 == 0
                             ? "00000000-0000-4000-8000-\(String(100_000_000_000 + nextNotification))"
-                            : "n-\(nextNotification)"
+                            : nextNotification % 3 == 0
+                                ? "a-notification-id-longer-than-24-bytes-\(nextNotification)" : "n-\(nextNotification)"
                     nextNotification += 1
                 }
                 result = (created(user, notification, id: id, title: "T\(random.next() % 1000)"), notification, nil)

@@ -1,8 +1,6 @@
 /// Turns overlay events into rows of the projection's base tables: the periodic checkpoint of
-/// the live projection, and the output of a rebuild (which starts from empty tables).
-///
-/// Rows are computed first and sorted by key, then written, so inserts walk each B-tree in
-/// order and a rebuild can write them in short transactions.
+/// the live projection. Rows are computed first and sorted by key, then written, so inserts
+/// walk each B-tree in order. (A rebuild writes its rows with `RebuildRows`.)
 struct ProjectionCheckpoint {
     struct NotificationRow {
         var userNo: Int64
@@ -71,81 +69,57 @@ struct ProjectionCheckpoint {
         eventIDs.sort { $0 < $1 }
     }
 
-    var rowCount: Int {
-        userEvents.count + notifications.count + unreadInserts.count + unreadDeletes.count + readAllDeletes.count
-            + eventIDs.count
-    }
-
     /// Writes every row through `base`'s connection (inside the caller's transaction).
     func write(to base: ProjectionBase) throws {
-        try write(to: base, rows: 0..<rowCount)
-    }
-
-    /// Writes the rows with positions in `rows`, counting across all tables in a fixed order,
-    /// so a long write can be split into several transactions.
-    func write(to base: ProjectionBase, rows: Range<Int>) throws {
         let database = base.database
         let prefix = base.prefix
-        var position = 0
-        func slice(_ count: Int) -> Range<Int> {
-            let lower = max(rows.lowerBound - position, 0)
-            let upper = min(rows.upperBound - position, count)
-            position += count
-            return lower < upper ? lower..<upper : 0..<0
-        }
-        let deletes = slice(unreadDeletes.count)
-        if !deletes.isEmpty {
+        if !unreadDeletes.isEmpty {
             let statement = try database.cached("DELETE FROM \(prefix)unread WHERE user_no = ?1 AND created_seq = ?2")
-            for (user, seq) in unreadDeletes[deletes] {
+            for (user, seq) in unreadDeletes {
                 statement.bind(1, user)
                 statement.bind(2, seq)
                 try statement.run()
             }
         }
-        let readAlls = slice(readAllDeletes.count)
-        if !readAlls.isEmpty {
+        if !readAllDeletes.isEmpty {
             let statement = try database.cached("DELETE FROM \(prefix)unread WHERE user_no = ?1 AND created_seq <= ?2")
-            for (user, bound) in readAllDeletes[readAlls] {
+            for (user, bound) in readAllDeletes {
                 statement.bind(1, user)
                 statement.bind(2, bound)
                 try statement.run()
             }
         }
-        let streamRows = slice(userEvents.count)
-        if !streamRows.isEmpty {
+        if !userEvents.isEmpty {
             let statement = try database.cached(
                 "INSERT INTO \(prefix)user_events (user_no, first_stream_seq, entries) VALUES (?1, ?2, ?3)")
-            for row in userEvents[streamRows] {
+            for row in userEvents {
                 statement.bind(1, row.userNo)
                 statement.bind(2, row.firstStreamSeq)
                 statement.bind(3, blob: row.entries)
                 try statement.run()
             }
         }
-        let notificationRows = slice(notifications.count)
-        if !notificationRows.isEmpty {
+        if !notifications.isEmpty {
             let statement = try database.cached(
                 "INSERT INTO \(prefix)notifications (user_no, notification_id, created_seq) VALUES (?1, ?2, ?3)")
-            for row in notifications[notificationRows] {
+            for row in notifications {
                 statement.bind(1, row.userNo)
                 statement.bind(2, blob: row.id)
                 statement.bind(3, row.createdSeq)
                 try statement.run()
             }
         }
-        let unreadRows = slice(unreadInserts.count)
-        if !unreadRows.isEmpty {
+        if !unreadInserts.isEmpty {
             let statement = try database.cached("INSERT INTO \(prefix)unread (user_no, created_seq) VALUES (?1, ?2)")
-            for (user, seq) in unreadInserts[unreadRows] {
+            for (user, seq) in unreadInserts {
                 statement.bind(1, user)
                 statement.bind(2, seq)
                 try statement.run()
             }
         }
-        let idRows = slice(eventIDs.count)
-        if !idRows.isEmpty {
+        if !eventIDs.isEmpty {
             let statement = try database.cached("INSERT INTO \(prefix)event_ids (id_hash, seq) VALUES (?1, ?2)")
-            for (hash, seq) in eventIDs[idRows] {
+            for (hash, seq) in eventIDs {
                 statement.bind(1, hash)
                 statement.bind(2, seq)
                 try statement.run()

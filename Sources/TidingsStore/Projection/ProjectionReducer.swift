@@ -1,9 +1,12 @@
 /// What the projection rules need to know about the state before an event: implemented by the
 /// live projection (`ProjectionView`) and by a rebuild's in-memory state (`RebuildState`).
 protocol ProjectionState {
+    /// How the state names a notification: key form bytes, or a packed form of them.
+    associatedtype NotificationID
+
     func head(user: Int64) throws -> (streamSeq: Int64, unread: Int64)
     /// Nil when the user never had the notification.
-    func notification(_ key: NotificationKey) throws -> ProjectionView.Notification?
+    func notification(user: Int64, id: NotificationID) throws -> ProjectionView.Notification?
     /// Unread notifications the user created at or before `through`.
     func unreadCount(user: Int64, through: Int64) throws -> Int64
 }
@@ -19,12 +22,12 @@ enum ProjectionReducer {
         case conflict(String)
     }
 
-    struct Input {
+    struct Input<NotificationID> {
         var seq: Int64
         var userNo: Int64
         var type: EventType
-        /// Key form of the notification id (created and read).
-        var notification: [UInt8]
+        /// The notification id (created and read) as the state names it.
+        var notification: NotificationID
         var upToSeq: Int64?
         var unreadBefore: Int64
     }
@@ -35,16 +38,17 @@ enum ProjectionReducer {
         min(upToSeq ?? seq - 1, seq - 1)
     }
 
-    static func evaluate(_ input: Input, view: some ProjectionState) throws -> Verdict {
-        let key = NotificationKey(userNo: input.userNo, id: input.notification)
+    static func evaluate<State: ProjectionState>(_ input: Input<State.NotificationID>, view: State) throws -> Verdict {
         switch input.type {
         case .created:
-            if try view.notification(key) != nil {
+            if try view.notification(user: input.userNo, id: input.notification) != nil {
                 return .conflict("the user already has a notification with this notification_id")
             }
             return .append(unreadAfter: input.unreadBefore + 1, target: 0)
         case .read:
-            guard let notification = try view.notification(key), notification.isUnread else { return .noop }
+            guard let notification = try view.notification(user: input.userNo, id: input.notification),
+                notification.isUnread
+            else { return .noop }
             return .append(unreadAfter: input.unreadBefore - 1, target: notification.createdSeq)
         case .readAll:
             let bound = readAllBound(seq: input.seq, upToSeq: input.upToSeq)
@@ -55,7 +59,9 @@ enum ProjectionReducer {
     }
 
     /// The effect of an event already in the log.
-    static func effect(_ input: Input, view: some ProjectionState) throws -> (unreadAfter: Int64, target: Int64) {
+    static func effect<State: ProjectionState>(
+        _ input: Input<State.NotificationID>, view: State
+    ) throws -> (unreadAfter: Int64, target: Int64) {
         switch try evaluate(input, view: view) {
         case .append(let unreadAfter, let target): return (unreadAfter, target)
         case .noop:

@@ -38,6 +38,10 @@ struct ProjectionView: ProjectionState {
         return out
     }
 
+    func notification(user: Int64, id: [UInt8]) throws -> Notification? {
+        try notification(NotificationKey(userNo: user, id: id))
+    }
+
     /// The notification's state, or nil when the user never had it.
     func notification(_ key: NotificationKey) throws -> Notification? {
         let (mark, readAllBound) = overlay.withLock {

@@ -1,79 +1,177 @@
 /// The whole projection computed in memory from the log, for a rebuild or a verify. It applies
-/// the same rules (`ProjectionReducer`) as the live projection, to different storage.
-struct RebuildState: ProjectionState {
-    struct UserState {
+/// the same rules (`ProjectionReducer`) as the live projection, to different storage, shaped for
+/// a million events a second: users in an array indexed by user number, unread flags in a bitset
+/// indexed by seq, notification ids packed into integers, no allocation per event.
+struct RebuildState: ProjectionState, Sendable {
+    struct User: Sendable {
+        var streamSeq: Int64 = 0
+        var unread: Int64 = 0
         var entries: [StreamEntry] = []
-        var notifications: [[UInt8]: Int64] = [:]
-        var unread: Set<Int64> = []
+        /// The user's notifications in created order.
+        var created: [(seq: Int64, id: PackedNotificationID)] = []
+        /// Every notification in `created` before this index is read: a read_all passed it.
+        var readAllIndex = 0
     }
 
-    private(set) var users: [Int64: UserState] = [:]
+    private struct Key: Hashable, Sendable {
+        var userNo: Int64
+        var id: PackedNotificationID
+    }
+
+    /// Indexed by user number; 0 is unused.
+    private(set) var users: [User]
+    private var createdSeqs: [Key: Int64] = [:]
+    /// Bit `seq` is set while the notification created at `seq` is unread.
+    private var unreadBits: [UInt64]
     private(set) var explicitIDs: [(Int64, Int64)] = []
     private(set) var lastSeq: Int64 = 0
+    private var idText: [UInt8] = []
 
-    func head(user: Int64) -> (streamSeq: Int64, unread: Int64) {
-        guard let last = users[user]?.entries.last else { return (0, 0) }
-        return (last.streamSeq, last.unreadAfter)
+    /// A state for a log of `events` events by users numbered up to `usersMax`.
+    init(events: Int64, usersMax: Int64) {
+        users = Array(repeating: User(), count: Int(usersMax) + 1)
+        unreadBits = Array(repeating: 0, count: Int(events / 64) + 1)
+        createdSeqs.reserveCapacity(Int(events))
     }
 
-    func notification(_ key: NotificationKey) -> ProjectionView.Notification? {
-        guard let user = users[key.userNo], let created = user.notifications[key.id] else { return nil }
-        return ProjectionView.Notification(createdSeq: created, isUnread: user.unread.contains(created))
+    /// Numbers of the users with events, in order.
+    var userNumbers: some Sequence<Int64> {
+        users.indices.lazy.filter { !users[$0].entries.isEmpty }.map { Int64($0) }
+    }
+
+    func head(user: Int64) -> (streamSeq: Int64, unread: Int64) {
+        guard user < users.count else { return (0, 0) }
+        return (users[Int(user)].streamSeq, users[Int(user)].unread)
+    }
+
+    func notification(user: Int64, id: PackedNotificationID) -> ProjectionView.Notification? {
+        guard let created = createdSeqs[Key(userNo: user, id: id)] else { return nil }
+        return ProjectionView.Notification(createdSeq: created, isUnread: isUnread(created))
     }
 
     func unreadCount(user: Int64, through: Int64) -> Int64 {
-        guard let state = users[user] else { return 0 }
-        return Int64(state.unread.lazy.filter { $0 <= through }.count)
+        var count: Int64 = 0
+        let state = users[Int(user)]
+        for (seq, _) in state.created[state.readAllIndex...] {
+            if seq > through { break }
+            if isUnread(seq) { count += 1 }
+        }
+        return count
     }
 
-    mutating func apply(seq: Int64, record: LogRecord) throws {
-        let key = record.type == .readAll ? [] : CompactIdentifier.key(record.notificationID)
-        let before = head(user: record.userNo)
+    /// Created seqs of the user's unread notifications, oldest first.
+    func unreadSeqs(user: Int64) -> [Int64] {
+        let state = users[Int(user)]
+        return state.created[state.readAllIndex...].lazy.map(\.seq).filter(isUnread)
+    }
+
+    @inline(__always)
+    func isUnread(_ seq: Int64) -> Bool {
+        unreadBits[Int(seq >> 6)] & 1 << UInt64(seq & 63) != 0
+    }
+
+    @inline(__always)
+    private mutating func setUnread(_ seq: Int64, _ unread: Bool) {
+        let bit: UInt64 = 1 << UInt64(seq & 63)
+        if unread { unreadBits[Int(seq >> 6)] |= bit } else { unreadBits[Int(seq >> 6)] &= ~bit }
+    }
+
+    mutating func apply(seq: Int64, record: RecordView) throws {
+        guard record.userNo < users.count, Int(seq >> 6) < unreadBits.count else {
+            throw StoreError(.internal, "the log is damaged: event \(seq) names user number \(record.userNo)")
+        }
+        let id = record.type == .readAll ? PackedNotificationID() : PackedNotificationID(record.notificationID)
         let effect = try ProjectionReducer.effect(
             ProjectionReducer.Input(
-                seq: seq, userNo: record.userNo, type: record.type, notification: key, upToSeq: record.upToSeq,
-                unreadBefore: before.unread),
+                seq: seq, userNo: record.userNo, type: record.type, notification: id, upToSeq: record.upToSeq,
+                unreadBefore: head(user: record.userNo).unread),
             view: self)
-        var state = users.removeValue(forKey: record.userNo) ?? UserState()
-        state.entries.append(StreamEntry(streamSeq: record.streamSeq, seq: seq, unreadAfter: effect.unreadAfter))
+        let user = Int(record.userNo)
+        users[user].entries.append(StreamEntry(streamSeq: record.streamSeq, seq: seq, unreadAfter: effect.unreadAfter))
+        users[user].streamSeq = record.streamSeq
+        users[user].unread = effect.unreadAfter
         switch record.type {
         case .created:
-            state.notifications[key] = seq
-            state.unread.insert(seq)
+            createdSeqs[Key(userNo: record.userNo, id: id)] = seq
+            users[user].created.append((seq, id))
+            setUnread(seq, true)
         case .read:
-            if effect.target > 0 { state.unread.remove(effect.target) }
+            if effect.target > 0 { setUnread(effect.target, false) }
         case .readAll:
-            state.unread = state.unread.filter { $0 > effect.target }
+            var index = users[user].readAllIndex
+            while index < users[user].created.count, users[user].created[index].seq <= effect.target {
+                setUnread(users[user].created[index].seq, false)
+                index += 1
+            }
+            users[user].readAllIndex = index
         }
-        users[record.userNo] = state
-        if let id = record.explicitID { explicitIDs.append((ProjectionBase.idHash(id), seq)) }
+        if !record.explicitID.isEmpty {
+            idText.removeAll(keepingCapacity: true)
+            RecordView.appendIdentifierText(record.explicitID, to: &idText)
+            explicitIDs.append((ProjectionBase.idHash(idText), seq))
+        }
         lastSeq = seq
     }
 }
 
-extension ProjectionCheckpoint {
-    /// Rows of the complete projection, for empty tables.
-    init(rebuilt state: RebuildState, entriesPerRowMax: Int = 1_024) {
-        self.init(events: [][...], from: 0)
-        for (user, userState) in state.users {
-            var start = 0
-            while start < userState.entries.count {
-                let end = min(start + entriesPerRowMax, userState.entries.count)
-                userEvents.append(
-                    UserEventsRow(
-                        userNo: user, firstStreamSeq: userState.entries[start].streamSeq,
-                        entries: ProjectionBase.encodeEntries(userState.entries[start..<end])))
-                start = end
-            }
-            for (id, created) in userState.notifications {
-                notifications.append(NotificationRow(userNo: user, id: id, createdSeq: created))
-            }
-            for created in userState.unread { unreadInserts.append((user, created)) }
+/// A notification id in key form (`CompactIdentifier`), held in three big-endian words when it
+/// fits in 24 bytes (every UUID and most ids), so hashing and comparing it touch no heap.
+/// Ordered as its bytes are, which is the order of the `notifications` table's key.
+struct PackedNotificationID: Hashable, Comparable, Sendable {
+    private var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    private var count: Int = 0
+    /// The key form when it is longer than 24 bytes.
+    private var spilled: [UInt8]?
+
+    static let inlineBytesMax = 24
+
+    init() {}
+
+    init(_ key: UnsafeRawBufferPointer) {
+        count = key.count
+        guard key.count <= Self.inlineBytesMax else {
+            spilled = Array(key)
+            return
         }
-        eventIDs = state.explicitIDs
-        userEvents.sort { ($0.userNo, $0.firstStreamSeq) < ($1.userNo, $1.firstStreamSeq) }
-        notifications.sort { $0.userNo != $1.userNo ? $0.userNo < $1.userNo : $0.id.lexicographicallyPrecedes($1.id) }
-        unreadInserts.sort { $0 < $1 }
-        eventIDs.sort { $0 < $1 }
+        func word(_ at: Int) -> UInt64 {
+            if at + 8 <= key.count { return UInt64(bigEndian: key.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+            // The last, partial word: its bytes at the top, zeros below, as big-endian order reads.
+            var value: UInt64 = 0
+            for index in 0..<8 { value = value << 8 | UInt64(at + index < key.count ? key[at + index] : 0) }
+            return value
+        }
+        words = (word(0), word(8), word(16))
+    }
+
+    init(_ key: [UInt8]) {
+        self = key.withUnsafeBytes { PackedNotificationID($0) }
+    }
+
+    /// Calls `body` with the key form's bytes.
+    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        if let spilled { return try spilled.withUnsafeBytes(body) }
+        var bytes: (UInt64, UInt64, UInt64) = (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian)
+        return try withUnsafeBytes(of: &bytes) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.count == rhs.count && lhs.words == rhs.words && lhs.spilled == rhs.spilled
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(count)
+        if let spilled { hasher.combine(spilled) }
+    }
+
+    static func < (lhs: Self, rhs: Self) -> Bool {
+        if lhs.spilled == nil && rhs.spilled == nil {
+            return (lhs.words.0, lhs.words.1, lhs.words.2, lhs.count) < (
+                rhs.words.0, rhs.words.1, rhs.words.2, rhs.count
+            )
+        }
+        return lhs.withBytes { left in rhs.withBytes { right in left.lexicographicallyPrecedes(right) } }
     }
 }

@@ -15,7 +15,12 @@ final class Database: @unchecked Sendable {
         case readOnly
     }
 
+    /// Process-wide SQLite settings, applied once before the first connection opens (later
+    /// they are refused, harmlessly, if another library opened SQLite first).
+    private static let configured: Bool = csqlite_disable_memory_statistics() == SQLITE_OK
+
     init(path: String, mode: Mode, busyTimeoutMilliseconds: Int32 = 5_000) throws {
+        _ = Self.configured
         self.path = path
         var handle: OpaquePointer?
         let flags =
