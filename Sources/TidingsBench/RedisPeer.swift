@@ -26,8 +26,20 @@ public final class RedisPeer: Sendable {
         let admin = try connection()
         _ = try admin.command(["FLUSHALL"])
         _ = try admin.command(["CONFIG", "SET", "appendfsync", appendfsync])
+        // Compact the AOF so each run starts from a small file; one rewrite at a time.
+        try waitForRewrite(admin)
         _ = try admin.command(["BGREWRITEAOF"])
-        Thread.sleep(forTimeInterval: 0.2)
+        try waitForRewrite(admin)
+    }
+
+    private func waitForRewrite(_ admin: RedisConnection) throws {
+        for _ in 0..<600 {
+            guard case .string(let info) = try admin.command(["INFO", "persistence"]) else { return }
+            let text = String(decoding: info, as: UTF8.self)
+            if text.contains("aof_rewrite_in_progress:0") && text.contains("aof_rewrite_scheduled:0") { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw BenchError("Redis is still rewriting its AOF after 30 s")
     }
 
     static func streamKey(_ user: String) -> [UInt8] { Array(("user:" + user).utf8) }

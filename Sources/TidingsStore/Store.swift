@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// A Tidings store: the append-only, compressed, hash-chained event log of one directory, with
 /// its unread projection. This module has no networking; the server and the CLI sit on it.
@@ -167,6 +168,9 @@ public final class Store: Sendable {
         return try await writer.append(LogWriter.AppendRequest(events: validated)).results
     }
 
+    /// Batches at least this long are validated on all cores.
+    static let parallelValidationEvents = 128
+
     static func validate(_ events: [NewEvent]) throws -> [ValidatedEvent] {
         guard !events.isEmpty else { throw StoreError(.badRequest, "events must not be empty") }
         guard events.count <= Limits.batchEventsMax else {
@@ -176,12 +180,31 @@ public final class Store: Sendable {
         for (index, event) in events.enumerated() {
             if let error = EventValidator.checkSize(event) { throw error.at(index: index) }
         }
-        return try events.enumerated().map { index, event in
-            do {
-                return try EventValidator.validate(event)
-            } catch let error as StoreError {
-                throw error.at(index: index)
+        // Validation (JSON scanning, the data transform) is most of an append's work outside
+        // the writer: a large batch is split across the cores.
+        let chunks = events.count >= Self.parallelValidationEvents ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let chunkSize = (events.count + chunks - 1) / chunks
+        let outcomes = Mutex<[Int: Result<[ValidatedEvent], StoreError>]>([:])
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let range = chunk * chunkSize..<min((chunk + 1) * chunkSize, events.count)
+            var validated: [ValidatedEvent] = []
+            validated.reserveCapacity(range.count)
+            for index in range {
+                do throws(StoreError) {
+                    validated.append(try EventValidator.validate(events[index]))
+                } catch {
+                    outcomes.withLock { $0[chunk] = .failure(error.at(index: index)) }
+                    return
+                }
             }
+            outcomes.withLock { $0[chunk] = .success(validated) }
+        }
+        // The first failing event, in request order, is the one reported.
+        return try outcomes.withLock { outcomes in
+            var all: [ValidatedEvent] = []
+            all.reserveCapacity(events.count)
+            for chunk in 0..<chunks { all += try outcomes[chunk]!.get() }
+            return all
         }
     }
 }

@@ -11,6 +11,11 @@ struct ValidatedEvent: Sendable {
     var data: [UInt8]
     /// Size of the event object as compact JSON, as appended (`raw_bytes` in stats).
     var rawSize: Int
+    /// `notificationID` in key form (`CompactIdentifier`); empty for read_all.
+    var notificationKey: [UInt8] = []
+    /// `data` after `DataTransform.encode`, as the record stores it. Computed with the rest of
+    /// validation, off the writer's thread.
+    var transformedData: [UInt8] = []
 }
 
 /// Checks events against the protocol's shape, field and size rules. Errors name the field and
@@ -53,6 +58,9 @@ enum EventValidator {
             throw .badRequest("data is not valid JSON")
         }
         validated.rawSize = compactObjectSize(event, compactDataCount: validated.data.count)
+        if type != .readAll { validated.notificationKey = CompactIdentifier.key(validated.notificationID) }
+        validated.transformedData.reserveCapacity(validated.data.count)
+        DataTransform.encode(validated.data, notificationID: validated.notificationID, into: &validated.transformedData)
         return validated
     }
 

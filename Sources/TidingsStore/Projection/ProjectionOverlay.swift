@@ -3,6 +3,12 @@
 struct NotificationKey: Hashable, Sendable {
     var userNo: Int64
     var id: [UInt8]
+
+    /// The bytes in one call: `[UInt8]`'s own hashing feeds the hasher a byte at a time.
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(userNo)
+        id.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
 }
 
 /// What the projection keeps of one event while it sits in the overlay.

@@ -5,8 +5,14 @@ extension LogWriter {
     struct GroupState {
         var head: LogSnapshot
         var pending: [PendingEvent] = []
-        /// Events appended in this transaction, by seq, for duplicate checks within the group.
-        var appended: [Int64: StoredEvent] = [:]
+        /// Events appended in this transaction, in seq order (seqs are consecutive), for
+        /// duplicate checks within the group and the commit feed.
+        var appended: [StoredEvent] = []
+
+        func appendedEvent(seq: Int64) -> StoredEvent? {
+            guard let first = appended.first?.seq, seq >= first, seq - first < appended.count else { return nil }
+            return appended[Int(seq - first)]
+        }
         var newUsers: [(userID: String, userNo: Int64)] = []
         var newUserNumbers: [String: Int64] = [:]
         var nextUserNo: Int64?
@@ -35,9 +41,7 @@ extension LogWriter {
                 outcomes.append(.success(try appendRequest(request, group: &group)))
             } catch {
                 context.overlay.withLock { $0.truncate(after: mark.head.headSeq) }
-                for seq in (mark.head.headSeq + 1)...max(mark.head.headSeq + 1, group.head.headSeq) {
-                    group.appended[seq] = nil
-                }
+                while let last = group.appended.last, last.seq > mark.head.headSeq { group.appended.removeLast() }
                 group.pending.removeLast(group.pending.count - mark.pending)
                 for user in group.newUsers[mark.users...] { group.newUserNumbers[user.userID] = nil }
                 group.newUsers.removeLast(group.newUsers.count - mark.users)
@@ -74,7 +78,7 @@ extension LogWriter {
         context.overlay.withLock { $0.commit() }
         for user in group.newUsers { context.users.remember(user.userID, user.userNo) }
         head = group.head
-        context.commitFeed.publish(group.appended.values.sorted { $0.seq < $1.seq })
+        context.commitFeed.publish(group.appended)
         return outcomes
     }
 
@@ -145,7 +149,7 @@ extension LogWriter {
         }
         let view = view(group)
         let userHead = existingUser == nil ? (streamSeq: Int64(0), unread: Int64(0)) : try view.head(user: userNo)
-        let key = event.type == .readAll ? [] : CompactIdentifier.key(event.notificationID)
+        let key = event.notificationKey
         let input = ProjectionReducer.Input(
             seq: seq, userNo: userNo, type: event.type, notification: key, upToSeq: event.upToSeq,
             unreadBefore: userHead.unread)
@@ -170,13 +174,10 @@ extension LogWriter {
         }
         let timestamp = max(group.now, group.head.headTimestamp)
         let explicitID = event.id.map { Array($0.utf8) }
-        var transformed: [UInt8] = []
-        transformed.reserveCapacity(event.data.count)
-        DataTransform.encode(event.data, notificationID: event.notificationID, into: &transformed)
         let record = LogRecord(
             type: event.type, userNo: userNo, streamSeq: userHead.streamSeq + 1, timestampMilliseconds: timestamp,
             explicitID: explicitID, notificationID: event.notificationID, upToSeq: event.upToSeq,
-            transformedData: transformed)
+            transformedData: event.transformedData)
         let idText = explicitID ?? context.derivedIDs.text(seq: seq)
         var canonical: [UInt8] = []
         canonical.reserveCapacity(event.data.count + 96)
@@ -197,7 +198,7 @@ extension LogWriter {
         let stored = StoredEvent(
             seq: seq, streamSeq: record.streamSeq, userID: event.userID, id: String(decoding: idText, as: UTF8.self),
             type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter)
-        group.appended[seq] = stored
+        group.appended.append(stored)
         return AppendResult(status: .appended, event: stored)
     }
 
@@ -220,7 +221,7 @@ extension LogWriter {
     }
 
     private func event(seq: Int64, group: GroupState) throws -> StoredEvent? {
-        if let event = group.appended[seq] { return event }
+        if let event = group.appendedEvent(seq: seq) { return event }
         guard seq <= head.headSeq else { return nil }
         let record: LogRecord
         if let pending = tail.first(where: { $0.seq == seq }) {
