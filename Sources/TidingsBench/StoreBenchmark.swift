@@ -207,7 +207,6 @@ public struct StoreBenchmark: Sendable {
     }
 }
 
-/// Renders envelopes and counts their bytes, as an export would write them.
 /// Counts the bytes an export produced. `@unchecked Sendable`: one reader thread at a time
 /// adds to it, inside one export.
 final class ByteCounter: @unchecked Sendable {

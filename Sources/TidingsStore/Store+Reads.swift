@@ -53,11 +53,14 @@ struct ReadContext {
     }
 
     func events(entries: [StreamEntry]) throws -> [StoredEvent] {
-        let records = try log.records(seqs: entries.map(\.seq), sealedSeq: snapshot.sealedSeq)
-        return try zip(entries, records).map { entry, read in
-            try context.storedEvent(
-                seq: read.seq, record: read.record, database: database, unreadCount: entry.unreadAfter)
+        var events: [StoredEvent] = []
+        events.reserveCapacity(entries.count)
+        try log.withRecords(seqs: entries.map(\.seq), sealedSeq: snapshot.sealedSeq) { seq, record in
+            events.append(
+                try context.storedEvent(
+                    seq: seq, view: record, database: database, unreadCount: entries[events.count].unreadAfter))
         }
+        return events
     }
 }
 

@@ -255,7 +255,16 @@ import Testing
                     #"{"type":"notification.created","user_id":"stuck","data":{"notification_id":"n-\#(batch)-\#($0)","metadata":{"m":"\#(metadata)"}}}"#
                 })
         }
-        try await Task.sleep(for: .seconds(3))
+        // Once the server has given up on the connection, reading again drains what was
+        // queued, ending with the close frame.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var closedByServer = false
+        while !closedByServer && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            let metrics = try await server.request(.GET, "/metrics")
+            closedByServer = metrics.text.contains(#"tidings_connections_closed_total{code="4429"} 1"#)
+        }
+        #expect(closedByServer)
         client.pauseReading.withLock { $0 = false }
         #expect(await client.waitForClose(timeout: .seconds(20)) == 4429)
         await server.stop()

@@ -107,6 +107,25 @@ struct DecodedBlock: Sendable {
         }
     }
 
+    /// Calls `body` with the record of one seq inside this block, read in place.
+    func withRecord<Result>(seq: Int64, _ body: (RecordView) throws -> Result) throws -> Result {
+        precondition(seq >= firstSeq && seq <= lastSeq, "seq outside the block")
+        return try records.withUnsafeBytes { bytes in
+            var reader = ByteReader(bytes)
+            var previous = firstTimestamp
+            let record: RecordView
+            do {
+                for _ in 0..<Int(seq - firstSeq) {
+                    previous = try LogRecord.skip(&reader, previousTimestamp: previous)
+                }
+                record = try RecordView.read(&reader, previousTimestamp: previous)
+            } catch {
+                throw StoreError(.internal, "the log is damaged: event \(seq) does not decode (\(error))")
+            }
+            return try body(record)
+        }
+    }
+
     /// The record of one seq inside this block, stepping over the ones before it.
     func record(seq: Int64) throws -> LogRecord {
         precondition(seq >= firstSeq && seq <= lastSeq, "seq outside the block")

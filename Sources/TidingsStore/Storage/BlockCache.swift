@@ -3,16 +3,21 @@ import Synchronization
 /// Decompressed blocks recently read, shared by all readers of a store, bounded in bytes.
 /// Per-user replays hit scattered blocks; the recent ones (the hot tail of the log) are served
 /// from here. Full scans bypass it so an export does not flush it.
+///
+/// Eviction is CLOCK (second chance): a ring of slots with a "used since the hand passed" bit,
+/// so inserting and evicting cost O(1) under the lock and no reader ever waits for a sort.
 final class BlockCache: Sendable {
-    private struct Entry {
+    private struct Slot {
         var block: DecodedBlock
-        var lastUse: UInt64
+        var referenced: Bool
     }
 
     private struct State {
-        var entries: [Int64: Entry] = [:]
+        var slots: [Slot?] = []
+        var indexByFirstSeq: [Int64: Int] = [:]
+        var free: [Int] = []
+        var hand = 0
         var bytes = 0
-        var clock: UInt64 = 0
     }
 
     let capacityBytes: Int
@@ -24,31 +29,52 @@ final class BlockCache: Sendable {
 
     func block(firstSeq: Int64) -> DecodedBlock? {
         state.withLock { state in
-            guard var entry = state.entries[firstSeq] else { return nil }
-            state.clock += 1
-            entry.lastUse = state.clock
-            state.entries[firstSeq] = entry
-            return entry.block
+            guard let index = state.indexByFirstSeq[firstSeq] else { return nil }
+            state.slots[index]!.referenced = true
+            return state.slots[index]!.block
         }
     }
 
     func insert(_ block: DecodedBlock) {
-        guard capacityBytes > 0 else { return }
+        guard capacityBytes > 0, block.records.count <= capacityBytes else { return }
         state.withLock { state in
-            state.clock += 1
-            if let old = state.entries.updateValue(Entry(block: block, lastUse: state.clock), forKey: block.firstSeq) {
-                state.bytes -= old.block.records.count
+            if let index = state.indexByFirstSeq[block.firstSeq] {
+                state.bytes += block.records.count - state.slots[index]!.block.records.count
+                state.slots[index] = Slot(block: block, referenced: true)
+            } else {
+                // A new block starts marked, so the hand passes it once before it can go.
+                let slot = Slot(block: block, referenced: true)
+                let index: Int
+                if let reused = state.free.popLast() {
+                    index = reused
+                    state.slots[index] = slot
+                } else {
+                    index = state.slots.count
+                    state.slots.append(slot)
+                }
+                state.indexByFirstSeq[block.firstSeq] = index
+                state.bytes += block.records.count
             }
-            state.bytes += block.records.count
-            guard state.bytes > capacityBytes else { return }
-            // Evict the least recently used quarter in one go, so eviction is rare.
-            let victims = state.entries.sorted { $0.value.lastUse < $1.value.lastUse }
-            var index = 0
-            while state.bytes > capacityBytes * 3 / 4, index < victims.count {
-                state.entries[victims[index].key] = nil
-                state.bytes -= victims[index].value.block.records.count
-                index += 1
+            while state.bytes > capacityBytes { Self.evictOne(&state) }
+        }
+    }
+
+    /// Advances the hand to the first slot not used since it last passed, and empties it.
+    private static func evictOne(_ state: inout State) {
+        while true {
+            if state.hand >= state.slots.count { state.hand = 0 }
+            let index = state.hand
+            state.hand += 1
+            guard let slot = state.slots[index] else { continue }
+            if slot.referenced {
+                state.slots[index]!.referenced = false
+                continue
             }
+            state.slots[index] = nil
+            state.indexByFirstSeq[slot.block.firstSeq] = nil
+            state.free.append(index)
+            state.bytes -= slot.block.records.count
+            return
         }
     }
 }

@@ -29,19 +29,52 @@ struct LogReader {
 
     /// The sealed block holding `seq`.
     func block(containing seq: Int64) throws -> DecodedBlock {
-        let statement = try database.cached(
-            "SELECT \(Self.blockColumns) FROM blocks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1")
-        statement.bind(1, seq)
-        defer { statement.reset() }
-        guard try statement.step() else {
+        // The block's number first, from the primary key alone: a cached block costs one seek
+        // and no read of the compressed payload.
+        let locate = try database.cached(
+            "SELECT first_seq FROM blocks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1")
+        locate.bind(1, seq)
+        guard try locate.step() else {
+            locate.reset()
             throw StoreError(.internal, "the log has no block holding seq \(seq)")
         }
-        let firstSeq = statement.int64(0)
+        let firstSeq = locate.int64(0)
+        locate.reset()
         if let cached = cache?.block(firstSeq: firstSeq) { return cached }
+        let statement = try database.cached("SELECT \(Self.blockColumns) FROM blocks WHERE first_seq = ?1")
+        statement.bind(1, firstSeq)
+        defer { statement.reset() }
+        guard try statement.step() else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
         let block = try decodeBlockRow(statement)
         guard seq <= block.lastSeq else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
         cache?.insert(block)
         return block
+    }
+
+    /// Visits the records of `seqs` (ascending) in place, from blocks or the tail.
+    func withRecords(seqs: [Int64], sealedSeq: Int64, _ body: (Int64, RecordView) throws -> Void) throws {
+        var current: DecodedBlock?
+        for seq in seqs {
+            if seq > sealedSeq {
+                let statement = try database.cached("SELECT record FROM tail WHERE seq = ?1")
+                statement.bind(1, seq)
+                defer { statement.reset() }
+                guard try statement.step() else { throw StoreError(.internal, "the log's tail lacks seq \(seq)") }
+                var reader = ByteReader(statement.blob(0))
+                let record: RecordView
+                do {
+                    record = try RecordView.read(&reader, previousTimestamp: 0)
+                } catch {
+                    throw StoreError(.internal, "the log is damaged: tail event \(seq) does not decode (\(error))")
+                }
+                try body(seq, record)
+                continue
+            }
+            if current == nil || seq < current!.firstSeq || seq > current!.lastSeq {
+                current = try block(containing: seq)
+            }
+            try current!.withRecord(seq: seq) { try body(seq, $0) }
+        }
     }
 
     func tailRecord(seq: Int64) throws -> LogRecord {
