@@ -5,6 +5,22 @@ import Testing
 @testable import TidingsStore
 
 @Suite struct DecoderTests {
+    @Test func quotedStringsReadBackAsTheyWere() throws {
+        var random = SeededGenerator(seed: 5)
+        let pieces = ["a", "é", "✓", "𝄞", "\"", "\\", "\n", "\r", "\t", "\u{01}", "\u{1F}", "\u{7F}", " ", "/"]
+        for _ in 0..<500 {
+            let text = (0..<Int(random.next() % 20)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }
+                .joined()
+            var out: [UInt8] = []
+            JSONText.appendQuoted(text, to: &out)
+            #expect(out.allSatisfy { $0 >= 0x20 }, "no raw control bytes in \(text.debugDescription)")
+            #expect(try JSONValue.parse(out).stringValue == text)
+            var viaCollection: [UInt8] = []
+            JSONText.appendQuoted(Array(text.utf8)[...], to: &viaCollection)
+            #expect(viaCollection == out)
+        }
+    }
+
     @Test func decodesOneEventOrABatch() throws {
         let one = try EventDecoder.decodeAppendBody(
             Array(#" {"type":"notification.created","user_id":"alice","id":"e1","data":{"notification_id":"n"}} "#.utf8)

@@ -13,21 +13,7 @@ struct JSONWriter {
     }
 
     static func appendString(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += [0x5C, 0x22]
-            case "\\": out += [0x5C, 0x5C]
-            case "\n": out += [0x5C, UInt8(ascii: "n")]
-            case "\r": out += [0x5C, UInt8(ascii: "r")]
-            case "\t": out += [0x5C, UInt8(ascii: "t")]
-            case _ where scalar.value < 0x20:
-                out += Array(String(format: "\\u%04x", scalar.value).utf8)
-            default:
-                out += Array(String(scalar).utf8)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        JSONText.appendQuoted(text, to: &out)
     }
 
     private mutating func key(_ name: String) {

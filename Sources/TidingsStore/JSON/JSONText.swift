@@ -1,5 +1,5 @@
 /// Writing JSON text by hand, for the envelopes and pages the store renders byte by byte.
-enum JSONText {
+public enum JSONText {
     /// The length of `text` as a JSON string literal, quotes included.
     static func quotedCount(_ text: String) -> Int {
         var count = 2
@@ -15,27 +15,41 @@ enum JSONText {
 
     /// Appends `text` as a JSON string literal.
     static func appendQuoted(_ text: some Collection<UInt8>, to out: inout [UInt8]) {
+        let done: Void? = text.withContiguousStorageIfAvailable { bytes in
+            appendQuoted(UnsafeRawBufferPointer(bytes), to: &out)
+        }
+        if done != nil { return }
+        appendQuoted(Array(text), to: &out)
+    }
+
+    /// Runs of bytes that need no escape are copied whole.
+    static func appendQuoted(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in text {
+        var start = 0
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            out.appendRaw(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+            start = index + 1
             switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")]
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
+            case UInt8(ascii: "\""): out.appendLiteral(#"\""#)
+            case UInt8(ascii: "\\"): out.appendLiteral(#"\\"#)
+            case 0x0A: out.appendLiteral(#"\n"#)
+            case 0x0D: out.appendLiteral(#"\r"#)
+            case 0x09: out.appendLiteral(#"\t"#)
+            default:
+                out.appendLiteral(#"\u00"#)
+                out.append(HexDigit.lower(byte >> 4))
+                out.append(HexDigit.lower(byte & 0xF))
             }
         }
+        out.appendRaw(UnsafeRawBufferPointer(rebasing: bytes[start..<bytes.count]))
         out.append(UInt8(ascii: "\""))
     }
 
-    static func appendQuoted(_ text: String, to out: inout [UInt8]) {
-        appendQuoted(text.utf8, to: &out)
+    public static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { appendQuoted(UnsafeRawBufferPointer($0), to: &out) }
     }
 
     /// Appends a decimal integer without allocating.
