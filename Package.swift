@@ -84,6 +84,7 @@ let package = Package(
             name: "TidingsBench",
             dependencies: [
                 "TidingsStore",
+                "TidingsFanout",
                 "TidingsServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

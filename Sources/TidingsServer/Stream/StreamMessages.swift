@@ -1,4 +1,4 @@
-import TidingsStore
+public import TidingsStore
 
 /// A close of the stream for a client fault: the close code, and the `error` message sent
 /// just before it.
@@ -93,6 +93,13 @@ enum ClientMessage {
         } catch {
             throw .badRequest("malformed read")
         }
+    }
+}
+
+/// The `event` message of the stream: built once per delivery, the hot path of fan-out.
+public enum StreamEventMessage {
+    public static func encode(_ event: StoredEvent, cursor: String, unreadCount: Int64?) -> [UInt8] {
+        ServerMessage.event(EnvelopeJSON.encode(event, cursor: cursor), unreadCount: unreadCount)
     }
 }
 

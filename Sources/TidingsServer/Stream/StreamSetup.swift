@@ -7,6 +7,21 @@ struct StreamSetup: Sendable {
     let principal: Principal
     let key: StreamKey
     let cursor: String?
+    private let epoch: UInt64
+    /// The cursors' stream identity, hashed once rather than for every event.
+    private let cursorStream: Cursor.Stream
+
+    init(principal: Principal, key: StreamKey, cursor: String?, epoch: UInt64) {
+        self.principal = principal
+        self.key = key
+        self.cursor = cursor
+        self.epoch = epoch
+        if case .user(let id) = key {
+            cursorStream = .user(hash: Cursor.userHash(id))
+        } else {
+            cursorStream = .all
+        }
+    }
 
     private var userID: String? {
         if case .user(let id) = key { return id }
@@ -79,20 +94,7 @@ struct StreamSetup: Sendable {
 
     private func cursorText(_ position: Int64) -> String {
         // The store's cursors, built without a round trip.
-        if let userID {
-            return Cursor.user(userID, epoch: epoch, streamSeq: position).text
-        }
-        return Cursor.all(epoch: epoch, seq: position).text
-    }
-
-    private var epoch: UInt64 { epochBox }
-    private let epochBox: UInt64
-
-    init(principal: Principal, key: StreamKey, cursor: String?, epoch: UInt64) {
-        self.principal = principal
-        self.key = key
-        self.cursor = cursor
-        epochBox = epoch
+        Cursor(epoch: epoch, stream: cursorStream, position: position).text
     }
 
     /// A live event: skip what was already sent, fill a gap from the log, then send.
@@ -142,8 +144,8 @@ struct StreamSetup: Sendable {
 
     private func send(_ event: StoredEvent, session: StreamSession) async throws {
         let cursor = userID != nil ? cursorText(event.streamSeq) : cursorText(event.seq)
-        let envelope = EnvelopeJSON.encode(event, cursor: cursor)
-        try await session.send(ServerMessage.event(envelope, unreadCount: userID != nil ? event.unreadCount : nil))
+        try await session.send(
+            StreamEventMessage.encode(event, cursor: cursor, unreadCount: userID != nil ? event.unreadCount : nil))
         session.dependencies.metrics.delivered()
     }
 }

@@ -77,16 +77,18 @@ public enum EventDecoder {
         try scanner.expect(UInt8(ascii: ":"), "':'")
         scanner.skipWhitespace()
         guard scanner.peek() == UInt8(ascii: "[") else { throw StoreError.badRequest("events must be an array") }
-        var elements: [[UInt8]] = []
+        // Every element's compact form goes into one buffer; `ends` marks where each stops.
+        var compact: [UInt8] = []
+        compact.reserveCapacity(scanner.bytes.count)
+        var ends: [Int] = []
         try scanner.expect(UInt8(ascii: "["), "'['")
         scanner.skipWhitespace()
         if scanner.peek() == UInt8(ascii: "]") {
             try scanner.expect(UInt8(ascii: "]"), "']'")
         } else {
             while true {
-                var compact: [UInt8] = []
                 try scanner.scanValue(into: &compact)
-                elements.append(compact)
+                ends.append(compact.count)
                 scanner.skipWhitespace()
                 if scanner.peek() == UInt8(ascii: ",") {
                     try scanner.expect(UInt8(ascii: ","), "','")
@@ -102,22 +104,66 @@ public enum EventDecoder {
         }
         try scanner.expect(UInt8(ascii: "}"), "'}'")
         try scanner.expectEnd()
-        guard elements.count <= Limits.batchEventsMax else {
+        guard ends.count <= Limits.batchEventsMax else {
             throw StoreError(
-                .payloadTooLarge, "a batch holds at most \(Limits.batchEventsMax) events, not \(elements.count)")
+                .payloadTooLarge, "a batch holds at most \(Limits.batchEventsMax) events, not \(ends.count)")
         }
-        for (index, element) in elements.enumerated() where element.count > Limits.eventBytesMax {
+        for index in ends.indices {
+            let size = ends[index] - (index == 0 ? 0 : ends[index - 1])
+            guard size > Limits.eventBytesMax else { continue }
             throw StoreError(
-                .payloadTooLarge,
-                "event is \(element.count) bytes as compact JSON; the limit is \(Limits.eventBytesMax)", index: index)
+                .payloadTooLarge, "event is \(size) bytes as compact JSON; the limit is \(Limits.eventBytesMax)",
+                index: index)
         }
-        guard !elements.isEmpty else { throw StoreError.badRequest("events must not be empty") }
-        return try elements.enumerated().map { index, element in
-            try element.withUnsafeBytes { buffer in
-                var inner = JSONScanner(buffer)
-                return try decodeObject(&inner, index: index)
+        guard !ends.isEmpty else { throw StoreError.badRequest("events must not be empty") }
+        return try compact.withUnsafeBytes { buffer in
+            var events: [NewEvent] = []
+            events.reserveCapacity(ends.count)
+            for index in ends.indices {
+                let start = index == 0 ? 0 : ends[index - 1]
+                var inner = JSONScanner(UnsafeRawBufferPointer(rebasing: buffer[start..<ends[index]]))
+                events.append(try decodeObject(&inner, index: index))
+            }
+            return events
+        }
+    }
+
+    private enum Field: CaseIterable {
+        case type, userID, id, data
+
+        var name: String {
+            switch self {
+            case .type: "type"
+            case .userID: "user_id"
+            case .id: "id"
+            case .data: "data"
             }
         }
+    }
+
+    /// The field a key names, compared in place.
+    private static func field(_ span: JSONScanner.StringSpan, in scanner: JSONScanner) -> Field? {
+        if span.hasEscapes {
+            switch String(decoding: scanner.decodedString(span), as: UTF8.self) {
+            case "type": return .type
+            case "user_id": return .userID
+            case "id": return .id
+            case "data": return .data
+            default: return nil
+            }
+        }
+        let key = UnsafeRawBufferPointer(rebasing: scanner.bytes[span.start..<span.end])
+        for field in Field.allCases where key.elementsEqual(field.name.utf8) { return field }
+        return nil
+    }
+
+    /// A string value as a `String`: the event type names are shared constants, anything else
+    /// is decoded once from the bytes in place.
+    private static func stringValue(_ span: JSONScanner.StringSpan, in scanner: JSONScanner) -> String {
+        if span.hasEscapes { return String(decoding: scanner.decodedString(span), as: UTF8.self) }
+        let bytes = UnsafeRawBufferPointer(rebasing: scanner.bytes[span.start..<span.end])
+        for type in EventType.allCases where bytes.elementsEqual(type.name.utf8) { return type.name }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func decodeObject(_ scanner: inout JSONScanner, index: Int?) throws -> NewEvent {
@@ -136,34 +182,37 @@ public enum EventDecoder {
             while true {
                 scanner.skipWhitespace()
                 guard scanner.peek() == UInt8(ascii: "\"") else { throw scanner.fail("expected a string key") }
-                let key = String(decoding: scanner.decodedString(try scanner.scanString()), as: UTF8.self)
+                let keySpan = try scanner.scanString()
                 try scanner.expect(UInt8(ascii: ":"), "':'")
+                guard let key = field(keySpan, in: scanner) else {
+                    let name = String(decoding: scanner.decodedString(keySpan), as: UTF8.self)
+                    throw fail("\(name) is not a field of an event (expected type, user_id, id, data)")
+                }
                 scanner.skipWhitespace()
                 switch key {
-                case "type", "user_id", "id":
-                    guard scanner.peek() == UInt8(ascii: "\"") else { throw fail("\(key) must be a string") }
-                    let value = String(decoding: scanner.decodedString(try scanner.scanString()), as: UTF8.self)
+                case .type, .userID, .id:
+                    guard scanner.peek() == UInt8(ascii: "\"") else { throw fail("\(key.name) must be a string") }
+                    let value = stringValue(try scanner.scanString(), in: scanner)
                     let previous: String?
                     switch key {
-                    case "type":
+                    case .type:
                         previous = type
                         type = value
-                    case "user_id":
+                    case .userID:
                         previous = userID
                         userID = value
                     default:
                         previous = id
                         id = value
                     }
-                    if previous != nil { throw fail("\(key) appears twice") }
-                case "data":
+                    if previous != nil { throw fail("\(key.name) appears twice") }
+                case .data:
                     guard data == nil else { throw fail("data appears twice") }
                     guard scanner.peek() == UInt8(ascii: "{") else { throw fail("data must be a JSON object") }
                     var compact: [UInt8] = []
+                    compact.reserveCapacity(scanner.bytes.count)
                     try scanner.scanValue(into: &compact)
                     data = compact
-                default:
-                    throw fail("\(key) is not a field of an event (expected type, user_id, id, data)")
                 }
                 scanner.skipWhitespace()
                 if scanner.peek() == UInt8(ascii: ",") {

@@ -19,7 +19,10 @@ struct BenchCommand: AsyncParsableCommand {
               tidings bench fanout --clients 10000 --events 200000
               tidings bench corpus --events 10000 > events.ndjson
             """,
-        subcommands: [WorkloadBench.self, StoreBench.self, HTTPBench.self, FanoutBench.self, CorpusBench.self],
+        subcommands: [
+            WorkloadBench.self, StoreBench.self, HTTPBench.self, FanoutBench.self, AllocationsBench.self,
+            CorpusBench.self,
+        ],
         defaultSubcommand: WorkloadBench.self
     )
 }
@@ -66,6 +69,39 @@ struct StoreBench: AsyncParsableCommand {
         let report = BenchmarkReport(machine: .current(), events: events, figures: figures)
         print(report.table)
         if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
+    }
+}
+
+struct AllocationsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allocations",
+        abstract: "Heap allocations per event on the hot paths, against committed ceilings.",
+        discussion: """
+            Needs the allocation counter preloaded; tools/allocations builds it and runs this in \
+            the release build. Exits with status 1 when a path allocates more than its ceiling.
+
+              tools/allocations
+            """
+    )
+
+    @Option(help: "Scratch directory for the store (removed afterwards).")
+    var directory = NSTemporaryDirectory() + "tidings-allocations"
+
+    func run() async throws {
+        guard let check = AllocationCheck(directory: directory) else {
+            throw CLIError("the allocation counter is not loaded; run tools/allocations")
+        }
+        let results = try await check.run()
+        for result in results {
+            let verdict = result.withinCeiling ? "ok" : "OVER"
+            print(
+                "\(verdict.padding(toLength: 5, withPad: " ", startingAt: 0))"
+                    + "\(String(format: "%7.2f", result.perEvent)) per event (ceiling \(String(format: "%g", result.ceiling)))  \(result.path)"
+            )
+        }
+        if results.contains(where: { !$0.withinCeiling }) {
+            throw CLIError("a hot path allocates more than its ceiling (see above)")
+        }
     }
 }
 
