@@ -10,8 +10,8 @@ struct AppendCommand: AsyncParsableCommand {
             Each line is one event object, as POST /v1/events takes it:
               {"type":"notification.created","user_id":"alice","id":"evt-1","data":{"notification_id":"n-1","title":"Hi"}}
               {"type":"notification.read","user_id":"alice","data":{"notification_id":"n-1"}}
-            Lines are appended in batches; each batch is atomic. A retried line with the same id is a
-            duplicate, not a second event. A bad line stops the run with its line number; the batches
+            Lines are appended in batches; each batch is atomic. A retried line with the same id is a \
+            duplicate, not a second event. A bad line stops the run with its line number; the batches \
             before it stay appended.
 
             Examples:

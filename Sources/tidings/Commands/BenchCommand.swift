@@ -8,9 +8,9 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks on a deterministic notification corpus.",
         discussion: """
-            Every workload uses the same seeded corpus: 80% notification.created, 20% notification.read,
-            users drawn from a Zipf distribution over 100,000 ids, about 420 bytes of JSON per event.
-            The workloads W1-W9 run beside Redis 7 (started on a free port, AOF on, driven through
+            Every workload uses the same seeded corpus: 80% notification.created, 20% notification.read, \
+            users drawn from a Zipf distribution over 100,000 ids, about 420 bytes of JSON per event. \
+            The workloads W1-W9 run beside Redis 7 (started on a free port, AOF on, driven through \
             hiredis from this binary) in the same run, alternating, and report medians and floors:
               tidings bench all --events 1000000 --runs 3 --json results.json
               tidings bench w2 w5 --events 200000
@@ -202,9 +202,9 @@ struct WorkloadBench: AsyncParsableCommand {
         commandName: "workloads",
         abstract: "W1-W9 beside Redis in the same run: appends, size, replays, rebuild, fan-out, storm, memory.",
         discussion: """
-            W1 durable single appends (64 appenders), W1h the same over HTTP, W2 batches of 1,000,
-            W3 bytes on disk, W4 per-user replay p99, W5 full replay, W6 rebuild, W7 fan-out to 1,000
-            and 10,000 WebSocket clients, W7l its latency at half rate, W8 a reconnect storm, W9 memory
+            W1 durable single appends (64 appenders), W1h the same over HTTP, W2 batches of 1,000, \
+            W3 bytes on disk, W4 per-user replay p99, W5 full replay, W6 rebuild, W7 fan-out to 1,000 \
+            and 10,000 WebSocket clients, W7l its latency at half rate, W8 a reconnect storm, W9 memory \
             per idle connection. `all` runs every one.
             """
     )

@@ -7,7 +7,7 @@ struct RebuildCommand: AsyncParsableCommand {
         commandName: "rebuild",
         abstract: "Rebuild the unread projection from the log.",
         discussion: """
-            Reads the whole log, computes every user's stream index and unread state, writes them beside
+            Reads the whole log, computes every user's stream index and unread state, writes them beside \
             the live tables and swaps them in atomically. Safe while a server appends to the same store.
               tidings rebuild --data ./data
             """

@@ -10,19 +10,20 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the HTTP API and the WebSocket stream over one store.",
         discussion: """
-            Binds 127.0.0.1 unless told otherwise. The JWT secret comes from TIDINGS_JWT_SECRET, else
-            --jwt-secret-file, else DIR/jwt-secret (made on first start, mode 0600); `tidings token`
-            signs tokens with the same secret. SIGTERM or SIGINT shut down gracefully: streams close
+            Binds 127.0.0.1 unless told otherwise. The JWT secret comes from TIDINGS_JWT_SECRET, else \
+            --jwt-secret-file, else DIR/jwt-secret (made on first start, mode 0600); `tidings token` \
+            signs tokens with the same secret. SIGTERM or SIGINT shut down gracefully: streams close \
             with 1001, requests in flight finish, the store is checkpointed.
 
-            Several processes may serve one store (SQLite arbitrates the writes); with --redis each
-            process hears of the others' events at once, and without it within half a second (every
+            Several processes may serve one store (SQLite arbitrates the writes); with --redis each \
+            process hears of the others' events at once, and without it within half a second (every \
             process watches the log).
 
               tidings serve --data ./data --port 8080
               TOKEN=$(tidings token --data ./data --role publisher --sub backend)
               curl -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-                -d '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-1","title":"Hi"}}' \\
+                -d '{"type":"notification.created","user_id":"alice",
+                     "data":{"notification_id":"n-1","title":"Hi"}}' \\
                 http://127.0.0.1:8080/v1/events
             """
     )

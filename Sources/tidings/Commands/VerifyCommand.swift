@@ -7,10 +7,10 @@ struct VerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Check the whole hash chain and every block; optionally a recorded head and the projection.",
         discussion: """
-            Recomputes the SHA-256 chain over every event and checks every block. On damage it names
+            Recomputes the SHA-256 chain over every event and checks every block. On damage it names \
             the first bad seq and exits with status 1.
 
-            An auditor records the head (seq and hash) printed today; later, --seq and --hash check
+            An auditor records the head (seq and hash) printed today; later, --seq and --hash check \
             that the log still holds exactly that prefix:
               tidings verify --data ./data
               tidings verify --data ./data --seq 1042 --hash 9f2c...e1
