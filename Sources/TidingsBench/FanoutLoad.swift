@@ -1,10 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import HummingbirdWSClient
-import Logging
 import NIOCore
 import NIOHTTP1
-import NIOWebSocket
 import Synchronization
 import TidingsServer
 import TidingsStore
@@ -44,11 +41,9 @@ public struct FanoutLoad: Sendable {
     final class Tally: Sendable {
         let received = Atomic<Int>(0)
         let caughtUp = Atomic<Int>(0)
-        let closed = Atomic<Int>(0)
         let latencies = Mutex<[Double]>([])
         let sentAt = Mutex<[ContinuousClock.Instant]>([])
         let lastReceipt = Mutex<ContinuousClock.Instant?>(nil)
-        let writers = Mutex<[WebSocketOutboundWriter]>([])
         let nextBatch = Atomic<Int>(0)
 
         func receivedEvent(batch: Int?) {
@@ -81,43 +76,28 @@ public struct FanoutLoad: Sendable {
         }
         let tally = Tally()
         let baseline = server.residentBytes
-        let url = "ws://127.0.0.1:\(server.port)/v1/stream"
-        let logger: Logger = {
-            var logger = Logger(label: "bench-client")
-            logger.logLevel = .critical
-            return logger
-        }()
+        let swarm = try WebSocketSwarm(port: server.port) { _, text in
+            if text.hasPrefix(#"{"type":"event""#) {
+                tally.receivedEvent(batch: text.number(after: #""notification_id":"b"#))
+            } else if text.hasPrefix(#"{"type":"caught_up""#) {
+                tally.caughtUp.add(1, ordering: .relaxed)
+            }
+        }
+        defer { swarm.stop() }
         let wave = 250
         for start in stride(from: 0, to: clients, by: wave) {
-            for index in start..<min(start + wave, clients) {
-                let token = server.token(role: .user, subject: "f" + String(index))
-                let hello = #"{"type":"hello","token":"\#(token)"}"#
-                Task {
-                    _ = try? await WebSocketClient.connect(
-                        url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger
-                    ) { inbound, outbound, _ in
-                        tally.writers.withLock { $0.append(outbound) }
-                        try await outbound.write(.text(hello))
-                        for try await message in inbound.messages(maxSize: 1 << 20) {
-                            guard case .text(let text) = message else { continue }
-                            if text.hasPrefix(#"{"type":"event""#) {
-                                tally.receivedEvent(batch: Self.batchIndex(text))
-                            } else if text.hasPrefix(#"{"type":"caught_up""#) {
-                                tally.caughtUp.add(1, ordering: .relaxed)
-                            }
-                        }
-                    }
-                    tally.closed.add(1, ordering: .relaxed)
-                }
+            let hellos = (start..<min(start + wave, clients)).map { index in
+                #"{"type":"hello","token":"\#(server.token(role: .user, subject: "f" + String(index)))"}"#
             }
-            while tally.caughtUp.load(ordering: .relaxed) + tally.closed.load(ordering: .relaxed)
+            swarm.connect(hellos: hellos)
+            while tally.caughtUp.load(ordering: .relaxed) + swarm.closed.load(ordering: .relaxed)
                 < min(start + wave, clients)
             {
                 try await Task.sleep(for: .milliseconds(5))
             }
         }
-        guard tally.closed.load(ordering: .relaxed) == 0 else {
-            throw BenchError("\(tally.closed.load(ordering: .relaxed)) clients could not connect")
+        guard swarm.closed.load(ordering: .relaxed) == 0 else {
+            throw BenchError("\(swarm.closed.load(ordering: .relaxed)) clients could not connect")
         }
         try await Task.sleep(for: .seconds(1))
         let idle = server.residentBytes
@@ -177,7 +157,6 @@ public struct FanoutLoad: Sendable {
         let received = tally.received.load(ordering: .relaxed)
         let end = tally.lastReceipt.withLock { $0 } ?? .now
         try await http.shutdown()
-        for writer in tally.writers.withLock({ $0 }) { try? await writer.close(.normalClosure, reason: nil) }
         guard received == total else { throw BenchError("only \(received) of \(total) events arrived") }
         let latencies = Percentiles(tally.latencies.withLock { $0 })
         let label =
@@ -199,14 +178,4 @@ public struct FanoutLoad: Sendable {
         ]
     }
 
-    /// The batch number in `"notification_id":"b<batch>-<item>"`.
-    static func batchIndex(_ text: String) -> Int? {
-        guard let range = text.range(of: #""notification_id":"b"#) else { return nil }
-        var value = 0
-        for character in text[range.upperBound...] {
-            guard let digit = character.wholeNumberValue else { break }
-            value = value * 10 + digit
-        }
-        return value
-    }
 }

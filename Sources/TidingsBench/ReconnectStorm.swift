@@ -1,7 +1,4 @@
 import Foundation
-import HummingbirdWSClient
-import Logging
-import NIOWebSocket
 import Synchronization
 import TidingsServer
 import TidingsStore
@@ -32,14 +29,13 @@ public struct ReconnectStorm: Sendable {
         let state = Mutex<(next: Int64, received: Int, caughtUp: Bool, broken: Bool)>((2, 0, false, false))
         init(expected: Int) { self.expected = expected }
 
-        func receive(_ text: String) {
+        func receive(_ text: UnsafeRawBufferPointer) {
             if text.hasPrefix(#"{"type":"caught_up""#) {
                 state.withLock { $0.caughtUp = true }
                 return
             }
-            guard text.hasPrefix(#"{"type":"event""#), let range = text.range(of: #""stream_seq":"#) else { return }
-            let digits = text[range.upperBound...].prefix { $0.isNumber }
-            let position = Int64(digits) ?? -1
+            guard text.hasPrefix(#"{"type":"event""#) else { return }
+            let position = Int64(text.number(after: #""stream_seq":"#) ?? -1)
             state.withLock { state in
                 if position != state.next { state.broken = true }
                 state.next = position + 1
@@ -94,33 +90,13 @@ public struct ReconnectStorm: Sendable {
         progress("storm: \(clients) clients, \(total) events missed in all")
 
         let states = behind.map { Client(expected: $0) }
-        let url = "ws://127.0.0.1:\(server.port)/v1/stream"
-        let logger: Logger = {
-            var logger = Logger(label: "storm")
-            logger.logLevel = .critical
-            return logger
-        }()
-        let started = ContinuousClock.now
-        for index in 0..<clients {
-            let hello =
-                #"{"type":"hello","token":"\#(server.token(role: .user, subject: "s" + String(index)))","cursor":"\#(cursors[index])"}"#
-            let client = states[index]
-            Task {
-                _ = try? await WebSocketClient.connect(
-                    url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger
-                ) {
-                    inbound, outbound, _ in
-                    try await outbound.write(.text(hello))
-                    for try await message in inbound.messages(maxSize: 1 << 20) {
-                        if case .text(let text) = message { client.receive(text) }
-                        if client.done {
-                            try await outbound.close(.normalClosure, reason: nil)
-                            return
-                        }
-                    }
-                }
-            }
+        let hellos = (0..<clients).map { index in
+            #"{"type":"hello","token":"\#(server.token(role: .user, subject: "s" + String(index)))","cursor":"\#(cursors[index])"}"#
         }
+        let swarm = try WebSocketSwarm(port: server.port) { index, text in states[index].receive(text) }
+        defer { swarm.stop() }
+        let started = ContinuousClock.now
+        swarm.connect(hellos: hellos)
         let deadline = started + .seconds(600)
         while ContinuousClock.now < deadline {
             if states.allSatisfy(\.done) { break }

@@ -1,0 +1,271 @@
+import Foundation
+import Synchronization
+
+/// Many WebSocket clients on raw sockets, all read by one thread with poll(2), the way the Redis
+/// peer reads its hiredis subscribers: per client about as cheap, so the fan-out workloads
+/// measure the server rather than the load generator. Speaks just enough of RFC 6455 for `/v1/stream`:
+/// the upgrade, one masked text frame (the hello), unmasked frames from the server, pong for
+/// ping, and close.
+final class WebSocketSwarm: @unchecked Sendable {
+    // @unchecked: `clients` belongs to the reader thread, which also makes the connections
+    // asked for through `connect`; everything else shared is a Mutex or an atomic.
+
+    /// Called on the reader thread with a client's index and each text message.
+    typealias TextHandler = @Sendable (Int, UnsafeRawBufferPointer) -> Void
+
+    private struct Client {
+        var descriptor: Int32
+        var hello: [UInt8]
+        var upgraded = false
+        var buffer: [UInt8] = []
+        var offset = 0
+    }
+
+    private let port: Int
+    private let onText: TextHandler
+    private var clients: [Client] = []
+    /// Parallel to `clients`; a closed client's descriptor is -1, which poll skips.
+    private var polled: [pollfd] = []
+    private let running = Atomic<Bool>(true)
+    private let stopped = Atomic<Bool>(false)
+    private let pending = Mutex<[String]>([])
+    /// Clients whose connection ended (close frame, end of stream, or a failed connect).
+    let closed = Atomic<Int>(0)
+    /// Clients whose connect failed.
+    let failed = Atomic<Int>(0)
+
+    /// Starts the reader thread. Client `i` is the `i`-th hello passed to `connect`.
+    init(port: Int, onText: @escaping TextHandler) throws {
+        self.port = port
+        self.onText = onText
+        let thread = Thread { [self] in
+            readLoop()
+            stopped.store(true, ordering: .releasing)
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Asks for connections, one per hello; the reader thread opens them, sends the upgrade and,
+    /// after the server's 101, the hello.
+    func connect(hellos: [String]) {
+        pending.withLock { $0 += hellos }
+    }
+
+    /// Stops the reader thread and closes every connection.
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        while !stopped.load(ordering: .acquiring) { usleep(1_000) }
+        for client in clients where client.descriptor >= 0 { Glibc.close(client.descriptor) }
+        clients.removeAll()
+    }
+
+    /// Opens a connection and sends the upgrade request; the hello follows the server's 101.
+    private func open(hello: String) throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw BenchError("socket failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            Glibc.close(descriptor)
+            throw BenchError("connect to 127.0.0.1:\(port) failed: errno \(errno)")
+        }
+        var one: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let request =
+            "GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        try Self.writeAll(descriptor, Array(request.utf8))
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        polled.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
+        clients.append(Client(descriptor: descriptor, hello: Self.frame(opcode: 0x1, payload: Array(hello.utf8))))
+    }
+
+    private func readLoop() {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while running.load(ordering: .relaxed) {
+            // A wave of new connections at a time, so reading goes on while they open.
+            let opening = pending.withLock { hellos -> [String] in
+                let wave = Array(hellos.prefix(250))
+                hellos.removeFirst(wave.count)
+                return wave
+            }
+            for hello in opening {
+                do {
+                    try open(hello: hello)
+                } catch {
+                    clients.append(Client(descriptor: -1, hello: []))
+                    polled.append(pollfd(fd: -1, events: 0, revents: 0))
+                    failed.add(1, ordering: .relaxed)
+                    closed.add(1, ordering: .relaxed)
+                }
+            }
+            let ready = poll(&polled, nfds_t(polled.count), opening.isEmpty ? 50 : 0)
+            guard ready > 0 else { continue }
+            for index in polled.indices where polled[index].revents != 0 {
+                polled[index].revents = 0
+                guard clients[index].descriptor >= 0 else { continue }
+                while true {
+                    let count = chunk.withUnsafeMutableBytes {
+                        read(clients[index].descriptor, $0.baseAddress, $0.count)
+                    }
+                    if count > 0 {
+                        clients[index].buffer += chunk[0..<count]
+                        process(index)
+                        if count < chunk.count || clients[index].descriptor < 0 { break }
+                    } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                        break
+                    } else {
+                        finish(index)
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    private func finish(_ index: Int) {
+        guard clients[index].descriptor >= 0 else { return }
+        Glibc.close(clients[index].descriptor)
+        clients[index].descriptor = -1
+        polled[index].fd = -1
+        closed.add(1, ordering: .relaxed)
+    }
+
+    /// Handles whatever complete messages the client's buffer holds.
+    private func process(_ index: Int) {
+        if !clients[index].upgraded {
+            guard let end = Self.headerEnd(clients[index].buffer) else { return }
+            guard clients[index].buffer.starts(with: Array("HTTP/1.1 101".utf8)) else {
+                finish(index)
+                return
+            }
+            clients[index].buffer.removeFirst(end)
+            clients[index].upgraded = true
+            try? Self.writeAll(clients[index].descriptor, clients[index].hello)
+        }
+        while clients[index].descriptor >= 0 {
+            let available = clients[index].buffer.count - clients[index].offset
+            guard available >= 2 else { break }
+            let start = clients[index].offset
+            let (opcode, headerBytes, length) = clients[index].buffer.withUnsafeBytes { bytes in
+                Self.header(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+            }
+            guard headerBytes > 0, available >= headerBytes + length else { break }
+            let payload = start + headerBytes..<start + headerBytes + length
+            switch opcode {
+            case 0x1:
+                clients[index].buffer.withUnsafeBytes { onText(index, UnsafeRawBufferPointer(rebasing: $0[payload])) }
+            case 0x8:
+                finish(index)
+            case 0x9:
+                let pong = Self.frame(opcode: 0xA, payload: Array(clients[index].buffer[payload]))
+                try? Self.writeAll(clients[index].descriptor, pong)
+            default:
+                break
+            }
+            clients[index].offset = payload.upperBound
+        }
+        if clients[index].offset > 0 && clients[index].offset * 2 >= clients[index].buffer.count {
+            clients[index].buffer.removeFirst(clients[index].offset)
+            clients[index].offset = 0
+        }
+    }
+
+    /// Opcode, header length and payload length of the frame at the start of `bytes`; a header
+    /// length of 0 when the header is not complete yet.
+    private static func header(_ bytes: UnsafeRawBufferPointer) -> (UInt8, Int, Int) {
+        let opcode = bytes[0] & 0x0F
+        let short = Int(bytes[1] & 0x7F)
+        switch short {
+        case 126:
+            guard bytes.count >= 4 else { return (opcode, 0, 0) }
+            return (opcode, 4, Int(bytes[2]) << 8 | Int(bytes[3]))
+        case 127:
+            guard bytes.count >= 10 else { return (opcode, 0, 0) }
+            var length = 0
+            for position in 2..<10 { length = length << 8 | Int(bytes[position]) }
+            return (opcode, 10, length)
+        default:
+            return (opcode, 2, short)
+        }
+    }
+
+    private static func headerEnd(_ buffer: [UInt8]) -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for index in 3..<buffer.count
+        where buffer[index] == 10 && buffer[index - 1] == 13 && buffer[index - 2] == 10 && buffer[index - 3] == 13 {
+            return index + 1
+        }
+        return nil
+    }
+
+    /// A client frame: masked, as RFC 6455 requires, with a zero key (the payload unchanged).
+    private static func frame(opcode: UInt8, payload: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x80 | opcode]
+        if payload.count < 126 {
+            out.append(0x80 | UInt8(payload.count))
+        } else if payload.count <= 0xFFFF {
+            out += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        } else {
+            out.append(0x80 | 127)
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: payload.count >> shift))
+            }
+        }
+        out += [0, 0, 0, 0]
+        return out + payload
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            if count > 0 {
+                written += count
+            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                var descriptorPoll = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&descriptorPoll, 1, 100)
+            } else {
+                throw BenchError("write failed: errno \(errno)")
+            }
+        }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Whether the bytes start with `prefix`.
+    func hasPrefix(_ prefix: StaticString) -> Bool {
+        guard count >= prefix.utf8CodeUnitCount else { return false }
+        return memcmp(baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
+    }
+
+    /// The decimal number right after the first occurrence of `marker`, if any.
+    func number(after marker: StaticString) -> Int? {
+        let length = marker.utf8CodeUnitCount
+        guard count > length else { return nil }
+        var index = 0
+        while index + length <= count {
+            if memcmp(baseAddress! + index, marker.utf8Start, length) == 0 {
+                var value = 0
+                var position = index + length
+                var digits = 0
+                while position < count, self[position] >= 48, self[position] <= 57 {
+                    value = value * 10 + Int(self[position] - 48)
+                    position += 1
+                    digits += 1
+                }
+                return digits > 0 ? value : nil
+            }
+            index += 1
+        }
+        return nil
+    }
+}
