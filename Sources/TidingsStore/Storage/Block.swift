@@ -107,22 +107,31 @@ struct DecodedBlock: Sendable {
         }
     }
 
-    /// Calls `body` with the record of one seq inside this block, read in place.
-    func withRecord<Result>(seq: Int64, _ body: (RecordView) throws -> Result) throws -> Result {
-        precondition(seq >= firstSeq && seq <= lastSeq, "seq outside the block")
-        return try records.withUnsafeBytes { bytes in
+    /// Calls `body` with the records of `seqs` (ascending, all inside this block), read in place
+    /// in one walk through the block.
+    func withRecords(seqs: ArraySlice<Int64>, _ body: (Int64, RecordView) throws -> Void) throws {
+        try records.withUnsafeBytes { bytes in
             var reader = ByteReader(bytes)
             var previous = firstTimestamp
-            let record: RecordView
-            do {
-                for _ in 0..<Int(seq - firstSeq) {
-                    previous = try LogRecord.skip(&reader, previousTimestamp: previous)
+            var current = firstSeq
+            for seq in seqs {
+                guard seq >= current && seq <= lastSeq else {
+                    throw StoreError(.internal, "the stream index names seq \(seq) out of order for block \(firstSeq)")
                 }
-                record = try RecordView.read(&reader, previousTimestamp: previous)
-            } catch {
-                throw StoreError(.internal, "the log is damaged: event \(seq) does not decode (\(error))")
+                let record: RecordView
+                do {
+                    while current < seq {
+                        previous = try LogRecord.skip(&reader, previousTimestamp: previous)
+                        current += 1
+                    }
+                    record = try RecordView.read(&reader, previousTimestamp: previous)
+                } catch {
+                    throw StoreError(.internal, "the log is damaged: event \(seq) does not decode (\(error))")
+                }
+                previous = record.timestampMilliseconds
+                current += 1
+                try body(seq, record)
             }
-            return try body(record)
         }
     }
 

@@ -51,10 +51,12 @@ struct LogReader {
         return block
     }
 
-    /// Visits the records of `seqs` (ascending) in place, from blocks or the tail.
+    /// Visits the records of `seqs` (ascending) in place, from blocks or the tail. Each block
+    /// is walked once for all the seqs it holds.
     func withRecords(seqs: [Int64], sealedSeq: Int64, _ body: (Int64, RecordView) throws -> Void) throws {
-        var current: DecodedBlock?
-        for seq in seqs {
+        var index = 0
+        while index < seqs.count {
+            let seq = seqs[index]
             if seq > sealedSeq {
                 let statement = try database.cached("SELECT record FROM tail WHERE seq = ?1")
                 statement.bind(1, seq)
@@ -68,12 +70,14 @@ struct LogReader {
                     throw StoreError(.internal, "the log is damaged: tail event \(seq) does not decode (\(error))")
                 }
                 try body(seq, record)
+                index += 1
                 continue
             }
-            if current == nil || seq < current!.firstSeq || seq > current!.lastSeq {
-                current = try block(containing: seq)
-            }
-            try current!.withRecord(seq: seq) { try body(seq, $0) }
+            let block = try self.block(containing: seq)
+            var end = index
+            while end < seqs.count, seqs[end] <= block.lastSeq { end += 1 }
+            try block.withRecords(seqs: seqs[index..<end], body)
+            index = end
         }
     }
 
