@@ -1,12 +1,10 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
-import NIOHTTP1
 import TidingsServer
 import TidingsStore
 
 /// Single-event appends through `POST /v1/events` from `clients` concurrent keep-alive
-/// connections, against a server in its own process.
+/// connections, against a server in its own process. The connections are raw sockets driven by
+/// one poll(2) thread, each with one request in flight, as cheap as the Redis peer's clients.
 public struct HTTPLoad: Sendable {
     public var events: Int
     public var clients: Int
@@ -23,44 +21,19 @@ public struct HTTPLoad: Sendable {
     public func run(sync: String = "full") async throws -> [BenchmarkFigure] {
         let server = try ServerProcess(binary: binary, directory: directory, arguments: ["--sync", sync])
         defer { server.stop() }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = clients
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let token = server.token(role: .publisher, subject: "bench")
         var generator = CorpusGenerator()
-        let bodies = (0..<events).map { _ in generator.next().json }
-        let url = "http://127.0.0.1:\(server.port)/v1/events"
-        let clients = self.clients
-        let started = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for worker in 0..<clients {
-                group.addTask {
-                    var samples: [Double] = []
-                    var index = worker
-                    while index < bodies.count {
-                        var request = HTTPClientRequest(url: url)
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(bytes: bodies[index]))
-                        let sent = ContinuousClock.now
-                        let response = try await client.execute(request, timeout: .seconds(60))
-                        _ = try await response.body.collect(upTo: 1 << 20)
-                        guard response.status == .created || response.status == .ok else {
-                            throw BenchError("append failed with \(response.status)")
-                        }
-                        samples.append((ContinuousClock.now - sent).seconds * 1_000_000)
-                        index += clients
-                    }
-                    return samples
-                }
-            }
-            var all: [Double] = []
-            for try await samples in group { all += samples }
-            return all
+        let requests = (0..<events).map { _ in
+            let body = generator.next().json
+            let head =
+                "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nAuthorization: Bearer \(token)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            return Array(head.utf8) + body
         }
-        let seconds = (ContinuousClock.now - started).seconds
-        try await client.shutdown()
+        let (port, clients) = (server.port, self.clients)
+        let (seconds, latencies) = try await Blocking.run {
+            try KeepAliveClients.run(port: port, clients: clients, requests: requests)
+        }
         let percentiles = Percentiles(latencies)
         let label = "batch 1, \(clients) keep-alive clients, \(sync.uppercased())"
         return [
@@ -72,5 +45,121 @@ public struct HTTPLoad: Sendable {
                 workload: "http append", metric: "\(label), p99", unit: "us", tidings: percentiles.at(0.99),
                 lowerIsBetter: true),
         ]
+    }
+}
+
+/// Keep-alive HTTP/1.1 connections, each sending its next request when the previous response
+/// has arrived, all served by the calling thread with poll(2).
+enum KeepAliveClients {
+    private struct Connection {
+        var descriptor: Int32
+        var next: Int
+        var sentAt = ContinuousClock.now
+        var buffer: [UInt8] = []
+    }
+
+    /// Sends `requests` (complete request bytes) spread over `clients` connections; returns the
+    /// elapsed seconds and each request's latency in microseconds. Throws on any status but 2xx.
+    static func run(port: Int, clients: Int, requests: [[UInt8]]) throws -> (Double, [Double]) {
+        var connections: [Connection] = []
+        var polled: [pollfd] = []
+        for index in 0..<min(clients, requests.count) {
+            let descriptor = try connect(port: port)
+            connections.append(Connection(descriptor: descriptor, next: index))
+            polled.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
+        }
+        defer { for connection in connections { close(connection.descriptor) } }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(requests.count)
+        let started = ContinuousClock.now
+        for index in connections.indices {
+            connections[index].sentAt = .now
+            try send(connections[index].descriptor, requests[connections[index].next])
+        }
+        var open = connections.count
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while open > 0 {
+            guard poll(&polled, nfds_t(polled.count), 1_000) > 0 else { continue }
+            for index in polled.indices where polled[index].revents != 0 {
+                polled[index].revents = 0
+                let count = chunk.withUnsafeMutableBytes {
+                    read(connections[index].descriptor, $0.baseAddress, $0.count)
+                }
+                guard count > 0 else {
+                    if count < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                    throw BenchError("the server closed a keep-alive connection")
+                }
+                connections[index].buffer += chunk[0..<count]
+                guard let status = try completeResponse(&connections[index].buffer) else { continue }
+                guard (200..<300).contains(status) else { throw BenchError("append failed with status \(status)") }
+                latencies.append((ContinuousClock.now - connections[index].sentAt).seconds * 1_000_000)
+                connections[index].next += connections.count
+                if connections[index].next < requests.count {
+                    connections[index].sentAt = .now
+                    try send(connections[index].descriptor, requests[connections[index].next])
+                } else {
+                    polled[index].fd = -1
+                    open -= 1
+                }
+            }
+        }
+        return ((ContinuousClock.now - started).seconds, latencies)
+    }
+
+    /// The status of the response at the start of `buffer` once all of it has arrived (and
+    /// removes it); nil while it is incomplete.
+    private static func completeResponse(_ buffer: inout [UInt8]) throws -> Int? {
+        guard
+            let headerEnd = buffer.indices.dropFirst(3).first(where: {
+                buffer[$0] == 10 && buffer[$0 - 1] == 13 && buffer[$0 - 2] == 10 && buffer[$0 - 3] == 13
+            })
+        else { return nil }
+        let head = String(decoding: buffer[0...headerEnd], as: UTF8.self)
+        let lines = head.split(separator: "\r\n")
+        guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ")[1]) else {
+            throw BenchError("not an HTTP response")
+        }
+        let length = lines.dropFirst().compactMap { line -> Int? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+            return Int(parts[1].trimmingCharacters(in: .whitespaces))
+        }.first
+        guard let length else { throw BenchError("a response without Content-Length") }
+        guard buffer.count >= headerEnd + 1 + length else { return nil }
+        buffer.removeFirst(headerEnd + 1 + length)
+        return status
+    }
+
+    private static func connect(port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw BenchError("socket failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw BenchError("connect to 127.0.0.1:\(port) failed: errno \(errno)")
+        }
+        var one: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return descriptor
+    }
+
+    private static func send(_ descriptor: Int32, _ bytes: [UInt8]) throws {
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            guard count > 0 else {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw BenchError("write failed: errno \(errno)")
+            }
+            written += count
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import TidingsStore
 
 /// Verifies JWTs signed with HS256, and nothing else.
@@ -23,6 +24,10 @@ public struct TokenVerifier: Sendable {
     private let secret: [UInt8]
     private var key: SymmetricKey { SymmetricKey(data: secret) }
 
+    /// Tokens that verified, so a client's next request skips the decoding and the HMAC; the
+    /// time claims are still checked on every use.
+    private let verified = VerifiedTokens()
+
     public init(secret: [UInt8]) {
         self.secret = secret
     }
@@ -33,6 +38,23 @@ public struct TokenVerifier: Sendable {
 
     public func verify(_ token: String, now: Int64) throws(Rejection) -> Principal {
         guard token.utf8.count <= Self.tokenBytesMax else { throw Rejection(reason: "token too long") }
+        if let known = verified.lookup(token) {
+            try Self.checkTimes(expiresAt: known.principal.expiresAt, notBefore: known.notBefore, now: now)
+            return known.principal
+        }
+        let (principal, notBefore) = try verifySignedToken(token)
+        try Self.checkTimes(expiresAt: principal.expiresAt, notBefore: notBefore, now: now)
+        verified.insert(token, principal: principal, notBefore: notBefore)
+        return principal
+    }
+
+    private static func checkTimes(expiresAt: Int64, notBefore: Int64?, now: Int64) throws(Rejection) {
+        guard now < expiresAt + leewaySeconds else { throw Rejection(reason: "expired") }
+        if let notBefore, now + leewaySeconds < notBefore { throw Rejection(reason: "not yet valid") }
+    }
+
+    /// Everything but the time checks: the structure, the header, the signature, the claims.
+    private func verifySignedToken(_ token: String) throws(Rejection) -> (Principal, notBefore: Int64?) {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw Rejection(reason: "not three parts") }
         guard let headerBytes = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
@@ -59,14 +81,30 @@ public struct TokenVerifier: Sendable {
         }
         // NumericDate claims are JSON numbers (not strings, not booleans).
         guard let expiresAt = claims["exp"]?.flooredIntegerValue else { throw Rejection(reason: "exp missing") }
-        guard now < expiresAt + Self.leewaySeconds else { throw Rejection(reason: "expired") }
+        var notBefore: Int64?
         if let notBeforeClaim = claims["nbf"] {
-            guard let notBefore = notBeforeClaim.flooredIntegerValue else {
-                throw Rejection(reason: "nbf is not a number")
-            }
-            guard now + Self.leewaySeconds >= notBefore else { throw Rejection(reason: "not yet valid") }
+            guard let value = notBeforeClaim.flooredIntegerValue else { throw Rejection(reason: "nbf is not a number") }
+            notBefore = value
         }
-        return Principal(subject: subject, role: role, expiresAt: expiresAt)
+        return (Principal(subject: subject, role: role, expiresAt: expiresAt), notBefore)
+    }
+}
+
+/// A bounded set of tokens that passed verification, by their exact text.
+final class VerifiedTokens: Sendable {
+    static let capacity = 4_096
+    private let entries = Mutex<[String: (principal: Principal, notBefore: Int64?)]>([:])
+
+    func lookup(_ token: String) -> (principal: Principal, notBefore: Int64?)? {
+        entries.withLock { $0[token] }
+    }
+
+    func insert(_ token: String, principal: Principal, notBefore: Int64?) {
+        entries.withLock { entries in
+            // Emptied when full: the cost is one more verification per active token.
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = (principal, notBefore)
+        }
     }
 }
 
@@ -101,25 +139,52 @@ public struct TokenSigner: Sendable {
 
 /// Base64 with the URL-safe alphabet, without padding (JWT's encoding).
 public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Unpadded base64url.
     public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            accumulator = accumulator << 8 | UInt32(byte)
+            bits += 8
+            while bits >= 6 {
+                bits -= 6
+                out.append(alphabet[Int(accumulator >> UInt32(bits) & 0x3F)])
+            }
+        }
+        if bits > 0 { out.append(alphabet[Int(accumulator << UInt32(6 - bits) & 0x3F)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
+    /// Decodes unpadded base64url; nil for any other character, padding included, or a length
+    /// no encoding has. One pass, no intermediate strings: every request's token goes through it.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        guard
-            text.utf8.allSatisfy({ byte in
-                (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
-                    || byte == 0x2D || byte == 0x5F
-            })
-        else { return nil }
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        switch standard.utf8.count % 4 {
-        case 1: return nil
-        case 2: standard += "=="
-        case 3: standard += "="
-        default: break
+        let utf8 = text.utf8
+        guard utf8.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in utf8 {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            default: return nil
+            }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
         }
-        return Data(base64Encoded: standard).map(Array.init)
+        return out
     }
 }
