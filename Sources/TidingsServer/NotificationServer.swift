@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
@@ -75,9 +76,10 @@ public final class NotificationServer: Sendable {
         routes.register(on: router)
 
         let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-        let dependencies = StreamSession.Dependencies(
-            store: store, hub: hub, verifier: verifier, metrics: metrics, configuration: configuration)
         let sessions = self.sessions
+        let dependencies = StreamSession.Dependencies(
+            store: store, hub: hub, verifier: verifier, metrics: metrics, configuration: configuration,
+            sessions: sessions)
         let logger = self.logger
         webSocketRouter.ws("/v1/stream") { _, _ in
             .upgrade([:])
@@ -95,9 +97,25 @@ public final class NotificationServer: Sendable {
         let webSocket = WebSocketServerConfiguration(
             maxFrameSize: configuration.webSocketMessageBytesMax, autoPing: .enabled(timePeriod: .seconds(30)),
             closeTimeout: .seconds(5))
+        let limiter = ConnectionLimiter(maximumPerAddress: configuration.connectionsPerAddressMax, logger: logger)
+        let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: HTTP1Channel.Configuration(
+                idleTimeout: nil,
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: configuration.requestHeaderBytesMax,
+                    maxHeaderListSize: configuration.requestHeaderBytesMax,
+                    maxHeaderFieldCount: configuration.requestHeaderFieldsMax)),
+            ws: webSocket)
+        let webSocketResponder = webSocketRouter.buildResponder()
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter, configuration: .init(ws: webSocket)),
+            server: HTTPServerBuilder { responder in
+                GuardedChildChannel(
+                    base: HTTP1WebSocketUpgradeChannel(
+                        responder: responder, webSocketResponder: webSocketResponder,
+                        configuration: channelConfiguration),
+                    limiter: limiter)
+            },
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "tidings"),
             onServerRunning: { channel in

@@ -3,6 +3,16 @@ public import TidingsStore
 
 /// How a server runs. Every limit of PROTOCOL.md and every bound the server adds is here.
 public struct ServerConfiguration: Sendable {
+    /// The bounds' defaults, named for the command line's help.
+    public enum Defaults {
+        public static let requestBodyBytesMax = Limits.requestBodyBytesMax
+        public static let webSocketMessageBytesMax = 1 << 20
+        public static let requestHeaderBytesMax = 16 * 1024
+        public static let requestHeaderFieldsMax = 100
+        public static let connectionsPerAddressMax = 20_000
+        public static let streamsPerSubjectMax = 64
+    }
+
     public var dataDirectory: String
     /// Loopback unless told otherwise.
     public var host = "127.0.0.1"
@@ -12,9 +22,20 @@ public struct ServerConfiguration: Sendable {
     public var storeOptions = StoreOptions()
 
     /// Largest request body (PROTOCOL.md: 8 MiB).
-    public var requestBodyBytesMax = Limits.requestBodyBytesMax
+    public var requestBodyBytesMax = Defaults.requestBodyBytesMax
     /// Largest WebSocket message from a client (1 MiB).
-    public var webSocketMessageBytesMax = 1 << 20
+    public var webSocketMessageBytesMax = Defaults.webSocketMessageBytesMax
+    /// Request header bytes, all fields together; a larger head is refused (431).
+    public var requestHeaderBytesMax = Defaults.requestHeaderBytesMax
+    /// Header fields in one request.
+    public var requestHeaderFieldsMax = Defaults.requestHeaderFieldsMax
+    /// Open connections (HTTP and WebSocket) from one IP address; more are closed on accept.
+    /// Loopback clients of the benchmarks open 10,000; behind a proxy every client shares its
+    /// address, so size this to the proxy's.
+    public var connectionsPerAddressMax = Defaults.connectionsPerAddressMax
+    /// Open streams of one token subject (a user's devices and tabs); one more is closed with
+    /// 1013 (try again later) right after its hello.
+    public var streamsPerSubjectMax = Defaults.streamsPerSubjectMax
     /// Time a new connection has for its hello.
     public var helloTimeout: Duration = .seconds(10)
     /// A connection whose writes make no progress this long is closed with 4429.

@@ -38,7 +38,9 @@ final class ServerHarness: Sendable {
     /// Starts (or restarts) the server on the same store.
     func start() async throws {
         var logger = Logger(label: "test-server")
-        logger.logLevel = .error
+        // TIDINGS_TEST_LOG=debug shows the server's log while a test runs.
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["TIDINGS_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
         let server = try await NotificationServer.open(configuration: configuration, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await server.run { port in continuation.yield(port) } }

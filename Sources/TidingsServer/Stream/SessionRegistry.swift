@@ -5,6 +5,24 @@ import Synchronization
 /// watchdog (hello timeout, stuck writes, expired tokens), closed with 1001 on shutdown.
 final class SessionRegistry: Sendable {
     private let sessions = Mutex<[ObjectIdentifier: StreamSession]>([:])
+    private let streamsBySubject = Mutex<[String: Int]>([:])
+
+    /// Counts one more stream of `subject`; false, counting nothing, when it has `limit` already.
+    func claimStream(subject: String, limit: Int) -> Bool {
+        streamsBySubject.withLock { counts in
+            let current = counts[subject] ?? 0
+            guard current < limit else { return false }
+            counts[subject] = current + 1
+            return true
+        }
+    }
+
+    func releaseStream(subject: String) {
+        streamsBySubject.withLock { counts in
+            let remaining = (counts[subject] ?? 1) - 1
+            counts[subject] = remaining > 0 ? remaining : nil
+        }
+    }
 
     func add(_ session: StreamSession) {
         sessions.withLock { $0[ObjectIdentifier(session)] = session }

@@ -19,6 +19,12 @@ struct StreamFault: Error, Equatable {
     static func forbidden(_ message: String) -> StreamFault {
         StreamFault(closeCode: 4403, errorCode: "forbidden", message: message)
     }
+    /// Not in PROTOCOL.md's list: 1013 is the standard "try again later".
+    static func tooManyStreams(limit: Int) -> StreamFault {
+        StreamFault(
+            closeCode: 1013, errorCode: "unavailable",
+            message: "this token's subject has \(limit) open streams, the most allowed; close one and retry")
+    }
     static let timeout = StreamFault(closeCode: 4408, errorCode: "timeout", message: "no hello within the time allowed")
 }
 

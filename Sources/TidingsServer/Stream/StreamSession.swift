@@ -23,6 +23,7 @@ final class StreamSession: Sendable {
         let verifier: TokenVerifier
         let metrics: ServerMetrics
         let configuration: ServerConfiguration
+        let sessions: SessionRegistry
     }
 
     private enum Phase {
@@ -46,6 +47,8 @@ final class StreamSession: Sendable {
         /// The close the sender owes: its code, and the fault to report first.
         var pendingClose: (code: UInt16, fault: StreamFault?)?
         var closeSent = false
+        /// The subject whose stream count this connection holds.
+        var countedSubject: String?
     }
 
     let id = RequestID.make()
@@ -75,7 +78,9 @@ final class StreamSession: Sendable {
             await self.serve()
             group.cancelAll()
         }
-        if let subscription = state.withLock({ $0.subscription }) { dependencies.hub.unsubscribe(subscription) }
+        let (subscription, subject) = state.withLock { ($0.subscription, $0.countedSubject) }
+        if let subscription { dependencies.hub.unsubscribe(subscription) }
+        if let subject { dependencies.sessions.releaseStream(subject: subject) }
     }
 
     /// The sending side: hello checks, welcome, replay, live.
@@ -155,7 +160,14 @@ final class StreamSession: Sendable {
         if case .user(let id) = key, !Identifier.isValid(id) {
             throw StreamFault.badRequest("the token's subject is not a valid user id; name user_id")
         }
-        state.withLock { $0.expiresAt = principal.expiresAt }
+        let limit = dependencies.configuration.streamsPerSubjectMax
+        guard dependencies.sessions.claimStream(subject: principal.subject, limit: limit) else {
+            throw StreamFault.tooManyStreams(limit: limit)
+        }
+        state.withLock {
+            $0.expiresAt = principal.expiresAt
+            $0.countedSubject = principal.subject
+        }
         return StreamSetup(principal: principal, key: key, cursor: hello.cursor, epoch: dependencies.store.epoch)
     }
 

@@ -48,6 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @OptionGroup(title: "Limits") var limits: LimitOptions
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a level")
@@ -72,6 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.jwtSecretFile = jwtSecretFile
         configuration.storeOptions.durability = store.sync == .full ? .full : .normal
         configuration.redisURL = redis.flatMap(RedisURL.init)
+        limits.apply(to: &configuration)
         let server: NotificationServer
         do {
             server = try await NotificationServer.open(configuration: configuration, logger: logger)
