@@ -20,7 +20,13 @@ final class ServerHarness: Sendable {
     let configuration: ServerConfiguration
     private let state = Mutex<(server: NotificationServer?, task: Task<Void, any Error>?, port: Int)>((nil, nil, 0))
 
-    init(directory: String? = nil, tune: (inout ServerConfiguration) -> Void = { _ in }) async throws {
+    /// When set, every line the server logs, at every level, is kept here.
+    let logs: LogCapture?
+
+    init(
+        directory: String? = nil, logs: LogCapture? = nil, tune: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws {
+        self.logs = logs
         let directory = directory ?? NSTemporaryDirectory() + "tidings-server-" + UUID().uuidString
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -37,10 +43,13 @@ final class ServerHarness: Sendable {
 
     /// Starts (or restarts) the server on the same store.
     func start() async throws {
-        var logger = Logger(label: "test-server")
+        var logger =
+            logs.map { capture in Logger(label: "test-server") { _ in capture.handler() } }
+            ?? Logger(label: "test-server")
         // TIDINGS_TEST_LOG=debug shows the server's log while a test runs.
         logger.logLevel =
             ProcessInfo.processInfo.environment["TIDINGS_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
+        if logs != nil { logger.logLevel = .trace }
         let server = try await NotificationServer.open(configuration: configuration, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await server.run { port in continuation.yield(port) } }
@@ -178,15 +187,17 @@ final class ServerHarness: Sendable {
     }
 
     /// Opens `/v1/stream`, sends `hello` (if given) and collects messages in the background.
-    func stream(hello: String?, headers: [(String, String)] = []) async -> StreamClient {
-        await Self.stream(port: port, hello: hello, headers: headers)
+    func stream(hello: String?, headers: [(String, String)] = [], query: String = "") async -> StreamClient {
+        await Self.stream(port: port, hello: hello, headers: headers, query: query)
     }
 
-    static func stream(port: Int, hello: String?, headers: [(String, String)] = []) async -> StreamClient {
+    static func stream(
+        port: Int, hello: String?, headers: [(String, String)] = [], query: String = ""
+    ) async -> StreamClient {
         let client = StreamClient()
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
         for (name, value) in headers { configuration.additionalHeaders[.init(name)!] = value }
-        let url = "ws://127.0.0.1:\(port)/v1/stream"
+        let url = "ws://127.0.0.1:\(port)/v1/stream" + query
         var logger = Logger(label: "test-client")
         logger.logLevel = .critical
         let ready = AsyncStream<Void>.makeStream()
@@ -226,4 +237,30 @@ final class ServerHarness: Sendable {
 extension JSONValue {
     var type: String? { self["type"]?.stringValue }
     var seq: Int64? { self["event"]?["seq"]?.integerValue ?? self["seq"]?.integerValue }
+}
+
+/// Keeps every log line, message and metadata, as one string each.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var all: [String] { lines.withLock { $0 } }
+
+    func handler() -> Handler { Handler(capture: self) }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let line = "\(event.level) \(event.message) \(merged.map { "\($0)=\($1)" }.sorted().joined(separator: " "))"
+            capture.lines.withLock { $0.append(line) }
+        }
+    }
 }
