@@ -18,6 +18,12 @@ struct RequestLoggingMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch let error as APIError {
+            // The server's own faults (a full or read-only disk, a damaged store) are the
+            // operator's to fix: each one is logged with its cause, not only counted.
+            if error.status == .serviceUnavailable || error.status == .internalServerError {
+                context.logger.error(
+                    "request failed", metadata: ["code": .string(error.code), "error": .string(error.message)])
+            }
             response = try error.response(from: request, context: context)
         } catch let error as any HTTPResponseError where error.status == .notFound {
             // The router found no route: an unknown path, or a known one with another method.

@@ -23,6 +23,20 @@ enum FileSize {
 }
 
 enum Directories {
+    /// SQLite writes the database, its WAL and its shared-memory index beside each other, so a
+    /// store needs its directory and files writable; say so plainly instead of letting the
+    /// first pragma fail with "unable to open database file".
+    static func requireWritable(_ directory: String) throws {
+        for path in [directory] + ["", "-wal", "-shm"].map({ directory + "/" + Store.databaseFileName + $0 })
+        where access(path, F_OK) == 0 && access(path, W_OK) != 0 {
+            let reason = String(cString: strerror(errno))
+            throw StoreError(
+                .unavailable,
+                "the store is not writable: \(path): \(reason); tidings writes its database, WAL and "
+                    + "shared-memory files there: remount it read-write or fix its permissions")
+        }
+    }
+
     /// Creates `path` and its missing parents; throws with the system's reason on failure.
     static func create(_ path: String) throws {
         var info = stat()
@@ -30,6 +44,7 @@ enum Directories {
             guard info.st_mode & S_IFMT == S_IFDIR else {
                 throw StoreError(.unavailable, "cannot use \(path) as the store directory: it is a file")
             }
+            try requireWritable(path)
             return
         }
         let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
