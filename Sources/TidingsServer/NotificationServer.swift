@@ -75,7 +75,7 @@ public final class NotificationServer: Sendable {
         router.add(middleware: RequestLoggingMiddleware(metrics: metrics))
         routes.register(on: router)
 
-        let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+        let webSocketRouter = Router(context: StreamRequestContext.self)
         let sessions = self.sessions
         let dependencies = StreamSession.Dependencies(
             store: store, hub: hub, verifier: verifier, metrics: metrics, configuration: configuration,
@@ -84,6 +84,7 @@ public final class NotificationServer: Sendable {
         webSocketRouter.ws("/v1/stream") { _, _ in
             .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
+            context.requestContext.releaseHandler()
             var sessionLogger = logger
             sessionLogger[metadataKey: "request_id"] = .string(RequestID.make())
             let session = StreamSession(

@@ -71,7 +71,8 @@ extension Store {
         if start < sealed {
             let statement = try database.prepare(
                 """
-                SELECT first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload FROM blocks
+                SELECT first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload, payload_check
+                FROM blocks
                 WHERE first_seq >= COALESCE((SELECT max(first_seq) FROM blocks WHERE first_seq <= ?1), 1) AND first_seq <= ?2
                 ORDER BY first_seq
                 """)
@@ -83,6 +84,7 @@ extension Store {
                 let firstSeq = statement.int64(0)
                 let count = statement.int(1)
                 let dictionary = try context.dictionaries.dictionary(statement.int64(5), database: database)
+                try BlockChecksum.check(statement.blob(6), recorded: statement.int64(7), firstSeq: firstSeq)
                 do {
                     buffer = try LZ4Decoder.decompress(
                         statement.blob(6), rawCount: statement.int(4), dictionary: dictionary)

@@ -23,6 +23,7 @@ struct Block: Sendable {
     var recordsBytes: Int
     var dictionaryID: Int64
     var payload: [UInt8]
+    var payloadCheck: Int64
     var checks: [UInt8]
     var endHash: [UInt8]
 
@@ -58,12 +59,14 @@ struct Block: Sendable {
         return Block(
             firstSeq: events.first!.seq, eventCount: events.count, firstTimestamp: firstTimestamp,
             lastTimestamp: previous, typeMask: typeMask, rawBytes: rawBytes, recordsBytes: records.count,
-            dictionaryID: dictionaryID, payload: payload, checks: checks, endHash: events.last!.hash)
+            dictionaryID: dictionaryID, payload: payload, payloadCheck: payload.withUnsafeBytes(BlockChecksum.of),
+            checks: checks, endHash: events.last!.hash)
     }
 
     static let insertSQL = """
         INSERT INTO blocks (first_seq, event_count, first_ts, last_ts, type_mask, raw_bytes, records_bytes,
-            dictionary_id, payload, checks, end_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            dictionary_id, payload, checks, end_hash, payload_check)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
         """
 
     func insert(into database: Database) throws {
@@ -79,6 +82,7 @@ struct Block: Sendable {
         statement.bind(9, blob: payload)
         statement.bind(10, blob: checks)
         statement.bind(11, blob: endHash)
+        statement.bind(12, payloadCheck)
         try statement.run()
     }
 }

@@ -11,11 +11,12 @@ struct LogReader {
     }
 
     private static let blockColumns =
-        "first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload"
+        "first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload, payload_check"
 
     private func decodeBlockRow(_ statement: Statement) throws -> DecodedBlock {
         let firstSeq = statement.int64(0)
         let dictionary = try dictionaries.dictionary(statement.int64(5), database: database)
+        try BlockChecksum.check(statement.blob(6), recorded: statement.int64(7), firstSeq: firstSeq)
         do {
             let records = try LZ4Decoder.decompress(
                 statement.blob(6), rawCount: statement.int(4), dictionary: dictionary)

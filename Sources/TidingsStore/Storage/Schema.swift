@@ -90,7 +90,9 @@ enum Schema {
             seq INTEGER NOT NULL,
             PRIMARY KEY (id_hash, seq)
         ) STRICT, WITHOUT ROWID;
-        """
+        """,
+        // 2: a checksum of each block's compressed payload, checked on every read.
+        "ALTER TABLE blocks ADD COLUMN payload_check INTEGER NOT NULL DEFAULT 0",
     ]
 
     /// The projection tables, in the order rebuild writes and swaps them. Their DDL with a
