@@ -22,8 +22,8 @@ import TidingsBench
         let redis: RedisProcess
         var servers: [ServerProcess] = []
 
-        init(processes: Int, redisDownAtStart: Bool = false) throws {
-            self.redis = try RedisProcess()
+        init(processes: Int, redisDownAtStart: Bool = false, redisArguments: [String] = []) throws {
+            self.redis = try RedisProcess(arguments: redisArguments)
             if redisDownAtStart { self.redis.kill() }
             for index in 0..<processes {
                 servers.append(
@@ -127,6 +127,44 @@ import TidingsBench
         }
         #expect((try await cluster.metric(1, "tidings_redis_received_events") ?? 0) > 0)
         #expect((try await cluster.metric(1, "tidings_redis_connections") ?? 0) >= 2)
+    }
+
+    /// Redis stops answering for four seconds (`DEBUG SLEEP`): appends do not wait for it, and
+    /// a client of the other process still gets every event within about a second, from the
+    /// log, before Redis wakes; once it does, nothing arrives twice.
+    @Test func aRedisThatAnswersSlowlyDelaysNothing() async throws {
+        let cluster = try Cluster(processes: 2, redisArguments: ["--enable-debug-command", "local"])
+        defer { cluster.stop() }
+        let client = await ServerHarness.stream(
+            port: cluster.servers[1].port, hello: ServerHarness.hello(token: cluster.token(.user, "alice")))
+        await client.wait { $0.contains { $0.type == "caught_up" } }
+        try await cluster.append(through: 0, ServerHarness.created("alice", "n-warm"))
+        await client.wait { self.events($0).count >= 1 }
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        sleeper.arguments = ["-p", "\(cluster.redis.port)", "DEBUG", "SLEEP", "4"]
+        sleeper.standardOutput = FileHandle.nullDevice
+        try sleeper.run()
+        try await Task.sleep(for: .milliseconds(200))
+        let asleepSince = ContinuousClock.now
+        var slowest = Duration.zero
+        for index in 0..<30 {
+            let started = ContinuousClock.now
+            try await cluster.append(through: 0, ServerHarness.created("alice", "n-\(index)"))
+            slowest = max(slowest, ContinuousClock.now - started)
+        }
+        #expect(slowest < .seconds(1), "an append waited \(slowest) on a sleeping Redis")
+        let during = await client.wait(timeout: .seconds(3)) { self.events($0).count >= 31 }
+        #expect(events(during) == (1...31).map { Int64($0) }, "delivered from the log while Redis sleeps")
+        #expect(ContinuousClock.now - asleepSince < .seconds(4), "before Redis woke")
+        sleeper.waitUntilExit()
+        for index in 30..<40 {
+            try await cluster.append(through: 0, ServerHarness.created("alice", "n-\(index)"))
+        }
+        let after = await client.wait(timeout: .seconds(10)) { self.events($0).count >= 41 }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(events(client.received()) == (1...41).map { Int64($0) }, "every event once, in order")
+        _ = after
     }
 
     @Test func redisDownAtStartDelaysNothingThatMatters() async throws {
