@@ -187,3 +187,17 @@ import Testing
         #expect(try await temporary.store.headSeq() == 1)
     }
 }
+
+@Suite struct IntegralNumberTests {
+    @Test func wholeNumbersCountHoweverWritten() {
+        let cases: [(String, Int64?)] = [
+            ("211", 211), ("211.0", 211), ("2.11e2", 211), ("2110E-1", 211), ("0.0", 0), ("-0", 0), ("-3.00", -3),
+            ("1e3", 1_000), ("9223372036854775807", .max), ("9223372036854775807.0", .max),
+            ("9223372036854775808", nil), ("1e19", nil), ("211.5", nil), ("2.115e2", nil), ("1e-1", nil),
+            ("1e400", nil), ("1e401", nil), ("", nil), ("-", nil), (".", nil), ("1.2.3", nil), ("1e", nil),
+        ]
+        for (text, expected) in cases {
+            #expect(JSONScanner.integralValue(Array(text.utf8)[...]) == expected, "\(text)")
+        }
+    }
+}

@@ -88,7 +88,7 @@ enum ReadCommand: Equatable {
             throw APIError.badRequest(#"give notification_ids, or "all": true"#)
         }
         if let upTo = members["up_to_seq"] {
-            guard let value = upTo.integerValue, value >= 1 else {
+            guard let value = upTo.integralValue, value >= 1 else {
                 throw APIError.badRequest("up_to_seq must be a positive integer seq")
             }
             self = .all(upToSeq: value)

@@ -26,12 +26,18 @@ struct RequestLoggingMiddleware: RouterMiddleware {
             }
             response = try error.response(from: request, context: context)
         } catch let error as any HTTPResponseError where error.status == .notFound {
-            // The router found no route: an unknown path, or a known one with another method.
-            let routeError =
-                RouteTable.allowsAnyMethod(path: request.uri.path)
-                ? APIError(code: "method_not_allowed", message: "\(request.method) is not allowed on this path")
-                : APIError(code: "not_found", message: "no route for \(request.uri.path)")
-            response = try routeError.response(from: request, context: context)
+            // The router found no route: an unknown path, or a known one with another method
+            // (405 names the methods the path takes, as RFC 9110 requires).
+            if let methods = RouteTable.methods(path: request.uri.path) {
+                response = try APIError(
+                    code: "method_not_allowed", message: "\(request.method) is not allowed on this path"
+                )
+                .response(from: request, context: context)
+                response.headers[.allow] = methods.joined(separator: ", ")
+            } else {
+                response = try APIError(code: "not_found", message: "no route for \(request.uri.path)")
+                    .response(from: request, context: context)
+            }
         } catch let error as any HTTPResponseError {
             response = try protocolError(for: error.status).response(from: request, context: context)
         } catch {
@@ -66,18 +72,23 @@ struct RequestLoggingMiddleware: RouterMiddleware {
     }
 }
 
-/// The paths of the HTTP API, for telling an unknown path (404) from a wrong method (405).
+/// The paths of the HTTP API and their methods, for telling an unknown path (404) from a wrong
+/// method (405, with `Allow`).
 enum RouteTable {
-    static let patterns: [[String]] = [
-        ["v1", "events"], ["v1", "users", "*", "read"], ["v1", "users", "*", "events"], ["v1", "users", "*", "unread"],
-        ["v1", "log", "verify"], ["v1", "stats"], ["v1", "admin", "projections", "rebuild"],
-        ["v1", "admin", "projections", "verify"], ["healthz"], ["metrics"], ["v1", "openapi.yaml"], ["v1", "stream"],
+    static let routes: [(pattern: [String], methods: [String])] = [
+        (["v1", "events"], ["GET", "POST"]), (["v1", "users", "*", "read"], ["POST"]),
+        (["v1", "users", "*", "events"], ["GET"]), (["v1", "users", "*", "unread"], ["GET"]),
+        (["v1", "log", "verify"], ["GET"]), (["v1", "stats"], ["GET"]),
+        (["v1", "admin", "projections", "rebuild"], ["GET", "POST"]),
+        (["v1", "admin", "projections", "verify"], ["POST"]), (["healthz"], ["GET"]), (["metrics"], ["GET"]),
+        (["v1", "openapi.yaml"], ["GET"]), (["v1", "stream"], ["GET"]),
     ]
 
-    static func allowsAnyMethod(path: String) -> Bool {
+    /// The methods `path` takes; nil for a path the API does not have.
+    static func methods(path: String) -> [String]? {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        return patterns.contains { pattern in
-            pattern.count == segments.count && zip(pattern, segments).allSatisfy { $0 == "*" || $0 == $1 }
-        }
+        return routes.first { route in
+            route.pattern.count == segments.count && zip(route.pattern, segments).allSatisfy { $0 == "*" || $0 == $1 }
+        }?.methods
     }
 }

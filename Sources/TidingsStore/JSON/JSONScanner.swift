@@ -375,6 +375,59 @@ struct JSONScanner {
     }
 
     /// Reads a JSON integer value (no fraction or exponent) that fits in Int64.
+    /// A JSON number whose value is a whole number, written any way JSON allows (`211`, `211.0`,
+    /// `2.11e2`): JSON Schema counts these all as integers, so the API does too.
+    static func integralValue(_ text: ArraySlice<UInt8>) -> Int64? {
+        if let plain = integerValue(text) { return plain }
+        var index = text.startIndex
+        let negative = index < text.endIndex && text[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        var digits: [UInt8] = []
+        var fraction = 0
+        var seenPoint = false
+        while index < text.endIndex {
+            let byte = text[index]
+            if byte == UInt8(ascii: ".") && !seenPoint {
+                seenPoint = true
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                digits.append(byte)
+                if seenPoint { fraction += 1 }
+            } else {
+                break
+            }
+            index += 1
+        }
+        var exponent = 0
+        if index < text.endIndex, text[index] | 0x20 == UInt8(ascii: "e") {
+            index += 1
+            var exponentNegative = false
+            if index < text.endIndex, text[index] == UInt8(ascii: "-") || text[index] == UInt8(ascii: "+") {
+                exponentNegative = text[index] == UInt8(ascii: "-")
+                index += 1
+            }
+            guard let magnitude = integerValue(text[index...]), magnitude <= 400 else { return nil }
+            exponent = exponentNegative ? -Int(magnitude) : Int(magnitude)
+            index = text.endIndex
+        }
+        guard index == text.endIndex, !digits.isEmpty else { return nil }
+        exponent -= fraction
+        while exponent < 0, digits.last == UInt8(ascii: "0") {
+            digits.removeLast()
+            exponent += 1
+        }
+        while digits.first == UInt8(ascii: "0") { digits.removeFirst() }
+        if digits.isEmpty { return 0 }
+        guard exponent >= 0, digits.count + exponent <= 19 else { return nil }
+        var value = integerValue(digits[...]) ?? -1
+        for _ in 0..<exponent {
+            let (next, overflow) = value.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return nil }
+            value = next
+        }
+        guard value >= 0 else { return nil }
+        return negative ? -value : value
+    }
+
     static func integerValue(_ text: ArraySlice<UInt8>) -> Int64? {
         var index = text.startIndex
         var negative = false

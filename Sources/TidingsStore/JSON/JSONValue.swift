@@ -123,6 +123,12 @@ public indirect enum JSONValue: Sendable, Equatable {
         return JSONScanner.integerValue(Array(text.utf8)[...])
     }
 
+    /// The value when it is a whole number, however written (`7`, `7.0`, `0.7e1`).
+    public var integralValue: Int64? {
+        guard case .number(let text) = self else { return nil }
+        return JSONScanner.integralValue(Array(text.utf8)[...])
+    }
+
     /// The value as a number, floored to an integer (for token times, which may have fractions).
     public var flooredIntegerValue: Int64? {
         guard case .number(let text) = self, let double = Double(text), double.isFinite, abs(double) < 1e15 else {

@@ -184,7 +184,7 @@ enum EventValidator {
             try scanner.scanValue(into: &out)
         case .upToSeq:
             let kind = try scanner.scanValue(into: &out)
-            guard kind == .number, let value = JSONScanner.integerValue(out[valueStart...]), value >= 1 else {
+            guard kind == .number, let value = JSONScanner.integralValue(out[valueStart...]), value >= 1 else {
                 throw StoreError.badRequest("data.up_to_seq must be a positive integer seq")
             }
             event.upToSeq = value
