@@ -10,6 +10,12 @@ final class CommitFeed: Sendable {
         listeners.withLock { $0.append(listener) }
     }
 
+    /// Forgets every listener. A listener usually holds what holds the store (the fan-out hub,
+    /// a server), so a closed store lets go of them, or neither would ever be freed.
+    func removeAll() {
+        listeners.withLock { $0.removeAll() }
+    }
+
     func publish(_ events: [StoredEvent]) {
         guard !events.isEmpty else { return }
         for listener in listeners.withLock({ $0 }) { listener(events) }

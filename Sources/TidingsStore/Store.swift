@@ -155,6 +155,7 @@ public final class Store: Sendable {
             try? writer.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             writer.database.close()
         }
+        context.commitFeed.removeAll()
     }
 
     // MARK: Appending
