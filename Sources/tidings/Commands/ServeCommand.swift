@@ -50,11 +50,23 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Limits") var limits: LimitOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "SQLite's page cache of each database connection (the writer and up to 4 readers), in MiB.",
+            valueName: "mib"))
+    var pageCacheMib = StoreOptions().pageCacheBytes >> 20
+
+    @Option(help: ArgumentHelp("Decompressed log blocks kept for replays, in MiB.", valueName: "mib"))
+    var blockCacheMib = StoreOptions().blockCacheBytes >> 20
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a level")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard pageCacheMib >= 1, blockCacheMib >= 1 else {
+            throw ValidationError("--page-cache-mib and --block-cache-mib must be at least 1")
+        }
         if let redis, RedisURL(redis) == nil {
             throw ValidationError("--redis \(redis) is not a redis://host:port/db URL")
         }
@@ -75,6 +87,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.storeOptions.durability = store.sync == .full ? .full : .normal
         configuration.redisURL = redis.flatMap(RedisURL.init)
         limits.apply(to: &configuration)
+        configuration.storeOptions.pageCacheBytes = pageCacheMib << 20
+        configuration.storeOptions.blockCacheBytes = blockCacheMib << 20
         let server: NotificationServer
         do {
             server = try await NotificationServer.open(configuration: configuration, logger: logger)
