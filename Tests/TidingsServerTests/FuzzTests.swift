@@ -144,7 +144,7 @@ import TidingsBench
         #expect(rows.count >= 3, "the store sealed several blocks")
         var decoded = 0
         var index = 0
-        let count = try Self.fuzz(rows.map(\.payload), salt: 4) { input in
+        let count = Self.fuzz(rows.map(\.payload), salt: 4) { input in
             let row = rows[index % rows.count]
             index += 1
             if let events = Self.decodeBlock(row.header, input, rawCount: row.rawCount, dictionary: row.dictionary) {
