@@ -64,7 +64,7 @@ enum KeepAliveClients {
         var connections: [Connection] = []
         var polled: [pollfd] = []
         for index in 0..<min(clients, requests.count) {
-            let descriptor = try connect(port: port)
+            let descriptor = try LoopbackSocket.connect(port: port)
             connections.append(Connection(descriptor: descriptor, next: index))
             polled.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
         }
@@ -128,27 +128,6 @@ enum KeepAliveClients {
         guard buffer.count >= headerEnd + 1 + length else { return nil }
         buffer.removeFirst(headerEnd + 1 + length)
         return status
-    }
-
-    private static func connect(port: Int) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw BenchError("socket failed: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw BenchError("connect to 127.0.0.1:\(port) failed: errno \(errno)")
-        }
-        var one: Int32 = 1
-        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        return descriptor
     }
 
     private static func send(_ descriptor: Int32, _ bytes: [UInt8]) throws {
