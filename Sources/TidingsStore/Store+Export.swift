@@ -84,14 +84,9 @@ extension Store {
                 let firstSeq = statement.int64(0)
                 let count = statement.int(1)
                 let dictionary = try context.dictionaries.dictionary(statement.int64(5), database: database)
-                try BlockChecksum.check(statement.blob(6), recorded: statement.int64(7), firstSeq: firstSeq)
-                do {
-                    buffer = try LZ4Decoder.decompress(
-                        statement.blob(6), rawCount: statement.int(4), dictionary: dictionary)
-                } catch {
-                    throw StoreError(
-                        .internal, "the log is damaged: block at seq \(firstSeq) does not decompress (\(error))")
-                }
+                buffer = try DecodedBlock.records(
+                    payload: statement.blob(6), rawCount: statement.int(4), dictionary: dictionary,
+                    payloadCheck: statement.int64(7), firstSeq: firstSeq)
                 let keepGoing = try buffer.withUnsafeBytes { bytes -> Bool in
                     var reader = ByteReader(bytes)
                     var previous = statement.int64(2)

@@ -1,4 +1,5 @@
 import Foundation
+import TidingsStore
 
 @testable import TidingsServer
 
@@ -11,8 +12,8 @@ enum AttackTokens {
         let other = TokenSigner(secret: Array("another-secret-that-is-32-bytes-or-more".utf8))
         let now = Int64(Date().timeIntervalSince1970)
         let claims: [String: Any] = ["sub": "ops", "role": "admin", "exp": now + 600]
-        let noneHeader: String = TidingsServer.Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
-        let noneClaims: String = TidingsServer.Base64URL.encode(
+        let noneHeader: String = Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
+        let noneClaims: String = Base64URL.encode(
             Array(#"{"sub":"ops","role":"admin","exp":\#(now + 600)}"#.utf8))
         let unsigned = noneHeader + "." + noneClaims + "."
         return [
@@ -39,8 +40,8 @@ enum AttackTokens {
             ("huge", String(repeating: "a", count: 10_000)),
             (
                 "escalated role, unsigned",
-                TidingsServer.Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "."
-                    + TidingsServer.Base64URL.encode(Array(#"{"sub":"alice","role":"admin","exp":\#(now + 600)}"#.utf8))
+                Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "."
+                    + Base64URL.encode(Array(#"{"sub":"alice","role":"admin","exp":\#(now + 600)}"#.utf8))
                     + "."
             ),
             (
@@ -56,7 +57,7 @@ enum AttackTokens {
     /// A real user token whose claims are swapped for an admin's, keeping the old signature.
     static func escalated(_ token: String, now: Int64) -> String {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        let claims = TidingsServer.Base64URL.encode(Array(#"{"sub":"alice","role":"admin","exp":\#(now + 600)}"#.utf8))
+        let claims = Base64URL.encode(Array(#"{"sub":"alice","role":"admin","exp":\#(now + 600)}"#.utf8))
         return parts[0] + "." + claims + "." + parts[2]
     }
 }

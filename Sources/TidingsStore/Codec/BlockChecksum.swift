@@ -28,7 +28,7 @@ enum BlockChecksum {
         return Int64(bitPattern: hash | 1)
     }
 
-    /// Throws when `payload` is not what was sealed at `firstSeq`.
+    /// Throws when `payload` is not what was sealed at `firstSeq` (`DecodedBlock.records` calls it).
     static func check(_ payload: UnsafeRawBufferPointer, recorded: Int64, firstSeq: Int64) throws(StoreError) {
         guard recorded != 0, of(payload) != recorded else { return }
         throw StoreError(

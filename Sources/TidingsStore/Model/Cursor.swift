@@ -123,8 +123,8 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Base64 with the URL-safe alphabet and no padding.
-enum Base64URL {
+/// Base64 with the URL-safe alphabet and no padding: cursors, and JWTs in the server.
+public enum Base64URL {
     private static let alphabet: [UInt8] = Array(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     private static let values: [UInt8] = {
@@ -133,7 +133,7 @@ enum Base64URL {
         return table
     }()
 
-    static func encode(_ bytes: [UInt8]) -> String {
+    public static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count * 4 + 2) / 3)
         append(bytes, to: &out)
@@ -174,8 +174,11 @@ enum Base64URL {
         }
     }
 
-    static func decode(_ text: String) -> [UInt8]? {
-        let input = Array(text.utf8)
+    /// Decodes the canonical unpadded form; nil for any other character, padding included, a
+    /// length no encoding has, or unused low bits that are not zero. One pass over the text's
+    /// UTF-8, no copies: every request's token goes through it.
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        let input = text.utf8
         guard input.count % 4 != 1 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(input.count * 3 / 4)

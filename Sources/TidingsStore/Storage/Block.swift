@@ -152,3 +152,19 @@ struct DecodedBlock: Sendable {
         }
     }
 }
+
+extension DecodedBlock {
+    /// A sealed block's records from its stored payload: the payload checksum first (a damaged
+    /// payload can still decompress, to wrong events), then decompression. Every read of a
+    /// block's events goes through here; `verify` walks the hash chain instead.
+    static func records(
+        payload: UnsafeRawBufferPointer, rawCount: Int, dictionary: [UInt8]?, payloadCheck: Int64, firstSeq: Int64
+    ) throws(StoreError) -> [UInt8] {
+        try BlockChecksum.check(payload, recorded: payloadCheck, firstSeq: firstSeq)
+        do {
+            return try LZ4Decoder.decompress(payload, rawCount: rawCount, dictionary: dictionary)
+        } catch {
+            throw StoreError(.internal, "the log is damaged: block at seq \(firstSeq) does not decompress (\(error))")
+        }
+    }
+}

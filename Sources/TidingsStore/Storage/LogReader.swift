@@ -16,16 +16,12 @@ struct LogReader {
     private func decodeBlockRow(_ statement: Statement) throws -> DecodedBlock {
         let firstSeq = statement.int64(0)
         let dictionary = try dictionaries.dictionary(statement.int64(5), database: database)
-        try BlockChecksum.check(statement.blob(6), recorded: statement.int64(7), firstSeq: firstSeq)
-        do {
-            let records = try LZ4Decoder.decompress(
-                statement.blob(6), rawCount: statement.int(4), dictionary: dictionary)
-            return DecodedBlock(
-                firstSeq: firstSeq, eventCount: statement.int(1), firstTimestamp: statement.int64(2),
-                typeMask: statement.int(3), records: records)
-        } catch {
-            throw StoreError(.internal, "the log is damaged: block at seq \(firstSeq) does not decompress (\(error))")
-        }
+        let records = try DecodedBlock.records(
+            payload: statement.blob(6), rawCount: statement.int(4), dictionary: dictionary,
+            payloadCheck: statement.int64(7), firstSeq: firstSeq)
+        return DecodedBlock(
+            firstSeq: firstSeq, eventCount: statement.int(1), firstTimestamp: statement.int64(2),
+            typeMask: statement.int(3), records: records)
     }
 
     /// The sealed block holding `seq`.
