@@ -29,8 +29,11 @@ tidings_require_swift() {
     fi
 }
 
-# Python modules the protocol tests and tools use, installed from PyPI when missing.
-TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema)
+# Debian packages the browser tests of the pages need: a headless Chromium and its WebDriver.
+TIDINGS_BROWSER_PACKAGES=(chromium chromium-driver)
+
+# Python modules the protocol and browser tests and the tools use, installed from PyPI when missing.
+TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium)
 
 tidings_install_python() {
     local missing=()

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from conftest import BINARY, ROOT
+from tidings_process import BINARY, ROOT
 
 
 def test_kills_under_load_lose_nothing(tmp_path):

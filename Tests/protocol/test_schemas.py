@@ -5,7 +5,7 @@ import json
 import requests
 import websockets
 
-from conftest import validate
+from schema_check import validate
 
 
 def call(server, method, path, token=None, body=None, headers=None, schema=None, status=None):

@@ -52,6 +52,10 @@ extension APIRoutes {
         writer.field("stored_bytes", stats.storedBytes)
         writer.field("compression_ratio", (stats.compressionRatio * 1000).rounded() / 1000)
         writer.field("live_connections", sessions.count)
+        // Beyond the protocol's fields: the `all` stream's head, so a console can tail the log
+        // from now on (a hello with a null cursor would replay all of it).
+        writer.field("head_seq", stats.events)
+        writer.field("head", store.allCursor(seq: stats.events))
         return Self.json(writer.finish())
     }
 

@@ -43,6 +43,7 @@ struct APIRoutes: Sendable {
             }
             return try OpenAPIDocument.response(name)
         }
+        WebPages.register(on: router)
     }
 
     // MARK: Authentication and bodies

@@ -81,7 +81,8 @@ enum RouteTable {
         (["v1", "log", "verify"], ["GET"]), (["v1", "stats"], ["GET"]),
         (["v1", "admin", "projections", "rebuild"], ["GET", "POST"]),
         (["v1", "admin", "projections", "verify"], ["POST"]), (["healthz"], ["GET"]), (["metrics"], ["GET"]),
-        (["v1", "openapi.yaml"], ["GET"]), (["v1", "stream"], ["GET"]),
+        (["v1", "openapi.yaml"], ["GET"]), (["v1", "stream"], ["GET"]), ([], ["GET"]), (["console"], ["GET"]),
+        (["web", "*"], ["GET"]),
     ]
 
     /// The methods `path` takes; nil for a path the API does not have.

@@ -1,0 +1,198 @@
+"""The inbox at `/` in a real browser: live delivery, marking read, resuming after a reload and
+after the server crashes and comes back, a replaced store, two tabs in step, and refused tokens
+shown as text."""
+import pathlib
+import shutil
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from browser_session import OUTPUT, http, wait_for
+from tidings_process import Server
+
+
+def create(server, publisher, notification_id, title):
+    status, body = http(server, "POST", "/v1/events", publisher, {
+        "type": "notification.created", "user_id": "alice",
+        "data": {"notification_id": notification_id, "title": title, "kind": "test"}})
+    assert status == 201, body
+
+
+def items(driver):
+    """The list as the page shows it: (id, read) pairs, top to bottom."""
+    return [(row.get_attribute("data-id"), "read" in row.get_attribute("class").split())
+            for row in driver.find_elements(By.CSS_SELECTOR, "#list li")]
+
+
+def badge(driver):
+    element = driver.find_element(By.ID, "badge")
+    return int(element.get_attribute("data-count") or "0"), element.is_displayed()
+
+
+def caught_up(driver):
+    status = driver.find_element(By.ID, "status")
+    return status.get_attribute("data-state") == "caught_up" and status
+
+
+def unread_on_server(server, alice):
+    return http(server, "GET", "/v1/users/alice/unread", alice)[1]["unread_count"]
+
+
+def test_live_read_reload_and_server_restart(server, browser, store_directory):
+    driver = browser.driver
+    publisher = server.token("publisher", "backend")
+    alice = server.token("user", "alice")
+    create(server, publisher, "n1", "First")
+    create(server, publisher, "n2", "Second")
+
+    # Signed in by the address's fragment, which the page takes out of the address at once.
+    driver.get(f"{server.base}/#token={alice}")
+    wait_for(lambda: caught_up(driver), what="the first catch-up")
+    assert "token" not in driver.current_url
+    assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "2"
+    wait_for(lambda: items(driver) == [("n2", False), ("n1", False)], what="two unread, newest first")
+    assert badge(driver) == (2, True)
+
+    # A notification appended over HTTP arrives live and the badge follows.
+    create(server, publisher, "n3", "Third")
+    wait_for(lambda: items(driver)[:1] == [("n3", False)], what="n3 live")
+    wait_for(lambda: badge(driver) == (3, True), what="badge 3")
+
+    # Clicking an item marks it read: the read event comes back over the stream.
+    driver.find_element(By.CSS_SELECTOR, '#list li[data-id="n3"] button.item-main').click()
+    wait_for(lambda: items(driver) == [("n3", True), ("n2", False), ("n1", False)], what="n3 read")
+    wait_for(lambda: badge(driver) == (2, True), what="badge 2")
+    assert unread_on_server(server, alice) == 2
+
+    # A reload resumes from the saved cursor: nothing replayed, nothing lost, nothing twice.
+    driver.refresh()
+    wait_for(lambda: caught_up(driver), what="catch-up after the reload")
+    assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "0"
+    assert items(driver) == [("n3", True), ("n2", False), ("n1", False)]
+    assert badge(driver) == (2, True)
+
+    # Away from the page, two things happen; coming back replays exactly those two events.
+    driver.get("about:blank")
+    create(server, publisher, "n4", "Fourth")
+    assert http(server, "POST", "/v1/users/alice/read", alice, {"notification_ids": ["n1"]})[0] == 200
+    driver.get(f"{server.base}/")
+    wait_for(lambda: caught_up(driver), what="catch-up after coming back")
+    assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "2"
+    assert items(driver) == [("n4", False), ("n3", True), ("n2", False), ("n1", True)]
+    assert badge(driver) == (2, True)
+
+    # The server crashes: the page says it is reconnecting, backs off, and when the server is
+    # back on the same port resumes where it was.
+    port = server.port
+    browser.expect_error(rf"ws://127\.0\.0\.1:{port}/v1/stream.*(failed|ERR_CONNECTION_REFUSED)")
+    server.kill()
+    wait_for(lambda: driver.find_element(By.ID, "status").get_attribute("data-state") == "reconnecting",
+             what="the reconnecting state")
+    assert "Reconnecting" in driver.find_element(By.ID, "status").text
+    restarted = Server(store_directory, port=port)
+    try:
+        wait_for(lambda: caught_up(driver), timeout=30, what="catch-up after the restart")
+        create(restarted, publisher, "n5", "Fifth")
+        wait_for(lambda: items(driver)[:1] == [("n5", False)], what="n5 after the restart")
+        wait_for(lambda: badge(driver) == (3, True), what="badge 3 after the restart")
+        assert [item_id for item_id, _ in items(driver)] == ["n5", "n4", "n3", "n2", "n1"]
+
+        # The keyboard alone: Tab onto the first item and press Enter.
+        first = driver.find_element(By.CSS_SELECTOR, '#list li[data-id="n5"] button.item-main')
+        driver.execute_script("arguments[0].focus()", first)
+        first.send_keys(Keys.ENTER)
+        wait_for(lambda: badge(driver) == (2, True), what="badge 2 after Enter")
+        driver.save_screenshot(str(OUTPUT / "inbox.png"))
+
+        # Mark all read empties the badge, here and on the server.
+        driver.find_element(By.ID, "mark-all").click()
+        wait_for(lambda: badge(driver) == (0, False), what="no badge")
+        assert all(read for _, read in items(driver))
+        assert unread_on_server(restarted, alice) == 0
+        driver.save_screenshot(str(OUTPUT / "inbox-all-read.png"))
+    finally:
+        restarted.stop()
+
+
+def test_two_tabs_of_one_user_stay_in_step(server, browser):
+    driver = browser.driver
+    publisher = server.token("publisher", "backend")
+    alice = server.token("user", "alice")
+    create(server, publisher, "a", "Alpha")
+    driver.get(f"{server.base}/#token={alice}")
+    wait_for(lambda: caught_up(driver), what="the first tab")
+    first = driver.current_window_handle
+    driver.switch_to.new_window("window")
+    driver.get(f"{server.base}/")  # signed in by the token the first tab kept
+    wait_for(lambda: caught_up(driver), what="the second tab")
+    second = driver.current_window_handle
+
+    create(server, publisher, "b", "Beta")
+    wait_for(lambda: items(driver) == [("b", False), ("a", False)], what="b in the second tab")
+    driver.find_element(By.CSS_SELECTOR, '#list li[data-id="a"] button.item-main').click()
+    wait_for(lambda: badge(driver) == (1, True), what="badge 1 in the second tab")
+
+    driver.switch_to.window(first)
+    wait_for(lambda: items(driver) == [("b", False), ("a", True)], what="the first tab in step")
+    wait_for(lambda: badge(driver) == (1, True), what="badge 1 in the first tab")
+
+    # Signing out in one tab signs out the other.
+    driver.find_element(By.ID, "sign-out").click()
+    driver.switch_to.window(second)
+    wait_for(lambda: driver.find_element(By.ID, "sign-in").is_displayed(), what="the second tab signed out")
+    assert "another tab" in driver.find_element(By.ID, "sign-in-error").text
+
+
+def test_refused_tokens_are_explained_and_change_nothing(server, browser):
+    driver = browser.driver
+    browser.expect_error(r"/unread\?limit=1 - Failed to load resource: .* status of 401")
+    driver.get(f"{server.base}/")
+    wait_for(lambda: driver.find_element(By.ID, "sign-in").is_displayed(), what="the sign-in form")
+
+    def sign_in_with(token):
+        field = driver.find_element(By.ID, "token")
+        field.clear()
+        field.send_keys(token)
+        field.send_keys(Keys.TAB)  # onto the button, by keyboard
+        driver.switch_to.active_element.send_keys(Keys.ENTER)
+        return wait_for(lambda: driver.find_element(By.ID, "sign-in-error").text, what="an error under the form")
+
+    assert "not a JWT" in sign_in_with("not-a-token")
+    assert "publisher role" in sign_in_with(server.token("publisher", "backend"))
+    forged = server.token("user", "alice")[:-4] + "AAAA"
+    assert sign_in_with(forged) == "unauthorized: missing or invalid bearer token"
+    assert driver.find_element(By.ID, "inbox").is_displayed() is False
+    assert driver.execute_script("return localStorage.length") == 0
+
+
+def test_reset_reloads_the_list_from_another_store(server, browser, tmp_path):
+    """The store behind the address is replaced (a restore, say): the saved cursor names another
+    epoch, the server answers `reset`, and the page reloads the unread list from the new store."""
+    driver = browser.driver
+    publisher = server.token("publisher", "backend")
+    create(server, publisher, "old-1", "From the old store")
+    driver.get(f"{server.base}/#token={server.token('user', 'alice')}")
+    wait_for(lambda: items(driver) == [("old-1", False)], what="the old store's list")
+    wait_for(lambda: caught_up(driver), what="the first catch-up")
+
+    # A second store that shares the first one's signing secret, so the page's token stays good.
+    other = tmp_path / "other-store"
+    other.mkdir()
+    shutil.copy(pathlib.Path(server.directory) / "jwt-secret", other / "jwt-secret")
+    port = server.port
+    browser.expect_error(rf"ws://127\.0\.0\.1:{port}/v1/stream.*(failed|ERR_CONNECTION_REFUSED)")
+    server.stop()
+    replaced = Server(str(other), port=port)
+    try:
+        create(replaced, publisher, "new-1", "Kept unread")
+        create(replaced, publisher, "new-2", "Read before the page looks")
+        alice = replaced.token("user", "alice")
+        assert http(replaced, "POST", "/v1/users/alice/read", alice, {"notification_ids": ["new-2"]})[0] == 200
+        wait_for(lambda: items(driver) == [("new-1", False)], timeout=30, what="the reloaded unread list")
+        wait_for(lambda: caught_up(driver), what="live again after the reset")
+        assert badge(driver) == (1, True)
+        create(replaced, publisher, "new-3", "Live after the reset")
+        wait_for(lambda: items(driver) == [("new-3", False), ("new-1", False)], what="new-3 live")
+        wait_for(lambda: badge(driver) == (2, True), what="badge 2")
+    finally:
+        replaced.stop()
