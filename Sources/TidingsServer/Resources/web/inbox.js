@@ -124,6 +124,7 @@ async function reloadAfterReset(reason) {
   showStatus("reconnecting", `The store was reset (${reason.replace("_", " ")}); reloading the list…`);
   try {
     const unread = await api(session.token, "GET", `/v1/users/${encodeURIComponent(session.sub)}/unread?limit=1000`);
+    if (!stream) return; // signed out meanwhile
     state = emptyState();
     state.cursor = unread.cursor;
     state.unreadCount = unread.unread_count;
@@ -259,6 +260,7 @@ function itemView(item) {
     element(
       "span", { class: "item-meta" },
       item.kind ? element("span", { class: "kind" }, item.kind) : null,
+      item.actor ? element("span", {}, `from ${item.actor}`) : null,
       element("time", { datetime: item.ts, title: new Date(item.ts).toLocaleString() }, relativeTime(item.ts)),
       item.read ? null : element("span", { class: "visually-hidden" }, " unread"),
     ),
