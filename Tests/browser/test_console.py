@@ -6,7 +6,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from browser_session import OUTPUT, http, wait_for
+from browser_session import OUTPUT, http, unlabelled_controls, wait_for
 
 
 def append(server, publisher, events):
@@ -101,6 +101,21 @@ def test_console_as_admin(server, browser):
     user_field.send_keys("carol")
     driver.find_element(By.ID, "history-search").click()
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#history tr")) == 2, what="carol's two events")
+    # A time range: from tomorrow on, nothing; up to tomorrow, both again.
+    set_local_time = """
+        const d = new Date(Date.now() + 86400000);
+        const pad = (n) => String(n).padStart(2, "0");
+        arguments[0].value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T`
+            + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;"""
+    driver.execute_script(set_local_time, driver.find_element(By.ID, "history-since"))
+    driver.find_element(By.ID, "history-search").click()
+    wait_for(lambda: text(driver, "history-count") == "0 events shown", what="nothing from tomorrow on")
+    assert "since=" in text(driver, "export-command")
+    driver.execute_script("arguments[0].value = ''", driver.find_element(By.ID, "history-since"))
+    driver.execute_script(set_local_time, driver.find_element(By.ID, "history-until"))
+    driver.find_element(By.ID, "history-search").click()
+    wait_for(lambda: text(driver, "history-count") == "2 events shown", what="both up to tomorrow")
+    assert "until=" in text(driver, "export-command")
     assert "user_id=carol" in text(driver, "export-command")
     assert "type=notification.created" in text(driver, "export-command")
     driver.find_element(By.ID, "history-export").click()
@@ -110,6 +125,7 @@ def test_console_as_admin(server, browser):
     assert [(e["seq"], e["user_id"], e["data"]["notification_id"]) for e in lines] == [
         (33, "carol", "c1"), (34, "carol", "c2")]
 
+    assert unlabelled_controls(driver) == []
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(OUTPUT / "console.png"))
     # A full-page picture too: the console is taller than the window.

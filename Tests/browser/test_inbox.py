@@ -7,7 +7,7 @@ import shutil
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from browser_session import OUTPUT, http, wait_for
+from browser_session import OUTPUT, http, unlabelled_controls, wait_for
 from tidings_process import Server
 
 
@@ -57,6 +57,7 @@ def test_live_read_reload_and_server_restart(server, browser, store_directory):
     create(server, publisher, "n3", "Third")
     wait_for(lambda: items(driver)[:1] == [("n3", False)], what="n3 live")
     wait_for(lambda: badge(driver) == (3, True), what="badge 3")
+    assert unlabelled_controls(driver) == []
 
     # Clicking an item marks it read: the read event comes back over the stream.
     driver.find_element(By.CSS_SELECTOR, '#list li[data-id="n3"] button.item-main').click()
@@ -148,6 +149,7 @@ def test_refused_tokens_are_explained_and_change_nothing(server, browser):
     browser.expect_error(r"/unread\?limit=1 - Failed to load resource: .* status of 401")
     driver.get(f"{server.base}/")
     wait_for(lambda: driver.find_element(By.ID, "sign-in").is_displayed(), what="the sign-in form")
+    assert unlabelled_controls(driver) == []
 
     def sign_in_with(token):
         field = driver.find_element(By.ID, "token")

@@ -77,3 +77,17 @@ def http(server, method, path, token, body=None):
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
+
+
+def unlabelled_controls(driver):
+    """The visible controls a screen reader could not name: inputs without a label, buttons and
+    links without text, images without a label. Each is described by its tag and id."""
+    return driver.execute_script("""
+        const named = (el) => (el.labels && el.labels.length > 0) || el.getAttribute("aria-label")
+            || el.getAttribute("aria-labelledby") || el.getAttribute("title")
+            || (["BUTTON", "A"].includes(el.tagName) && el.textContent.trim() !== "")
+            || (el.tagName === "IMG" && el.hasAttribute("alt"));
+        const controls = document.querySelectorAll("input, textarea, select, button, a[href], canvas, img, progress");
+        return [...controls].filter((el) => el.offsetParent !== null && !named(el))
+            .map((el) => `${el.tagName.toLowerCase()}#${el.id}`);
+    """)

@@ -221,13 +221,17 @@ function persist(force = false) {
   save(key, state);
 }
 
+/** Draws once per frame however many events arrived; in a background tab, where frames stop,
+ * on a timer instead, so the count in the tab's title stays current. */
 function queueRender() {
   if (renderQueued) return;
   renderQueued = true;
-  requestAnimationFrame(() => {
+  const draw = () => {
     renderQueued = false;
     render();
-  });
+  };
+  if (document.hidden) setTimeout(draw, 250);
+  else requestAnimationFrame(draw);
 }
 
 function render() {
@@ -280,6 +284,11 @@ function itemView(item) {
 
 $("mark-all").addEventListener("click", markAllRead);
 addEventListener("pagehide", () => persist());
+// A frame asked for just before the tab went to the background would wait until it came back.
+document.addEventListener("visibilitychange", () => {
+  renderQueued = false;
+  queueRender();
+});
 // Relative times ("3 min ago") age while the page is open.
 setInterval(queueRender, 30000);
 const signOut = setUpSignIn({
