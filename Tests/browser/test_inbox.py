@@ -90,6 +90,19 @@ def test_live_read_reload_and_server_restart(server, browser, store_directory):
     wait_for(lambda: driver.find_element(By.ID, "status").get_attribute("data-state") == "reconnecting",
              what="the reconnecting state")
     assert "Reconnecting" in driver.find_element(By.ID, "status").text
+    # The waits between tries double (with jitter, each in the upper half of its ceiling):
+    # 0.25-0.5 s, then 0.5-1 s, then 1-2 s.
+    delays = []
+
+    def three_delays():
+        delay = int(driver.find_element(By.ID, "status").get_attribute("data-delay-ms"))
+        if delay and (not delays or delays[-1] != delay):
+            delays.append(delay)
+        return len(delays) >= 3
+
+    wait_for(three_delays, timeout=10, what="three tries")
+    for attempt, delay in enumerate(delays[:3]):
+        assert 250 * 2**attempt <= delay <= 500 * 2**attempt, delays
     restarted = Server(store_directory, port=port)
     try:
         wait_for(lambda: caught_up(driver), timeout=30, what="catch-up after the restart")

@@ -154,7 +154,7 @@ function showStreamState(name, detail) {
       break;
     }
     case "reconnecting":
-      showStatus(name, `Reconnecting in ${(detail.delayMs / 1000).toFixed(1)} s (${detail.reason})…`);
+      showStatus(name, `Reconnecting in ${(detail.delayMs / 1000).toFixed(1)} s (${detail.reason})…`, 0, detail.delayMs);
       break;
     case "stopped":
       if (detail.fatal) signOut(detail.reason);
@@ -162,10 +162,11 @@ function showStreamState(name, detail) {
   }
 }
 
-function showStatus(name, text, replayed = 0) {
+function showStatus(name, text, replayed = 0, delayMs = 0) {
   const status = $("status");
   status.dataset.state = name;
   status.dataset.replayed = String(replayed);
+  status.dataset.delayMs = String(delayMs);
   status.textContent = text;
 }
 
