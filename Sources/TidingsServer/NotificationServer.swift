@@ -60,7 +60,10 @@ public final class NotificationServer: Sendable {
             progress in
             logger.info(
                 "rebuilding the projection",
-                metadata: ["processed": "\(progress.processed)", "total": "\(progress.total)"])
+                metadata: [
+                    "phase": "\(progress.phase.rawValue)", "processed": "\(progress.processed)",
+                    "total": "\(progress.total)",
+                ])
         }
         return NotificationServer(store: store, secret: secret, configuration: configuration, logger: logger)
     }

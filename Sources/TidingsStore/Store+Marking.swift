@@ -96,15 +96,16 @@ extension Store {
 
     public func stats() async throws -> StoreStats {
         let directory = context.directory
+        let sealedTotals = context.sealedTotals
         return try await withSnapshot { read in
-            let statement = try read.database.prepare(
+            let sealed = try sealedTotals.current(read.database)
+            let statement = try read.database.cached(
                 """
-                SELECT (SELECT count(*) FROM blocks),
-                    (SELECT COALESCE(sum(raw_bytes), 0) FROM blocks) + (SELECT COALESCE(sum(raw_bytes), 0) FROM tail),
-                    (SELECT COALESCE(sum(length(payload) + length(checks) + length(end_hash)), 0) FROM blocks)
-                        + (SELECT COALESCE(sum(length(record) + length(hash)), 0) FROM tail),
+                SELECT (SELECT COALESCE(sum(raw_bytes), 0) FROM tail),
+                    (SELECT COALESCE(sum(length(record) + length(hash)), 0) FROM tail),
                     (SELECT COALESCE(max(user_no), 0) FROM users)
                 """)
+            defer { statement.reset() }
             _ = try statement.step()
             var fileBytes: Int64 = 0
             for suffix in ["", "-wal"] {
@@ -112,8 +113,9 @@ extension Store {
                 fileBytes += FileSize.of(path)
             }
             return StoreStats(
-                events: read.snapshot.headSeq, users: statement.int64(3), blocks: statement.int64(0),
-                rawBytes: statement.int64(1), storedBytes: statement.int64(2), fileBytes: fileBytes)
+                events: read.snapshot.headSeq, users: statement.int64(2), blocks: sealed.blocks,
+                rawBytes: sealed.rawBytes + statement.int64(0), storedBytes: sealed.storedBytes + statement.int64(1),
+                fileBytes: fileBytes)
         }
     }
 }

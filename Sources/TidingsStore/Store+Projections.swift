@@ -2,6 +2,8 @@ import Synchronization
 
 /// Progress of a projection rebuild.
 public struct RebuildProgress: Sendable {
+    /// The three steps of a rebuild, in order. `processed` and `total` count within a step:
+    /// events while reading, rows while writing, events again while swapping.
     public enum Phase: String, Sendable {
         /// Reading the log and computing the projection in memory.
         case reading
@@ -23,6 +25,9 @@ public struct RebuildJob: Sendable, Equatable {
     }
 
     public var state: State
+    /// The step the job is in (the last one it reached, once it ended); `processed` and `total`
+    /// count within it.
+    public var phase: RebuildProgress.Phase
     public var processed: Int64
     public var total: Int64
     public var startedAt: Int64
@@ -64,8 +69,8 @@ extension Store {
                 throw StoreError.conflict("a projection rebuild is already running")
             }
             let started = RebuildJob(
-                state: .running, processed: 0, total: 0, startedAt: context.options.clock(), finishedAt: nil, error: nil
-            )
+                state: .running, phase: .reading, processed: 0, total: 0, startedAt: context.options.clock(),
+                finishedAt: nil, error: nil)
             job = started
             return started
         }
@@ -73,6 +78,7 @@ extension Store {
             do {
                 try await self.rebuildProjections { progress in
                     self.rebuildJobState.job.withLock {
+                        $0?.phase = progress.phase
                         $0?.processed = progress.processed
                         $0?.total = progress.total
                     }

@@ -9,6 +9,7 @@ final class StoreContext: Sendable {
     let users = UserDirectory()
     let dictionaries = DictionaryCache()
     let blocks: BlockCache
+    let sealedTotals = SealedBlockTotals()
     let derivedIDs: DerivedEventID
     let commitFeed = CommitFeed()
     let fanoutKey: [UInt8]

@@ -322,6 +322,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(reply.json["job"]?["state"]?.stringValue == "done")
+        #expect(reply.json["job"]?["phase"]?.stringValue == "swapping")
         #expect(reply.json["job"]?["processed"]?.integerValue == 2)
         #expect(reply.json["job"]?["finished_at"]?.stringValue != nil)
         reply = try await server.request(

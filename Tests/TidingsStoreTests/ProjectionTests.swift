@@ -146,6 +146,7 @@ import Testing
             job = store.rebuildJob
         }
         #expect(job?.state == .done)
+        #expect(job?.phase == .swapping)
         #expect(job?.processed == 100)
         #expect(job?.total == 100)
         #expect(job?.finishedAt != nil)

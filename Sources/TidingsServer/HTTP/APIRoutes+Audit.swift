@@ -109,6 +109,7 @@ extension APIRoutes {
     static func jobJSON(_ job: RebuildJob) -> [UInt8] {
         var writer = JSONWriter()
         writer.field("state", job.state.rawValue)
+        writer.field("phase", job.phase.rawValue)
         writer.field("processed", job.processed)
         writer.field("total", job.total)
         writer.field("started_at", Timestamp.format(milliseconds: job.startedAt))

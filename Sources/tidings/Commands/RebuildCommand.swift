@@ -20,7 +20,9 @@ struct RebuildCommand: AsyncParsableCommand {
         defer { store.close() }
         let bar = ProgressBar("rebuilding")
         let started = ContinuousClock.now
-        try await store.rebuildProjections { progress in bar.update(progress.processed, of: progress.total) }
+        try await store.rebuildProjections { progress in
+            bar.update(progress.processed, of: progress.total, step: progress.phase.description)
+        }
         bar.finish()
         let seconds = (ContinuousClock.now - started).seconds
         let events = try await store.headSeq()

@@ -18,7 +18,7 @@ struct StoreLocation: ParsableArguments {
         options.durability = sync == .full ? .full : .normal
         var report: (@Sendable (RebuildProgress) -> Void)?
         if let progress {
-            report = { progress.update($0.processed, of: $0.total) }
+            report = { progress.update($0.processed, of: $0.total, step: $0.phase.description) }
         }
         return try await Store.open(directory: data, options: options, rebuildProgress: report)
     }

@@ -253,6 +253,14 @@ async function pollRebuild() {
   }
 }
 
+/** A rebuild's three steps: where each starts on the bar (about their share of the time) and
+ * what `processed` and `total` count in it. */
+const REBUILD_PHASES = {
+  reading: { from: 0, to: 0.4, step: 1, text: "reading the log", unit: "events" },
+  writing: { from: 0.4, to: 0.9, step: 2, text: "writing the new tables", unit: "rows" },
+  swapping: { from: 0.9, to: 1, step: 3, text: "swapping them in", unit: "events" },
+};
+
 function showJob(job) {
   const state = $("rebuild-state");
   const progress = $("rebuild-progress");
@@ -261,22 +269,24 @@ function showJob(job) {
     state.textContent = "No rebuild since the server started";
     return;
   }
-  progress.max = Math.max(job.total, 1);
-  progress.value = job.state === "done" ? progress.max : job.processed;
+  const phase = REBUILD_PHASES[job.phase] ?? REBUILD_PHASES.reading;
+  const within = job.total ? Math.min(job.processed / job.total, 1) : 0;
+  progress.max = 1000;
+  progress.value = job.state === "done" ? 1000 : Math.round(1000 * (phase.from + (phase.to - phase.from) * within));
   state.dataset.state = job.state;
-  const share = job.total ? ` (${Math.floor((100 * job.processed) / job.total)}%)` : "";
-  const started = Date.parse(job.started_at);
   switch (job.state) {
     case "running":
-      state.textContent = `running: ${number(job.processed)} of ${number(job.total)} events${share}`;
+      state.textContent =
+        `running, step ${phase.step} of 3, ${phase.text}: ` +
+        `${number(job.processed)} of ${number(job.total)} ${phase.unit} (${Math.floor(100 * within)}%)`;
       break;
     case "done": {
-      const seconds = ((Date.parse(job.finished_at) - started) / 1000).toFixed(2);
+      const seconds = ((Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000).toFixed(2);
       state.textContent = `done: ${number(job.total)} events in ${seconds} s, finished ${new Date(job.finished_at).toLocaleTimeString()}`;
       break;
     }
     case "failed":
-      state.textContent = `failed: ${job.error ?? "no cause given"}`;
+      state.textContent = `failed while ${phase.text}: ${job.error ?? "no cause given"}`;
       break;
   }
   $("rebuild").disabled = job.state === "running" || session?.role !== "admin";
