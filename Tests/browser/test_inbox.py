@@ -71,6 +71,10 @@ def test_live_read_reload_and_server_restart(server, browser, store_directory):
     assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "0"
     assert items(driver) == [("n3", True), ("n2", False), ("n1", False)]
     assert badge(driver) == (2, True)
+    # What it resumed from: the head of alice's stream, kept in localStorage beside the list.
+    saved = driver.execute_script("return JSON.parse(localStorage.getItem('tidings.inbox.state.alice'))")
+    assert saved["cursor"] == http(server, "GET", "/v1/users/alice/unread", alice)[1]["cursor"]
+    assert [item["id"] for item in saved["items"]] == ["n3", "n2", "n1"]
 
     # Away from the page, two things happen; coming back replays exactly those two events.
     driver.get("about:blank")
@@ -211,3 +215,25 @@ def test_reset_reloads_the_list_from_another_store(server, browser, tmp_path):
         wait_for(lambda: badge(driver) == (2, True), what="badge 2")
     finally:
         replaced.stop()
+
+
+def test_hostile_content_is_shown_as_text(server, browser):
+    """Titles and bodies are text, never markup; only http(s) links become links."""
+    driver = browser.driver
+    publisher = server.token("publisher", "backend")
+    markup = '<img src=x onerror="document.title=\'owned\'"><b>bold</b>'
+    for notification_id, link in [("script", "javascript:document.title='owned'"), ("web", "https://example.com/x")]:
+        status, body = http(server, "POST", "/v1/events", publisher, {
+            "type": "notification.created", "user_id": "alice",
+            "data": {"notification_id": notification_id, "title": markup, "body": markup, "link": link}})
+        assert status == 201, body
+    driver.get(f"{server.base}/#token={server.token('user', 'alice')}")
+    wait_for(lambda: len(items(driver)) == 2, what="both notifications")
+    for row in driver.find_elements(By.CSS_SELECTOR, "#list li"):
+        assert row.find_element(By.CSS_SELECTOR, ".item-title").text == markup
+        assert row.find_elements(By.CSS_SELECTOR, "img, b") == []
+    assert driver.find_elements(By.CSS_SELECTOR, '#list li[data-id="script"] a') == []
+    links = driver.find_elements(By.CSS_SELECTOR, '#list li[data-id="web"] a')
+    assert [link.get_attribute("href") for link in links] == ["https://example.com/x"]
+    assert links[0].get_attribute("rel") == "noopener noreferrer"
+    assert "owned" not in driver.title
