@@ -148,11 +148,11 @@ public final class NotificationServer: Sendable {
         if let group = group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
     }
 
+    /// The upgrade's bearer token; "" for an `Authorization` value that is not one, so the
+    /// hello's check refuses it rather than ignoring it.
     static func bearerToken(_ header: String?) -> String? {
-        guard let header else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return header.isEmpty ? nil : "" }
-        return parts[1].trimmingCharacters(in: .whitespaces)
+        guard let header, !header.isEmpty else { return nil }
+        return BearerCredential.token(from: header) ?? ""
     }
 }
 

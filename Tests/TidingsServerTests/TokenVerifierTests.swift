@@ -23,4 +23,30 @@ import Testing
             try verifier.verify(String(decoding: tampered, as: UTF8.self), now: 600)
         }
     }
+
+    @Test func bearerCredentialsAreReadFromTheHeaderValue() {
+        let cases: [(String, String?)] = [
+            ("Bearer abc.def.ghi", "abc.def.ghi"), ("bearer abc", "abc"), ("BEARER abc", "abc"),
+            ("Bearer  \tabc \t", "abc"), ("Bearer ", ""), ("Bearer", nil), ("Basic YTpi", nil),
+            ("Bearerx abc", nil), ("Bear abc", nil), ("", nil), (" Bearer abc", nil), ("Béarer abc", nil),
+            ("Bearer a b", "a b"),
+        ]
+        for (header, token) in cases {
+            #expect(BearerCredential.token(from: header) == token, "\(header)")
+        }
+    }
+
+    @Test func contentTypesNameJSONWhateverTheirCaseAndParameters() {
+        for value in [
+            "application/json", "Application/JSON", "application/json; charset=utf-8", " application/json ;x=y",
+            "APPLICATION/JSON\t",
+        ] {
+            #expect(HeaderBytes.isJSON(value), "\(value)")
+        }
+        for value in [
+            "", "application/jsonx", "text/json", "application/json-seq", "application/xjson", "applicationjson",
+        ] {
+            #expect(!HeaderBytes.isJSON(value), "\(value)")
+        }
+    }
 }

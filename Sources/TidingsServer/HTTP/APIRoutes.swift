@@ -49,11 +49,11 @@ struct APIRoutes: Sendable {
     // MARK: Authentication and bodies
 
     func principal(_ request: Request, _ context: TidingsRequestContext) throws -> Principal {
-        guard let header = request.headers[.authorization] else { throw APIError.unauthorized }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw APIError.unauthorized }
+        guard let header = request.headers[.authorization], let token = BearerCredential.token(from: header) else {
+            throw APIError.unauthorized
+        }
         do {
-            return try verifier.verify(String(parts[1]).trimmingCharacters(in: .whitespaces))
+            return try verifier.verify(token)
         } catch {
             context.logger.debug("token refused", metadata: ["reason": .string(error.reason)])
             throw APIError.unauthorized
@@ -69,9 +69,7 @@ struct APIRoutes: Sendable {
         let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
         let hasBody = (declaredLength ?? 0) > 0 || request.headers[.transferEncoding] != nil
         if hasBody {
-            let type = request.headers[.contentType]?.split(separator: ";").first?
-                .trimmingCharacters(in: .whitespaces).lowercased()
-            guard type == "application/json" else {
+            guard let type = request.headers[.contentType], HeaderBytes.isJSON(type) else {
                 throw APIError(
                     code: "unsupported_media_type", message: "the body must be Content-Type: application/json")
             }
