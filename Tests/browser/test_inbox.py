@@ -7,7 +7,7 @@ import shutil
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from browser_session import OUTPUT, http, unlabelled_controls, wait_for
+from browser_session import OUTPUT, http, low_contrast_text, unlabelled_controls, wait_for
 from tidings_process import Server
 
 
@@ -237,3 +237,22 @@ def test_hostile_content_is_shown_as_text(server, browser):
     assert [link.get_attribute("href") for link in links] == ["https://example.com/x"]
     assert links[0].get_attribute("rel") == "noopener noreferrer"
     assert "owned" not in driver.title
+
+
+def test_text_is_readable_in_light_and_dark(server, browser):
+    """Every piece of text meets WCAG's 4.5:1 contrast, in both color schemes, on both pages."""
+    driver = browser.driver
+    publisher = server.token("publisher", "backend")
+    create(server, publisher, "one", "Unread")
+    create(server, publisher, "two", "Read")
+    alice = server.token("user", "alice")
+    assert http(server, "POST", "/v1/users/alice/read", alice, {"notification_ids": ["two"]})[0] == 200
+    for scheme in ["light", "dark"]:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                               {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+        driver.get(f"{server.base}/#token={alice}")
+        wait_for(lambda: caught_up(driver) and len(items(driver)) == 2, what=f"the inbox ({scheme})")
+        assert low_contrast_text(driver) == [], scheme
+        driver.get(f"{server.base}/console#token={server.token('admin', 'root')}")
+        wait_for(lambda: driver.find_element(By.ID, "stat-events").text == "3", what=f"the console ({scheme})")
+        assert low_contrast_text(driver) == [], scheme

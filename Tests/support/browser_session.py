@@ -91,3 +91,34 @@ def unlabelled_controls(driver):
         return [...controls].filter((el) => el.offsetParent !== null && !named(el))
             .map((el) => `${el.tagName.toLowerCase()}#${el.id}`);
     """)
+
+
+def low_contrast_text(driver, minimum=4.5):
+    """Visible text whose contrast with the background behind it is under `minimum` (WCAG 2
+    relative luminance; disabled controls are exempt, as WCAG exempts them)."""
+    return driver.execute_script("""
+        const minimum = arguments[0];
+        const rgba = (text) => (text.match(/[0-9.]+/g) || []).map(Number);
+        const luminance = ([r, g, b]) => {
+            const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+            return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+        };
+        const background = (el) => {
+            for (let node = el; node; node = node.parentElement) {
+                const color = rgba(getComputedStyle(node).backgroundColor);
+                if (color.length === 3 || (color.length === 4 && color[3] > 0)) return color.slice(0, 3);
+            }
+            return [255, 255, 255];
+        };
+        const out = [];
+        for (const el of document.querySelectorAll("body *")) {
+            if (el.offsetParent === null || el.disabled || el.closest(":disabled")) continue;
+            const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== "");
+            if (!own) continue;
+            const style = getComputedStyle(el);
+            const a = luminance(rgba(style.color).slice(0, 3)), b = luminance(background(el));
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            if (ratio < minimum) out.push(`${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+        }
+        return out;
+    """, minimum)
