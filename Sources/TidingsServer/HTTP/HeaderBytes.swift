@@ -12,8 +12,8 @@ enum HeaderBytes {
     static func equalIgnoringASCIICase(_ value: Substring.UTF8View, _ lowercase: StaticString) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         guard value.count == expected.count else { return false }
-        // `| 0x20` lowers an ASCII letter; of the other bytes none maps onto a letter or onto the
-        // punctuation of a media type ("/", "-", "+", ".").
+        // `| 0x20` lowers an ASCII capital; it is tried only where a lowercase letter is
+        // expected (no other byte lowers onto one), so everything else must match exactly.
         return zip(value, expected).allSatisfy { $0 == $1 || ($0 | 0x20 == $1 && $1 >= 0x61 && $1 <= 0x7A) }
     }
 
