@@ -1,4 +1,3 @@
-import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -7,18 +6,7 @@ import NIOCore
 /// at `/v1/openapi.yaml` and `/v1/<name>.json` (the description refers to the schemas by
 /// relative paths, so both resolve from either place).
 enum OpenAPIDocument {
-    static let files: [String: [UInt8]] = {
-        guard let directory = Bundle.module.url(forResource: "Schemas", withExtension: nil, subdirectory: "Resources"),
-            let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path)
-        else { return [:] }
-        var files: [String: [UInt8]] = [:]
-        for name in names where name.hasSuffix(".json") || name.hasSuffix(".yaml") {
-            if let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) {
-                files[name] = Array(data)
-            }
-        }
-        return files
-    }()
+    static let files = ResourceFolder.files("Schemas") { $0.hasSuffix(".json") || $0.hasSuffix(".yaml") }
 
     static func response(_ name: String) throws -> Response {
         guard let contents = files[name] else {

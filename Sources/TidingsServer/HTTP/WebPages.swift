@@ -23,16 +23,11 @@ enum WebPages {
     static let pages: [String: String] = ["/": "index.html", "/console": "console.html"]
 
     static let files: [String: File] = {
-        guard let directory = Bundle.module.url(forResource: "web", withExtension: nil, subdirectory: "Resources"),
-            let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path)
-        else { return [:] }
         var files: [String: File] = [:]
-        for name in names {
-            guard let type = contentType(of: name),
-                let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path)
-            else { continue }
-            let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
-            files[name] = File(bytes: Array(data), contentType: type, etag: "\"\(digest)\"")
+        for (name, bytes) in ResourceFolder.files("web", keep: { contentType(of: $0) != nil }) {
+            guard let type = contentType(of: name) else { continue }
+            let digest = SHA256.hash(data: bytes).prefix(12).map { String(format: "%02x", $0) }.joined()
+            files[name] = File(bytes: bytes, contentType: type, etag: "\"\(digest)\"")
         }
         return files
     }()

@@ -46,10 +46,14 @@ export function takeTokenFromAddress() {
   return decodeURIComponent(match[1]);
 }
 
-/** Calls the API with the token; resolves to the parsed JSON body, rejects with an ApiError. */
-export async function api(token, method, path, body) {
+/**
+ * Calls the API with the token; resolves to the Response when it succeeded, rejects with an
+ * ApiError naming the server's error (or the network failure) otherwise.
+ */
+export async function request(token, method, path, { body, accept } = {}) {
   const headers = { Authorization: `Bearer ${token}` };
   const init = { method, headers };
+  if (accept) headers.Accept = accept;
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -60,19 +64,21 @@ export async function api(token, method, path, body) {
   } catch (error) {
     throw new ApiError(0, "", `the server cannot be reached (${error.message})`);
   }
-  const text = await response.text();
-  let json = null;
+  if (response.ok) return response;
+  let error = null;
   try {
-    json = text ? JSON.parse(text) : null;
+    error = JSON.parse(await response.text()).error;
   } catch {
     // Not JSON: a proxy's error page, say. Reported below by status.
   }
-  if (!response.ok) {
-    const error = json && json.error;
-    if (error) throw new ApiError(response.status, error.code, error.message);
-    throw new ApiError(response.status, "", `the server answered ${response.status} ${response.statusText}`);
-  }
-  return json;
+  if (error) throw new ApiError(response.status, error.code, error.message);
+  throw new ApiError(response.status, "", `the server answered ${response.status} ${response.statusText}`);
+}
+
+/** Calls the API with the token; resolves to the parsed JSON body, rejects with an ApiError. */
+export async function api(token, method, path, body) {
+  const text = await (await request(token, method, path, { body })).text();
+  return text ? JSON.parse(text) : null;
 }
 
 /** The WebSocket address of the stream on this page's server. */

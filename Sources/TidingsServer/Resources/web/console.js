@@ -1,7 +1,7 @@
 // The admin and audit console at `/console`: store figures and a chart of them, a live tail of
 // the `all` stream, log verification, projection rebuild, and the filtered history with export.
 
-import { api, ApiError, element } from "./api.js";
+import { api, ApiError, element, request } from "./api.js";
 import { TimeChart } from "./chart.js";
 import { setUpSignIn } from "./signin.js";
 import { LiveStream } from "./stream.js";
@@ -54,13 +54,17 @@ function close() {
 }
 
 /** Any answer of 401 means the token is no longer good: back to the form, saying why. */
-async function call(method, path, body) {
+async function signingOutOn401(operation) {
   try {
-    return await api(session.token, method, path, body);
+    return await operation();
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) signOut(`${error.text}; sign in again`);
     throw error;
   }
+}
+
+function call(method, path, body) {
+  return signingOutOn401(() => api(session.token, method, path, body));
 }
 
 // MARK: Store figures and the chart
@@ -397,13 +401,10 @@ async function exportHistory() {
   const button = $("history-export");
   button.disabled = true;
   try {
-    const response = await fetch(`/v1/events${query ? "?" + query : ""}`, {
-      headers: { Authorization: `Bearer ${session.token}`, Accept: "application/x-ndjson" },
-    });
-    if (!response.ok) {
-      const body = await response.json().catch(() => null);
-      throw body?.error ? new ApiError(response.status, body.error.code, body.error.message) : new Error(`the server answered ${response.status}`);
-    }
+    const path = `/v1/events${query ? "?" + query : ""}`;
+    const response = await signingOutOn401(() =>
+      request(session.token, "GET", path, { accept: "application/x-ndjson" }),
+    );
     const reader = response.body.getReader();
     const chunks = [];
     let lines = 0;
