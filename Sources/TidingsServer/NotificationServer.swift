@@ -100,7 +100,7 @@ public final class NotificationServer: Sendable {
 
         let webSocket = WebSocketServerConfiguration(
             maxFrameSize: configuration.webSocketMessageBytesMax, autoPing: .enabled(timePeriod: .seconds(30)),
-            closeTimeout: .seconds(5))
+            closeTimeout: StreamSession.closeTimeout)
         let limiter = ConnectionLimiter(maximumPerAddress: configuration.connectionsPerAddressMax, logger: logger)
         let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: HTTP1Channel.Configuration(

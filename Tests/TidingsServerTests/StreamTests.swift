@@ -266,7 +266,8 @@ import Testing
         }
         #expect(closedByServer)
         client.pauseReading.withLock { $0 = false }
-        #expect(await client.waitForClose(timeout: .seconds(20)) == 4429)
+        let code = await client.waitForClose(timeout: .seconds(20))
+        #expect(code == 4429, "closed with \(String(describing: code)) after \(client.received().count) messages")
         await server.stop()
     }
 

@@ -51,6 +51,10 @@ final class StreamSession: Sendable {
         var countedSubject: String?
     }
 
+    /// How long the server waits for a client to answer its close frame before it drops the
+    /// connection (the WebSocket library's close timeout is set to the same).
+    static let closeTimeout = Duration.seconds(5)
+
     let id = RequestID.make()
     let dependencies: Dependencies
     private let outbound: WebSocketOutboundWriter
@@ -76,6 +80,13 @@ final class StreamSession: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.readMessages(inbound) }
             await self.serve()
+            // The close frame may still wait behind queued events (a client that stopped reading).
+            // Cancelling the reader would end the inbound stream for good, and the WebSocket
+            // library would then close the channel at once, dropping what was queued, close frame
+            // included. So the reader runs until the client answers the close (which ends the
+            // inbound stream) or the close timeout passes.
+            group.addTask { try? await Task.sleep(for: Self.closeTimeout) }
+            _ = await group.next()
             group.cancelAll()
         }
         let (subscription, subject) = state.withLock { ($0.subscription, $0.countedSubject) }
