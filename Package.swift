@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tidings", targets: ["tidings"]),
+        .executable(name: "tidings-bench", targets: ["tidings-bench"]),
         .library(name: "TidingsStore", targets: ["TidingsStore"]),
         .library(name: "TidingsServer", targets: ["TidingsServer"]),
     ],
@@ -34,7 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        // HTTP client for the server tests and the load generators.
+        // HTTP client for the server tests and the load generators (never linked into `tidings`).
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
@@ -82,39 +83,60 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: strictSettings
         ),
+        // What the tests and the benchmarks share: the seeded corpus, and launchers of real
+        // processes (`tidings serve`, `redis-server`) and loopback sockets. No server code, so the
+        // store's tests build without HTTP.
+        .target(
+            name: "TidingsTestSupport",
+            swiftSettings: strictSettings
+        ),
+        // The benchmark workloads beside Redis and the load generators, for `tidings-bench`.
         .target(
             name: "TidingsBench",
             dependencies: [
                 "TidingsStore",
                 "TidingsFanout",
                 "TidingsServer",
+                "TidingsTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
+        // The product: the store, live fan-out, the server and the command line, nothing else.
         .executableTarget(
             name: "tidings",
             dependencies: [
                 "TidingsStore",
                 "TidingsFanout",
                 "TidingsServer",
-                "TidingsBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
+        // The benchmarks as their own program (`tools/bench` runs it; it starts `tidings serve`
+        // from the same build folder for the workloads over the network).
+        .executableTarget(
+            name: "tidings-bench",
+            dependencies: [
+                "TidingsStore",
+                "TidingsBench",
+                "TidingsTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "TidingsStoreTests",
-            dependencies: ["TidingsStore", "TidingsBench"],
+            dependencies: ["TidingsStore", "TidingsTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "TidingsFanoutTests",
             dependencies: [
-                "TidingsFanout", "TidingsStore", "TidingsBench", "CHiredis",
+                "TidingsFanout", "TidingsStore", "TidingsTestSupport", "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -124,7 +146,7 @@ let package = Package(
             dependencies: [
                 "TidingsServer",
                 "TidingsStore",
-                "TidingsBench",
+                "TidingsTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

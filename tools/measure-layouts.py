@@ -11,7 +11,7 @@ the ratio to the raw JSON, and compression speed. docs/STORAGE.md quotes its out
 Needs the release build of tidings (for the corpus) and the lz4 module from PyPI (installed
 with pip when missing).
 """
-import argparse, json, re, subprocess, sys, time
+import argparse, json, os, re, subprocess, sys, time
 
 try:
     import lz4.block
@@ -24,7 +24,8 @@ parser.add_argument("--events", type=int, default=200_000)
 parser.add_argument("--tidings", default=".build/release/tidings")
 args = parser.parse_args()
 
-corpus = subprocess.run([args.tidings, "bench", "corpus", "--events", str(args.events)],
+bench = os.path.join(os.path.dirname(args.tidings), "tidings-bench")
+corpus = subprocess.run([bench, "corpus", "--events", str(args.events)],
                         check=True, capture_output=True).stdout.splitlines()
 raw = sum(len(line) for line in corpus)
 count = len(corpus)

@@ -149,3 +149,13 @@ public struct BenchmarkReport: Sendable, Codable {
         return Array(try encoder.encode(self))
     }
 }
+
+/// Percentiles of a set of samples.
+struct Percentiles {
+    let sorted: [Double]
+    init(_ samples: [Double]) { sorted = samples.sorted() }
+    func at(_ fraction: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+    }
+}

@@ -5,6 +5,7 @@ import NIOHTTP1
 import Synchronization
 import TidingsServer
 import TidingsStore
+import TidingsTestSupport
 
 /// Live fan-out: `clients` WebSocket connections (one user each) on a server in its own
 /// process; a publisher appends batches addressed round-robin to those users, and every client
@@ -58,7 +59,7 @@ public struct FanoutLoad: Sendable {
     public func run() async throws -> [BenchmarkFigure] {
         let limit = FileDescriptorLimit.raise()
         guard limit > clients + 1_000 else {
-            throw BenchError("the open-file limit is \(limit); \(clients) clients need more (raise the hard limit)")
+            throw HarnessError("the open-file limit is \(limit); \(clients) clients need more (raise the hard limit)")
         }
         let redis = processes > 1 ? try RedisProcess() : nil
         let redisArguments = redis.map { ["--redis", $0.url] } ?? []
@@ -97,7 +98,7 @@ public struct FanoutLoad: Sendable {
             }
         }
         guard swarm.closed.load(ordering: .relaxed) == 0 else {
-            throw BenchError("\(swarm.closed.load(ordering: .relaxed)) clients could not connect")
+            throw HarnessError("\(swarm.closed.load(ordering: .relaxed)) clients could not connect")
         }
         try await Task.sleep(for: .seconds(1))
         let idle = server.residentBytes
@@ -143,7 +144,9 @@ public struct FanoutLoad: Sendable {
                         }
                         let response = try await http.execute(request, timeout: .seconds(60))
                         _ = try await response.body.collect(upTo: 1 << 24)
-                        guard response.status == .created else { throw BenchError("append failed: \(response.status)") }
+                        guard response.status == .created else {
+                            throw HarnessError("append failed: \(response.status)")
+                        }
                     }
                 }
             }
@@ -157,7 +160,7 @@ public struct FanoutLoad: Sendable {
         let received = tally.received.load(ordering: .relaxed)
         let end = tally.lastReceipt.withLock { $0 } ?? .now
         try await http.shutdown()
-        guard received == total else { throw BenchError("only \(received) of \(total) events arrived") }
+        guard received == total else { throw HarnessError("only \(received) of \(total) events arrived") }
         let latencies = Percentiles(tally.latencies.withLock { $0 })
         let label =
             "\(clients) clients" + (processes > 1 ? ", appended on another process" : "")

@@ -1,6 +1,7 @@
 import Foundation
 import TidingsServer
 import TidingsStore
+import TidingsTestSupport
 
 /// Single-event appends through `POST /v1/events` from `clients` concurrent keep-alive
 /// connections, against a server in its own process. The connections are raw sockets driven by
@@ -74,7 +75,7 @@ enum KeepAliveClients {
         let started = ContinuousClock.now
         for index in connections.indices {
             connections[index].sentAt = .now
-            try send(connections[index].descriptor, requests[connections[index].next])
+            try LoopbackSocket.writeAll(connections[index].descriptor, requests[connections[index].next])
         }
         var open = connections.count
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
@@ -87,16 +88,16 @@ enum KeepAliveClients {
                 }
                 guard count > 0 else {
                     if count < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-                    throw BenchError("the server closed a keep-alive connection")
+                    throw HarnessError("the server closed a keep-alive connection")
                 }
                 connections[index].buffer += chunk[0..<count]
                 guard let status = try completeResponse(&connections[index].buffer) else { continue }
-                guard (200..<300).contains(status) else { throw BenchError("append failed with status \(status)") }
+                guard (200..<300).contains(status) else { throw HarnessError("append failed with status \(status)") }
                 latencies.append((ContinuousClock.now - connections[index].sentAt).seconds * 1_000_000)
                 connections[index].next += connections.count
                 if connections[index].next < requests.count {
                     connections[index].sentAt = .now
-                    try send(connections[index].descriptor, requests[connections[index].next])
+                    try LoopbackSocket.writeAll(connections[index].descriptor, requests[connections[index].next])
                 } else {
                     polled[index].fd = -1
                     open -= 1
@@ -117,28 +118,16 @@ enum KeepAliveClients {
         let head = String(decoding: buffer[0...headerEnd], as: UTF8.self)
         let lines = head.split(separator: "\r\n")
         guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ")[1]) else {
-            throw BenchError("not an HTTP response")
+            throw HarnessError("not an HTTP response")
         }
         let length = lines.dropFirst().compactMap { line -> Int? in
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
             return Int(parts[1].trimmingCharacters(in: .whitespaces))
         }.first
-        guard let length else { throw BenchError("a response without Content-Length") }
+        guard let length else { throw HarnessError("a response without Content-Length") }
         guard buffer.count >= headerEnd + 1 + length else { return nil }
         buffer.removeFirst(headerEnd + 1 + length)
         return status
-    }
-
-    private static func send(_ descriptor: Int32, _ bytes: [UInt8]) throws {
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            guard count > 0 else {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw BenchError("write failed: errno \(errno)")
-            }
-            written += count
-        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TidingsStore
+import TidingsTestSupport
 
 /// The workloads of the benchmark plan, each beside Redis measured in the same run (where a
 /// peer applies), with its floor. Ours and the peer's runs alternate, `runs` times each, and

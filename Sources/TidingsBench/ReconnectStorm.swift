@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TidingsServer
 import TidingsStore
+import TidingsTestSupport
 
 /// A reconnect storm: `clients` clients (one user each) were all caught up at stream position 1
 /// when they dropped; meanwhile each user's stream grew by 1 to `behindMax` events. All
@@ -50,7 +51,7 @@ public struct ReconnectStorm: Sendable {
     public func run() async throws -> Double {
         let limit = FileDescriptorLimit.raise()
         guard limit > clients + 1_000 else {
-            throw BenchError("the open-file limit \(limit) is too low for \(clients) clients")
+            throw HarnessError("the open-file limit \(limit) is too low for \(clients) clients")
         }
         let server = try ServerProcess(binary: binary, directory: directory, arguments: ["--sync", "normal"])
         defer { server.stop() }
@@ -104,7 +105,7 @@ public struct ReconnectStorm: Sendable {
         }
         let seconds = (ContinuousClock.now - started).seconds
         let incomplete = states.filter { !$0.correct }.count
-        guard incomplete == 0 else { throw BenchError("\(incomplete) clients missed or repeated events") }
+        guard incomplete == 0 else { throw HarnessError("\(incomplete) clients missed or repeated events") }
         return seconds
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TidingsFanout
+public import TidingsTestSupport
 
 /// The peer: Redis 7, started by the harness with AOF on, driven through hiredis from this
 /// binary on the same corpus. Per-user streams are one stream key per user (`XADD`/`XRANGE`);
@@ -39,7 +40,7 @@ public final class RedisPeer: Sendable {
             if text.contains("aof_rewrite_in_progress:0") && text.contains("aof_rewrite_scheduled:0") { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        throw BenchError("Redis is still rewriting its AOF after 30 s")
+        throw HarnessError("Redis is still rewriting its AOF after 30 s")
     }
 
     static func streamKey(_ user: String) -> [UInt8] { Array(("user:" + user).utf8) }
@@ -85,7 +86,7 @@ public final class RedisPeer: Sendable {
         for _ in 0..<clients { go.signal() }
         finished.wait()
         let seconds = (ContinuousClock.now - started).seconds
-        guard failures.value == 0 else { throw BenchError("redis XADD failed \(failures.value) times") }
+        guard failures.value == 0 else { throw HarnessError("redis XADD failed \(failures.value) times") }
         return Double(corpus.count) / seconds
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import TidingsStore
+import TidingsTestSupport
 
 /// The store-level workloads: appends (single events from 64 appenders, batches of 100 and
 /// 1,000), a full replay to NDJSON, per-user replays, a projection rebuild, and the bytes on

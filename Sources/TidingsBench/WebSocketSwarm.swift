@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TidingsTestSupport
 
 /// Many WebSocket clients on raw sockets, all read by one thread with poll(2), the way the Redis
 /// peer reads its hiredis subscribers: per client about as cheap, so the fan-out workloads
@@ -63,13 +64,11 @@ final class WebSocketSwarm: @unchecked Sendable {
     /// Opens a connection and sends the upgrade request; the hello follows the server's 101.
     private func open(hello: String) throws {
         let descriptor = try LoopbackSocket.connect(port: port)
-        let request =
-            "GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        try Self.writeAll(descriptor, Array(request.utf8))
+        try LoopbackSocket.writeAll(descriptor, LoopbackSocket.webSocketUpgrade(port: port))
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         polled.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
-        clients.append(Client(descriptor: descriptor, hello: Self.frame(opcode: 0x1, payload: Array(hello.utf8))))
+        clients.append(
+            Client(descriptor: descriptor, hello: LoopbackSocket.clientFrame(opcode: 0x1, payload: Array(hello.utf8))))
     }
 
     private func readLoop() {
@@ -133,7 +132,7 @@ final class WebSocketSwarm: @unchecked Sendable {
             }
             clients[index].buffer.removeFirst(end)
             clients[index].upgraded = true
-            try? Self.writeAll(clients[index].descriptor, clients[index].hello)
+            try? LoopbackSocket.writeAll(clients[index].descriptor, clients[index].hello)
         }
         while clients[index].descriptor >= 0 {
             let available = clients[index].buffer.count - clients[index].offset
@@ -150,8 +149,8 @@ final class WebSocketSwarm: @unchecked Sendable {
             case 0x8:
                 finish(index)
             case 0x9:
-                let pong = Self.frame(opcode: 0xA, payload: Array(clients[index].buffer[payload]))
-                try? Self.writeAll(clients[index].descriptor, pong)
+                let pong = LoopbackSocket.clientFrame(opcode: 0xA, payload: Array(clients[index].buffer[payload]))
+                try? LoopbackSocket.writeAll(clients[index].descriptor, pong)
             default:
                 break
             }
@@ -189,38 +188,6 @@ final class WebSocketSwarm: @unchecked Sendable {
             return index + 1
         }
         return nil
-    }
-
-    /// A client frame: masked, as RFC 6455 requires, with a zero key (the payload unchanged).
-    private static func frame(opcode: UInt8, payload: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [0x80 | opcode]
-        if payload.count < 126 {
-            out.append(0x80 | UInt8(payload.count))
-        } else if payload.count <= 0xFFFF {
-            out += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
-        } else {
-            out.append(0x80 | 127)
-            for shift in stride(from: 56, through: 0, by: -8) {
-                out.append(UInt8(truncatingIfNeeded: payload.count >> shift))
-            }
-        }
-        out += [0, 0, 0, 0]
-        return out + payload
-    }
-
-    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if count > 0 {
-                written += count
-            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                var descriptorPoll = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&descriptorPoll, 1, 100)
-            } else {
-                throw BenchError("write failed: errno \(errno)")
-            }
-        }
     }
 }
 

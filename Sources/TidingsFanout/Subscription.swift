@@ -109,6 +109,10 @@ public final class Subscription: Sendable, Hashable {
     }
 
     public var isClosed: Bool { state.withLock { $0.closed != nil } }
+    /// Events queued now (for tests: nothing is queued once closed or overflowed).
+    var queuedCount: Int { state.withLock { $0.queue.count } }
+    /// A reader is waiting in `next()` (for tests).
+    var hasWaitingReader: Bool { state.withLock { $0.waiter != nil } }
 
     /// A waiting reader and what to hand it, taken under the lock and resumed outside it.
     private struct Wake {

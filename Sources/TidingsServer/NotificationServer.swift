@@ -12,10 +12,11 @@ import UnixSignals
 
 /// `tidings serve`: the HTTP API and the WebSocket stream of PROTOCOL.md over one store.
 ///
-/// Runs as a ServiceGroup of three services, shut down in reverse order on SIGTERM/SIGINT: the
-/// stream connections go first (closed with 1001, `/healthz` turns 503), then the HTTP server
-/// (stops accepting, finishes requests in flight, so no acknowledged append is cut short), then
-/// the store (queued appends finish, the WAL is checkpointed).
+/// Runs as a ServiceGroup of four services, shut down in reverse order on SIGTERM/SIGINT: the
+/// stream connections go first (closed with 1001, `/healthz` turns 503), then live fan-out
+/// between processes (log watcher, Redis bridge), then the HTTP server (stops accepting,
+/// finishes requests in flight, so no acknowledged append is cut short), then the store (queued
+/// appends finish, the WAL is checkpointed).
 public final class NotificationServer: Sendable {
     public let store: Store
     public let configuration: ServerConfiguration
@@ -49,6 +50,19 @@ public final class NotificationServer: Sendable {
             bridge?.publish(events)
         }
         bridge?.onReconnect { watcher.checkNow() }
+        let metrics = self.metrics
+        store.onFault { fault in
+            // Logged once per run of failures, with its cause; every failure is counted.
+            if fault.isRecovery {
+                logger.info("store I/O recovered", metadata: ["operation": "\(fault.operation)"])
+            } else {
+                metrics.storeFault(fault.operation.rawValue)
+                if fault.consecutiveFailures == 1 {
+                    logger.error(
+                        "store I/O failed", metadata: ["operation": "\(fault.operation)", "error": "\(fault.message)"])
+                }
+            }
+        }
     }
 
     /// Opens the store (rebuilding its projection first if its version changed) and loads the
@@ -75,8 +89,9 @@ public final class NotificationServer: Sendable {
             store: store, verifier: verifier, metrics: metrics, configuration: configuration, sessions: sessions,
             health: health, bridge: bridge)
         let router = Router(context: TidingsRequestContext.self)
-        router.add(middleware: RequestLoggingMiddleware(metrics: metrics))
-        routes.register(on: router)
+        let table = RouteTable()
+        router.add(middleware: RequestLoggingMiddleware(metrics: metrics, routes: table))
+        routes.register(on: RouteRegistrar(router: router, table: table))
 
         let webSocketRouter = Router(context: StreamRequestContext.self)
         let sessions = self.sessions

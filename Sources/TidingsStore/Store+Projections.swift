@@ -102,7 +102,7 @@ extension Store {
     /// memory from a snapshot, writes it into shadow tables in short transactions, then in one
     /// short transaction applies the events appended meanwhile and swaps the tables in.
     public func rebuildProjections(progress: (@Sendable (RebuildProgress) -> Void)? = nil) async throws {
-        let state = try await readers.read { database in
+        let state = try await scans.read { database in
             try database.readSnapshot { try self.rebuildState(database, progress: progress) }
         }
         try await writer.perform { writer in try writer.createShadowTables() }
@@ -112,7 +112,7 @@ extension Store {
             let (next, count) = try await writer.perform { [rows] writer in
                 var slice = rows
                 var count = 0
-                try writer.database.transaction("IMMEDIATE") {
+                try writer.database.transaction(.immediate) {
                     let shadow = ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix)
                     count = try slice.write(to: shadow, rowsMax: Self.rebuildRowsPerTransaction)
                 }
@@ -133,13 +133,15 @@ extension Store {
 
     /// The same, blocking the calling thread; for opening a store whose projection is stale.
     func rebuildProjectionsNow(progress: (@Sendable (RebuildProgress) -> Void)?) throws {
-        let state = try readers.readNow { database in
-            try database.readSnapshot { try self.rebuildState(database, progress: progress) }
-        }
         try writer.performSync { writer in
+            // Nothing else reads or writes the store while it opens: the writer's connection
+            // reads the log.
+            let state = try writer.database.readSnapshot {
+                try self.rebuildState(writer.database, progress: progress)
+            }
             try writer.createShadowTables()
             var rows = RebuildRows(state)
-            try writer.database.transaction("IMMEDIATE") {
+            try writer.database.transaction(.immediate) {
                 _ = try rows.write(to: ProjectionBase(database: writer.database, prefix: LogWriter.shadowPrefix))
             }
             try writer.swapInShadowTables(builtThrough: state.lastSeq)
@@ -169,7 +171,7 @@ extension Store {
 
     /// Rebuilds the projection in memory and compares it with the live one, user by user.
     public func verifyProjections() async throws -> ProjectionVerification {
-        try await withSnapshot { read in
+        try await withSnapshot(.scan) { read in
             let state = try self.rebuildState(read.database, progress: nil)
             var mismatches: [ProjectionMismatch] = []
             func report(_ userNo: Int64, _ field: String, _ live: String, _ rebuilt: String) throws {
@@ -227,7 +229,7 @@ extension LogWriter {
     }
 
     func createShadowTables() throws {
-        try database.transaction("IMMEDIATE") {
+        try database.transaction(.immediate) {
             for table in Schema.projectionTables(prefix: Self.shadowPrefix) {
                 try database.execute("DROP TABLE IF EXISTS \(Self.shadowPrefix)\(table.name)")
                 try database.execute(table.ddl)
@@ -238,7 +240,7 @@ extension LogWriter {
     /// In one transaction: brings the shadow tables (built through `builtThrough`) up to the
     /// head, replaces the live tables with them, and starts the overlay afresh.
     func swapInShadowTables(builtThrough: Int64) throws {
-        let generation: Int64 = try database.transaction("IMMEDIATE") {
+        let generation: Int64 = try database.transaction(.immediate) {
             try synchronize()
             let shadow = ProjectionBase(database: database, prefix: Self.shadowPrefix)
             if head.headSeq > builtThrough {

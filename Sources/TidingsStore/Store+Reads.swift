@@ -28,6 +28,11 @@ public struct EventFilter: Sendable {
         self.until = until
     }
 
+    /// True when every event matches.
+    var isEmpty: Bool {
+        (types.isEmpty || types.count == EventType.allCases.count) && userID == nil && since == nil && until == nil
+    }
+
     var typeMask: Int {
         types.isEmpty ? 0b111 : types.reduce(0) { $0 | 1 << Int($1.rawValue) }
     }
@@ -64,11 +69,29 @@ struct ReadContext {
     }
 }
 
+/// Which of the store's read lanes a read takes (`ReadLane`).
+enum ReadKind {
+    /// Bounded by its request: a page, a user's state, a stream's start.
+    case short
+    /// Bounded only by the log: an export run, a verification, a filtered scan.
+    case scan
+}
+
 extension Store {
-    /// Runs `body` on a reader thread inside one snapshot whose overlay window is complete.
-    func withSnapshot<T: Sendable>(_ body: @escaping @Sendable (ReadContext) throws -> T) async throws -> T {
+    func lane(_ kind: ReadKind) -> ReadLane {
+        switch kind {
+        case .short: shortReads
+        case .scan: scans
+        }
+    }
+
+    /// Runs `body` on a reader thread of the lane inside one snapshot whose overlay window is
+    /// complete.
+    func withSnapshot<T: Sendable>(
+        _ kind: ReadKind = .short, _ body: @escaping @Sendable (ReadContext) throws -> T
+    ) async throws -> T {
         for _ in 0..<Self.snapshotAttemptsMax {
-            let outcome: T? = try await readers.read { database in
+            let outcome: T? = try await lane(kind).read { database in
                 try self.snapshotNow(database, body)
             }
             if let outcome { return outcome }
@@ -243,7 +266,9 @@ extension Store {
     {
         try Self.checkLimit(limit)
         if let user = filter.userID { try Self.checkUser(user) }
-        return try await withSnapshot { read in
+        // A filtered page reads as far as the filter makes it (a type that is rare, a user with
+        // few events): a scan, not a short read.
+        return try await withSnapshot(filter.isEmpty ? .short : .scan) { read in
             let position = try self.allPosition(after, head: read.snapshot.headSeq)
             var events: [StoredEvent] = []
             try self.scanAll(read, after: position, filter: filter) { event in
@@ -257,10 +282,7 @@ extension Store {
         }
     }
 
-    func scanAll(
-        _ read: ReadContext, after: Int64, filter: EventFilter, cached: Bool = true,
-        _ body: (StoredEvent) throws -> Bool
-    ) throws {
+    func scanAll(_ read: ReadContext, after: Int64, filter: EventFilter, _ body: (StoredEvent) throws -> Bool) throws {
         let head = read.snapshot.headSeq
         if let userID = filter.userID {
             guard let userNo = try read.userNumber(userID) else { return }
@@ -293,8 +315,7 @@ extension Store {
             }
             statement.reset()
         }
-        let log = cached ? read.log : context.logReader(read.database, cached: false)
-        try log.scan(after: start, through: head, sealedSeq: read.snapshot.sealedSeq, typeMask: filter.typeMask) {
+        try read.log.scan(after: start, through: head, sealedSeq: read.snapshot.sealedSeq, typeMask: filter.typeMask) {
             entry in
             if let until = filter.until, entry.record.timestampMilliseconds >= until { return false }
             guard filter.matches(entry.record) else { return true }

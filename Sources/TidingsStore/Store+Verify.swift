@@ -19,7 +19,7 @@ extension Store {
     public func verifyLog(
         checkpoint: (seq: Int64, hash: [UInt8])? = nil, progress: (@Sendable (Int64, Int64) -> Void)? = nil
     ) async throws -> LogVerification {
-        try await readers.read { database in
+        try await scans.read { database in
             try database.readSnapshot { try self.verifyLogNow(database, checkpoint: checkpoint, progress: progress) }
         }
     }

@@ -19,7 +19,11 @@ public final class Store: Sendable {
 
     let context: StoreContext
     let writer: LogWriter
-    let readers: ReaderPool
+    /// Short reads: unread state, pages, stream starts and replays, the log watcher, stats.
+    let shortReads: ReadLane
+    /// Long scans: exports (a run of blocks at a time), log and projection verification, the
+    /// rebuild's read of the log.
+    let scans: ReadLane
     let rebuildJobState: RebuildJobState
 
     /// The store's epoch, as carried by every cursor.
@@ -37,7 +41,17 @@ public final class Store: Sendable {
     private init(context: StoreContext, writer: LogWriter) {
         self.context = context
         self.writer = writer
-        readers = ReaderPool(context: context)
+        let options = context.options
+        shortReads = ReadLane(
+            context: context,
+            configuration: .init(
+                name: "short reads", connectionsMax: options.shortReadersMax, waitingMax: options.readsWaitingMax,
+                pageCacheBytes: options.pageCacheBytes))
+        scans = ReadLane(
+            context: context,
+            configuration: .init(
+                name: "scans", connectionsMax: options.scanReadersMax, waitingMax: options.readsWaitingMax,
+                pageCacheBytes: min(options.pageCacheBytes, options.scanPageCacheBytes)))
         rebuildJobState = RebuildJobState()
     }
 
@@ -86,7 +100,7 @@ public final class Store: Sendable {
             let context = StoreContext(
                 directory: directory, databasePath: path, epoch: epoch, checkpointSeq: snapshot.checkpointSeq,
                 fanoutKey: fanoutKey, options: options)
-            try context.configure(database, writer: true)
+            try context.configure(database, pageCacheBytes: options.pageCacheBytes, writer: true)
             let writer = try LogWriter(context: context, database: database)
             let store = Store(context: context, writer: writer)
             try writer.performSync { writer in
@@ -109,7 +123,7 @@ public final class Store: Sendable {
 
     /// Reads the store's epoch and projection version, creating them for a new store.
     private static func loadOrCreateIdentity(_ database: Database) throws -> (UInt64, Int, [UInt8]) {
-        try database.transaction("IMMEDIATE") {
+        try database.transaction(.immediate) {
             let read = try database.prepare("SELECT value FROM meta WHERE key = ?1")
             func value(_ key: String) throws -> Int64? {
                 read.reset()
@@ -149,13 +163,21 @@ public final class Store: Sendable {
     /// Finishes queued appends, writes a checkpoint and closes the database.
     public func close() {
         writer.close()
-        readers.close()
+        shortReads.close()
+        scans.close()
         writer.performSync { writer in
-            try? writer.checkpoint()
-            try? writer.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            // The events since the last checkpoint are safe in the log either way (the next
+            // open replays them); a failure is reported, not thrown, so the store still closes.
+            _ = writer.checkpointReporting()
+            do {
+                try writer.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            } catch {
+                context.faults.failed(.walCheckpoint, error)
+            }
             writer.database.close()
         }
         context.commitFeed.removeAll()
+        context.faults.removeAll()
     }
 
     // MARK: Appending

@@ -12,6 +12,7 @@ final class StoreContext: Sendable {
     let sealedTotals = SealedBlockTotals()
     let derivedIDs: DerivedEventID
     let commitFeed = CommitFeed()
+    let faults = FaultReporter()
     let fanoutKey: [UInt8]
 
     init(
@@ -75,13 +76,17 @@ final class StoreContext: Sendable {
             timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
     }
 
-    /// Configures a freshly opened connection.
-    func configure(_ database: Database, writer: Bool) throws {
-        let pages = -(options.pageCacheBytes / 1024)
-        try database.execute("PRAGMA cache_size = \(pages)")
+    /// Configures a freshly opened connection: the writer's (durability, WAL size) or a
+    /// reader's, each with its page cache.
+    func configure(_ database: Database, pageCacheBytes: Int, writer: Bool = false) throws {
+        try database.execute("PRAGMA cache_size = \(-(pageCacheBytes / 1024))")
         if writer {
             try database.execute("PRAGMA synchronous = \(options.durability == .full ? "FULL" : "NORMAL")")
-            try database.execute("PRAGMA journal_size_limit = \(64 * 1024 * 1024)")
+            try database.execute("PRAGMA journal_size_limit = \(Self.walBytesKept)")
         }
     }
+
+    /// What the WAL file is truncated to after a checkpoint: larger WAL files are given back
+    /// to the file system.
+    static let walBytesKept = 64 * 1024 * 1024
 }

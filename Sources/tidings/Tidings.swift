@@ -10,7 +10,7 @@ struct Tidings: AsyncParsableCommand {
             keeps each user's unread state. A store is one directory (its database is tidings.sqlite).
 
             Try it:
-              tidings bench corpus --events 10000 > events.ndjson
+              echo '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-1","title":"Hi"}}' > events.ndjson
               tidings append --data ./data events.ndjson
               tidings stats --data ./data
               tidings export --data ./data --type notification.read | head
@@ -20,7 +20,6 @@ struct Tidings: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, TokenCommand.self, AppendCommand.self, ExportCommand.self, VerifyCommand.self,
             RebuildCommand.self, StatsCommand.self,
-            BenchCommand.self,
         ]
     )
 }

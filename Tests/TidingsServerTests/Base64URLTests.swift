@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import TidingsBench
 import TidingsStore
+import TidingsTestSupport
 
 @testable import TidingsServer
 

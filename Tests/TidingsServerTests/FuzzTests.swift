@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TidingsBench
+import TidingsTestSupport
 
 @testable import TidingsServer
 @testable import TidingsStore

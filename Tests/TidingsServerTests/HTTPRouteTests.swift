@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import Testing
+import TidingsTestSupport
 
 @testable import TidingsServer
 @testable import TidingsStore
@@ -355,6 +356,81 @@ import Testing
         reply = try await server.request(.PUT, "/v1/users/alice/read", token: ServerHarness.admin)
         #expect(reply.status == 405)
         #expect(reply.headers["X-Request-Id"].first?.count == 16)
+        await server.stop()
+    }
+
+    /// Requests are counted and timed by the route the router matched, never by the path (which
+    /// may carry a user id); a wrong method on any registered path is 405 with the methods the
+    /// router has for it.
+    @Test func requestMetricsNameTheMatchedRouteAndEveryWrongMethodIs405() async throws {
+        let server = try await ServerHarness()
+        try await server.append([ServerHarness.created("alice", "n-1")])
+        _ = try await server.request(.GET, "/v1/users/alice/unread", token: ServerHarness.user("alice"))
+        _ = try await server.request(.GET, "/v1/users/alice/unread", token: ServerHarness.user("alice"))
+        _ = try await server.request(.GET, "/v1/nothing/here")
+        let metrics = try await server.request(.GET, "/metrics").text
+        #expect(
+            metrics.contains(
+                #"tidings_http_requests_total{route="/v1/users/{user_id}/unread",method="GET",status="200"} 2"#),
+            "\(metrics.split(separator: "\n").filter { $0.contains("http_requests") })")
+        #expect(metrics.contains(#"tidings_http_requests_total{route="/v1/events",method="POST",status="201"} 1"#))
+        #expect(metrics.contains(#"tidings_http_requests_total{route="NotFound",method="GET",status="404"} 1"#))
+        #expect(
+            metrics.contains(
+                #"tidings_http_request_duration_seconds_count{route="/v1/users/{user_id}/unread",method="GET"} 2"#))
+        #expect(!metrics.contains("alice"))
+
+        let routes: [(String, [String])] = [
+            ("/v1/events", ["POST", "GET"]), ("/v1/users/bob/read", ["POST"]), ("/v1/users/bob/events", ["GET"]),
+            ("/v1/users/bob/unread", ["GET"]), ("/v1/log/verify", ["GET"]), ("/v1/stats", ["GET"]),
+            ("/v1/admin/projections/rebuild", ["POST", "GET"]), ("/v1/admin/projections/verify", ["POST"]),
+            ("/v1/stream", ["GET"]), ("/healthz", ["GET"]), ("/metrics", ["GET"]), ("/v1/openapi.yaml", ["GET"]),
+            ("/v1/envelope.json", ["GET"]), ("/", ["GET"]), ("/console", ["GET"]), ("/web/inbox.js", ["GET"]),
+        ]
+        for (path, methods) in routes {
+            for method in [HTTPMethod.GET, .POST, .PUT, .DELETE, .PATCH] where !methods.contains(method.rawValue) {
+                let reply = try await server.request(method, path, token: ServerHarness.admin)
+                #expect(reply.status == 405, "\(method) \(path): \(reply.status)")
+                #expect(reply.headers["Allow"].first == methods.joined(separator: ", "), "\(method) \(path)")
+            }
+        }
+        await server.stop()
+    }
+
+    /// A streamed export is timed until its last byte is written: an export larger than every
+    /// socket buffer between the server and a client that pauses for 600 ms after the first
+    /// bytes cannot finish sooner, and neither can its request's time.
+    @Test func aStreamedExportIsTimedUntilItIsWritten() async throws {
+        let server = try await ServerHarness()
+        let title = String(repeating: "x", count: 400)
+        for batch in 0..<16 {
+            try await server.append(
+                (0..<1_000).map { ServerHarness.created("u\($0 % 9)", "n-\(batch)-\($0)", title: title) })
+        }
+        let descriptor = try LoopbackSocket.connect(port: server.port)
+        defer { close(descriptor) }
+        LoopbackSocket.setReceiveBuffer(descriptor, bytes: 256 * 1024)
+        let request =
+            "GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: application/x-ndjson\r\n"
+            + "Authorization: Bearer \(ServerHarness.auditor)\r\nConnection: close\r\n\r\n"
+        try LoopbackSocket.writeAll(descriptor, Array(request.utf8))
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var received = read(descriptor, &buffer, buffer.count)
+        #expect(received > 0)
+        try await Task.sleep(for: .milliseconds(600))
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            guard count > 0 else { break }
+            received += count
+        }
+        // More than the server's largest send buffer (4 MiB here) and the client's together.
+        #expect(received > 8_000_000)
+        let metrics = try await server.request(.GET, "/metrics").text
+        let sum = metrics.split(separator: "\n").first {
+            $0.hasPrefix(#"tidings_http_request_duration_seconds_sum{route="/v1/events",method="GET"}"#)
+        }
+        let seconds = sum.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0
+        #expect(seconds >= 0.6, "the export was timed at \(seconds) s; its client paused 0.6 s")
         await server.stop()
     }
 }

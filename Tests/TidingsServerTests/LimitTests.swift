@@ -1,8 +1,8 @@
 import Foundation
 import NIOHTTP1
 import Testing
-import TidingsBench
 import TidingsStore
+import TidingsTestSupport
 
 @testable import TidingsServer
 

@@ -4,7 +4,7 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 import Testing
-import TidingsBench
+import TidingsTestSupport
 
 @testable import TidingsServer
 @testable import TidingsStore
@@ -33,7 +33,10 @@ import TidingsBench
             }
         }
 
-        func token(_ role: Role, _ subject: String) -> String { servers[0].token(role: role, subject: subject) }
+        func token(_ role: Role, _ subject: String) -> String {
+            TokenSigner(secret: Array(ServerProcess.secret.utf8)).token(
+                subject: subject, role: role, expiresAt: Int64(Date().timeIntervalSince1970) + 3_600)
+        }
 
         func append(through server: Int, _ body: String) async throws {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(servers[server].port)/v1/events")

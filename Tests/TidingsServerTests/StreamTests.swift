@@ -278,21 +278,25 @@ import Testing
                 try await server.append([ServerHarness.created("racer", "n-\(index)")])
             }
         }
-        var clients: [ServerHarness.StreamClient] = []
+        // Each client's first event must be the one right after its cursor: a skipped replay
+        // would start later, a repeated one earlier.
+        var clients: [(client: ServerHarness.StreamClient, firstExpected: Int64)] = []
         for round in 0..<30 {
-            let cursor = round % 3 == 0 ? nil : server.store.userCursor("racer", streamSeq: Int64(round))
             let head = try await server.store.userHead(userID: "racer").streamSeq
-            let usable = cursor.flatMap { _ in Int64(round) <= head ? cursor : nil }
-            clients.append(
-                await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("racer"), cursor: usable)))
-            try await Task.sleep(for: .milliseconds(5))
+            let position: Int64? = round % 3 == 0 || Int64(round) > head ? nil : Int64(round)
+            let cursor = position.map { server.store.userCursor("racer", streamSeq: $0) }
+            let client = await server.stream(
+                hello: ServerHarness.hello(token: ServerHarness.user("racer"), cursor: cursor))
+            clients.append((client, (position ?? 0) + 1))
+            await client.wait { $0.contains { $0.type == "welcome" } }
         }
         try await appending.value
-        for client in clients {
+        for (client, firstExpected) in clients {
             let messages = await client.wait(timeout: .seconds(20)) { self.events($0).last == 600 }
             let seen = events(messages)
-            let start = seen.first ?? 1
-            #expect(seen == Array(start...600), "gap or duplicate: \(seen.count) events from \(start)")
+            #expect(
+                seen == Array(firstExpected...600),
+                "gap or duplicate: \(seen.count) events from \(seen.first ?? 0), expected from \(firstExpected)")
         }
         await server.stop()
     }

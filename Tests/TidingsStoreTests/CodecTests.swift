@@ -1,6 +1,6 @@
 import Testing
+import TidingsTestSupport
 
-@testable import TidingsBench
 @testable import TidingsStore
 
 @Suite struct CodecTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
+import TidingsTestSupport
 
-@testable import TidingsBench
 @testable import TidingsStore
 
 /// Damage the files the way a bad disk, a torn write or a tamperer would (with the append-only

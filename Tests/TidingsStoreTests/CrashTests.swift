@@ -1,7 +1,7 @@
 import Foundation
 import Testing
+import TidingsTestSupport
 
-@testable import TidingsBench
 @testable import TidingsStore
 
 /// A child process (`tidings append --results`) appends and prints each acknowledged event; the

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
+import TidingsTestSupport
 
-@testable import TidingsBench
 @testable import TidingsStore
 
 @Suite struct DecoderTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import TidingsBench
+import TidingsTestSupport
 
 @testable import TidingsStore
 
@@ -62,10 +62,18 @@ import TidingsBench
         return out
     }
 
-    @Test func exportMatchesTheEnvelopePathForEveryFilter() async throws {
+    /// How an export is cut into runs: the defaults (a run or two here), and runs so small that
+    /// every event, block or index entry ends one, so every resume point is crossed.
+    static let runSizes: [(bytes: Int, blocks: Int, entries: Int)] = [
+        (256 * 1024, 256, 1_000), (1, 1, 1), (3_000, 2, 7), (70_000, 1_000, 64),
+    ]
+
+    @Test(arguments: 0..<runSizes.count)
+    func exportMatchesTheEnvelopePathForEveryFilter(runSize: Int) async throws {
         let clock = ClockBox(1_700_000_000_123)
         var options = StoreOptions()
         options.clock = { clock.now() }
+        (options.exportRunBytes, options.exportRunBlocks, options.exportRunEntries) = Self.runSizes[runSize]
         let temporary = try await TemporaryStore(options: options)
         let store = temporary.store!
         try await Self.fill(store, clock: clock)
@@ -110,7 +118,7 @@ import TidingsBench
         }
         let chunks = Mutex(0)
         let count = try await store.exportNDJSON(after: nil) { chunk, lastSeq in
-            #expect(chunk.count >= Store.exportChunkBytes)
+            #expect(chunk.count >= StoreOptions().exportRunBytes)
             #expect(chunk.last == 10)
             #expect(lastSeq > 0)
             return chunks.withLock {
@@ -120,6 +128,45 @@ import TidingsBench
         }
         #expect(chunks.withLock { $0 } == 2)
         #expect(count > 0 && count < 2_000)
+    }
+
+    /// An export ends at the head it started at, however much is appended while it is read, and
+    /// between its chunks it holds no connection: with one connection per lane, ten exports
+    /// that each read one chunk and then stop leave short reads and an eleventh export alone.
+    @Test func aStalledExportHoldsNothingAndEndsAtItsStartingHead() async throws {
+        var options = StoreOptions()
+        options.shortReadersMax = 1
+        options.scanReadersMax = 1
+        options.exportRunBytes = 4_096
+        let temporary = try await TemporaryStore(options: options)
+        let store = temporary.store!
+        for batch in 0..<10 {
+            _ = try await store.append((0..<100).map { created("u\($0 % 5)", "n-\(batch)-\($0)") })
+        }
+        var stalled: [LogExport.Iterator] = []
+        for _ in 0..<10 {
+            var iterator = try await store.export(after: nil).makeAsyncIterator()
+            #expect(try await iterator.next() != nil)
+            stalled.append(iterator)
+        }
+        _ = try await store.append((0..<100).map { created("u1", "late-\($0)") })
+        let started = ContinuousClock.now
+        #expect(try await store.unread(userID: "u1").unreadCount == 300)
+        #expect(try await store.userEvents(userID: "u2", after: nil).events.count == 100)
+        #expect(try await store.verifyLog().ok)
+        #expect(ContinuousClock.now - started < .seconds(5), "nothing waited for the stalled exports")
+        // Each stalled export goes on where it stopped and ends at the head it started at.
+        for index in stalled.indices {
+            var lines = 0
+            var lastSeq: Int64 = 0
+            while let chunk = try await stalled[index].next() {
+                lines += chunk.bytes.filter { $0 == 10 }.count
+                lastSeq = chunk.lastSeq
+            }
+            #expect(lastSeq == 1_000)
+            #expect(lines < 1_000, "the first chunk was read before")
+        }
+        #expect(try await exported(store).filter { $0 == 10 }.count == 1_100)
     }
 
     @Test func exportOfAnEmptyStoreWritesNothing() async throws {

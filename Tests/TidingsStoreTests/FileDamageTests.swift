@@ -1,7 +1,7 @@
 import Foundation
 import Testing
+import TidingsTestSupport
 
-@testable import TidingsBench
 @testable import TidingsStore
 
 /// Damage below SQLite: bytes of the database file and its WAL changed or cut off, as a torn

@@ -1,6 +1,6 @@
 import Testing
+import TidingsTestSupport
 
-@testable import TidingsBench
 @testable import TidingsStore
 
 /// Random sequences of appends, retries, reads and read_alls, checked against `StoreModel`:

@@ -1,5 +1,5 @@
 // A preload library that counts the heap allocations of a process while counting is on:
-// `tools/allocations` builds it and runs `tidings bench allocations` with LD_PRELOAD, and the
+// `tools/allocations` builds it and runs `tidings-bench allocations` with LD_PRELOAD, and the
 // benchmark finds the two functions below with dlsym. The allocation functions defined here
 // take the place of the C library's and forward to glibc's own entry points.
 

@@ -28,8 +28,9 @@ public final class RedisBridge: Sendable {
         public var reconnects = 0
     }
 
-    /// Messages waiting for the publisher beyond which the oldest are dropped.
-    public static let publishQueueMax = 100_000
+    /// Events waiting for the publisher beyond which the oldest are dropped (each is two
+    /// messages: its user's channel and `all`).
+    public static let publishQueueEventsMax = 50_000
     static let backoffMin: Duration = .milliseconds(100)
     static let backoffMax: Duration = .seconds(5)
 
@@ -39,7 +40,7 @@ public final class RedisBridge: Sendable {
     private let hub: Hub
     private let logger: Logger
     private let statusBox = Mutex(Status())
-    private let queue = Mutex<(messages: [(channel: [UInt8], payload: [UInt8])], stopped: Bool)>(([], false))
+    private let queue = Mutex<(events: [StoredEvent], stopped: Bool)>(([], false))
     private let publisherWake = DispatchSemaphore(value: 0)
     private let wakePipe: (read: Int32, write: Int32)
     private let reconnected = Mutex<[@Sendable () -> Void]>([])
@@ -92,9 +93,23 @@ public final class RedisBridge: Sendable {
 
     // MARK: Publishing
 
-    /// Queues committed events for publishing; never blocks (the writer calls this).
+    /// Queues committed events for publishing and returns at once: the writer calls this right
+    /// after each commit, so encoding and signing happen on the publisher's thread instead.
     public func publish(_ events: [StoredEvent]) {
         guard !events.isEmpty else { return }
+        let dropped = queue.withLock { state -> Int in
+            state.events += events
+            let excess = state.events.count - Self.publishQueueEventsMax
+            guard excess > 0 else { return 0 }
+            state.events.removeFirst(excess)
+            return excess
+        }
+        if dropped > 0 { statusBox.withLock { $0.dropped += 2 * dropped } }
+        publisherWake.signal()
+    }
+
+    /// Each event as its two messages, signed: to its user's channel and to `all`.
+    private func messages(_ events: [StoredEvent]) -> [(channel: [UInt8], payload: [UInt8])] {
         var messages: [(channel: [UInt8], payload: [UInt8])] = []
         messages.reserveCapacity(events.count * 2)
         let all = Array((prefix + ":all").utf8)
@@ -103,15 +118,7 @@ public final class RedisBridge: Sendable {
             messages.append((Array((prefix + ":user:" + event.userID).utf8), payload))
             messages.append((all, payload))
         }
-        let dropped = queue.withLock { state -> Int in
-            state.messages += messages
-            let excess = state.messages.count - Self.publishQueueMax
-            guard excess > 0 else { return 0 }
-            state.messages.removeFirst(excess)
-            return excess
-        }
-        if dropped > 0 { statusBox.withLock { $0.dropped += dropped } }
-        publisherWake.signal()
+        return messages
     }
 
     private func publisherLoop() {
@@ -124,12 +131,13 @@ public final class RedisBridge: Sendable {
                 statusBox.withLock { $0.publisherConnected = connection != nil }
             }
             _ = publisherWake.wait(timeout: .now() + 1)
-            let (batch, stopped) = queue.withLock { state in
-                defer { state.messages = [] }
-                return (state.messages, state.stopped)
+            let (events, stopped) = queue.withLock { state in
+                defer { state.events = [] }
+                return (state.events, state.stopped)
             }
             if stopped { return }
-            guard !batch.isEmpty else { continue }
+            guard !events.isEmpty else { continue }
+            let batch = messages(events)
             if connection == nil {
                 connection = connect(role: "publisher")
                 statusBox.withLock { $0.publisherConnected = connection != nil }

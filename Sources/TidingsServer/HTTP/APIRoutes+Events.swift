@@ -65,45 +65,33 @@ extension APIRoutes {
         return self.page(page, userStream: false)
     }
 
-    /// Streams every matching event as NDJSON. The reader thread hands chunks over a bounded
-    /// channel, so memory stays bounded however long the log; a failure after the first byte
-    /// ends the response without its final chunk.
+    /// Streams every matching event as NDJSON. The body pulls one chunk at a time from the store
+    /// (each a short read of its own) and writes it before it asks for the next, so memory stays
+    /// bounded however long the log, a slow client slows only its own export, and nothing reads
+    /// on once the response is gone. A failure after the first byte ends the response without
+    /// its final chunk.
     private func export(after: String?, filter: EventFilter, context: TidingsRequestContext) async throws -> Response {
-        // Cursor errors must be a proper 400/409, so check the cursor before the first byte.
-        let start = try await storeCall { try await self.store.startAllStream(cursor: after) }
-        if let reason = start.resetReason {
-            throw APIError(
-                code: "cursor_reset",
-                message: reason == .epochMismatch
-                    ? "cursor is from another epoch of the store" : "cursor is past the head of the stream",
-                head: store.allCursor(seq: start.head))
-        }
-        let channel = ByteChunkChannel(capacity: 4)
-        let store = self.store
+        // The cursor is checked before the first byte, so its errors are a proper 400/409.
+        let export = try await storeCall { try await store.export(after: after, filter: filter) }
         let logger = context.logger
-        Task.detached {
-            do {
-                try await store.exportNDJSON(after: after, filter: filter) { chunk, _ in channel.send(chunk) }
-                channel.finish(error: nil)
-            } catch {
-                logger.error("export failed", metadata: ["error": "\(error)"])
-                channel.finish(error: error)
-            }
-        }
         var headers = HTTPFields()
         headers[.contentType] = "application/x-ndjson"
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                do {
-                    while let chunk = try await channel.next() {
-                        try await writer.write(ByteBuffer(bytes: chunk))
+                var chunks = export.makeAsyncIterator()
+                while true {
+                    let chunk: LogExport.Chunk?
+                    do {
+                        chunk = try await chunks.next()
+                    } catch {
+                        logger.error("export failed", metadata: ["error": "\(error)"])
+                        throw error
                     }
-                    try await writer.finish(nil)
-                } catch {
-                    channel.cancel()
-                    throw error
+                    guard let chunk else { break }
+                    try await writer.write(ByteBuffer(bytes: chunk.bytes))
                 }
+                try await writer.finish(nil)
             })
     }
 }

@@ -18,32 +18,37 @@ struct APIRoutes: Sendable {
     let health: HealthState
     let bridge: RedisBridge?
 
-    func register(on router: Router<TidingsRequestContext>) {
-        router.post("/v1/events") { request, context in try await appendEvents(request, context) }
-        router.get("/v1/events") { request, context in try await allEvents(request, context) }
-        router.post("/v1/users/:user_id/read") { request, context in try await markRead(request, context) }
-        router.get("/v1/users/:user_id/events") { request, context in try await userEvents(request, context) }
-        router.get("/v1/users/:user_id/unread") { request, context in try await unread(request, context) }
-        router.get("/v1/log/verify") { request, context in try await verifyLog(request, context) }
-        router.get("/v1/stats") { request, context in try await stats(request, context) }
-        router.post("/v1/admin/projections/rebuild") { request, context in try await startRebuild(request, context) }
-        router.get("/v1/admin/projections/rebuild") { request, context in try await rebuildState(request, context) }
-        router.post("/v1/admin/projections/verify") { request, context in try await verifyProjections(request, context)
+    func register(on routes: RouteRegistrar) {
+        routes.on(.post, "/v1/events") { request, context in try await appendEvents(request, context) }
+        routes.on(.get, "/v1/events") { request, context in try await allEvents(request, context) }
+        routes.on(.post, "/v1/users/:user_id/read") { request, context in try await markRead(request, context) }
+        routes.on(.get, "/v1/users/:user_id/events") { request, context in try await userEvents(request, context) }
+        routes.on(.get, "/v1/users/:user_id/unread") { request, context in try await unread(request, context) }
+        routes.on(.get, "/v1/log/verify") { request, context in try await verifyLog(request, context) }
+        routes.on(.get, "/v1/stats") { request, context in try await stats(request, context) }
+        routes.on(.post, "/v1/admin/projections/rebuild") { request, context in
+            try await startRebuild(request, context)
         }
-        router.get("/v1/stream") { _, _ -> Response in
+        routes.on(.get, "/v1/admin/projections/rebuild") { request, context in
+            try await rebuildState(request, context)
+        }
+        routes.on(.post, "/v1/admin/projections/verify") { request, context in
+            try await verifyProjections(request, context)
+        }
+        routes.on(.get, "/v1/stream") { _, _ -> Response in
             throw APIError.badRequest("GET /v1/stream takes a WebSocket upgrade")
         }
-        router.get("/healthz") { _, _ in health.response() }
-        router.get("/metrics") { _, _ in metricsResponse() }
-        router.get("/v1/openapi.yaml") { _, _ in try OpenAPIDocument.response("openapi.yaml") }
-        router.get("/v1/:document") { _, context in
+        routes.on(.get, "/healthz") { _, _ in health.response() }
+        routes.on(.get, "/metrics") { _, _ in metricsResponse() }
+        routes.on(.get, "/v1/openapi.yaml") { _, _ in try OpenAPIDocument.response("openapi.yaml") }
+        routes.on(.get, "/v1/:document") { _, context in
             let name = context.parameters.get("document") ?? ""
             guard name.hasSuffix(".json") else {
                 throw APIError(code: "not_found", message: "no route for /v1/\(name)")
             }
             return try OpenAPIDocument.response(name)
         }
-        WebPages.register(on: router)
+        WebPages.register(on: routes)
     }
 
     // MARK: Authentication and bodies

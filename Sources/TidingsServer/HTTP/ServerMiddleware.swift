@@ -4,11 +4,14 @@ import Hummingbird
 import Logging
 
 /// Logs every request with its id, method, path (never the query, which may carry a token),
-/// status and duration; counts it in the metrics; and turns the router's bare 404 into the
-/// protocol's `not_found` or `method_not_allowed` body.
+/// status and duration; counts and times it in the metrics by the route the router matched;
+/// and turns the router's bare 404 into the protocol's `not_found` or `method_not_allowed` body.
+/// A streamed body (an NDJSON export) is timed until its last byte is written, as Hummingbird's
+/// `MetricsMiddleware` does.
 struct RequestLoggingMiddleware: RouterMiddleware {
     typealias Context = TidingsRequestContext
     let metrics: ServerMetrics
+    let routes: RouteTable
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -28,7 +31,7 @@ struct RequestLoggingMiddleware: RouterMiddleware {
         } catch let error as any HTTPResponseError where error.status == .notFound {
             // The router found no route: an unknown path, or a known one with another method
             // (405 names the methods the path takes, as RFC 9110 requires).
-            if let methods = RouteTable.methods(path: request.uri.path) {
+            if let methods = routes.methods(path: request.uri.path) {
                 response = try APIError(
                     code: "method_not_allowed", message: "\(request.method) is not allowed on this path"
                 )
@@ -46,16 +49,30 @@ struct RequestLoggingMiddleware: RouterMiddleware {
                 .response(from: request, context: context)
         }
         response.headers[HTTPField.Name("X-Request-Id")!] = context.requestID
-        let elapsed = ContinuousClock.now - started
-        context.logger.info(
-            "request",
-            metadata: [
-                "method": .string(request.method.rawValue), "path": .string(request.uri.path),
-                "status": .stringConvertible(response.status.code),
-                "ms": .stringConvertible(
-                    Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000),
-            ])
-        metrics.requests(status: response.status.code)
+        // The router names the route it matched ("NotFound" when none did).
+        let route = context.endpointPath ?? "NotFound"
+        let status = response.status.code
+        let (metrics, logger, method, path) = (self.metrics, context.logger, request.method, request.uri.path)
+        let body = response.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            func finished(_ outcome: String) {
+                let elapsed = ContinuousClock.now - started
+                metrics.request(route: route, method: method.rawValue, status: status, duration: elapsed)
+                logger.info(
+                    "request",
+                    metadata: [
+                        "method": .string(method.rawValue), "path": .string(path), "status": .stringConvertible(status),
+                        "ms": .stringConvertible(elapsed.milliseconds), "body": .string(outcome),
+                    ])
+            }
+            do {
+                try await body.write(writer)
+                finished("written")
+            } catch {
+                finished("cut short")
+                throw error
+            }
+        }
         return response
     }
 
@@ -69,27 +86,5 @@ struct RequestLoggingMiddleware: RouterMiddleware {
         case .serviceUnavailable: APIError(code: "unavailable", message: "the server is unavailable")
         default: APIError(code: "internal", message: "internal error")
         }
-    }
-}
-
-/// The paths of the HTTP API and their methods, for telling an unknown path (404) from a wrong
-/// method (405, with `Allow`).
-enum RouteTable {
-    static let routes: [(pattern: [String], methods: [String])] = [
-        (["v1", "events"], ["GET", "POST"]), (["v1", "users", "*", "read"], ["POST"]),
-        (["v1", "users", "*", "events"], ["GET"]), (["v1", "users", "*", "unread"], ["GET"]),
-        (["v1", "log", "verify"], ["GET"]), (["v1", "stats"], ["GET"]),
-        (["v1", "admin", "projections", "rebuild"], ["GET", "POST"]),
-        (["v1", "admin", "projections", "verify"], ["POST"]), (["healthz"], ["GET"]), (["metrics"], ["GET"]),
-        (["v1", "openapi.yaml"], ["GET"]), (["v1", "stream"], ["GET"]), ([], ["GET"]), (["console"], ["GET"]),
-        (["web", "*"], ["GET"]),
-    ]
-
-    /// The methods `path` takes; nil for a path the API does not have.
-    static func methods(path: String) -> [String]? {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        return routes.first { route in
-            route.pattern.count == segments.count && zip(route.pattern, segments).allSatisfy { $0 == "*" || $0 == $1 }
-        }?.methods
     }
 }

@@ -46,11 +46,11 @@ enum WebPages {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-    static func register(on router: Router<TidingsRequestContext>) {
+    static func register(on routes: RouteRegistrar) {
         for (path, name) in pages {
-            router.get(RouterPath(path)) { request, _ in try response(name, request) }
+            routes.on(.get, path) { request, _ in try response(name, request) }
         }
-        router.get("/web/:file") { request, context in
+        routes.on(.get, "/web/:file") { request, context in
             try response(context.parameters.get("file") ?? "", request)
         }
     }

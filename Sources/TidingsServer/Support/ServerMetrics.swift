@@ -6,6 +6,11 @@ typealias Counter = Metrics.Counter
 typealias Gauge = Metrics.Gauge
 typealias Timer = Metrics.Timer
 
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
+}
+
 /// The server's metrics, in swift-metrics types backed by this server's own Prometheus registry
 /// (so several servers in one process, as in tests, do not share counters). No label ever holds
 /// a user or notification id.
@@ -30,7 +35,12 @@ public final class ServerMetrics: Sendable {
                 .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
                 .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
                 .milliseconds(250), .milliseconds(500), .seconds(1),
-            ]
+            ],
+            // Whole requests, streamed exports included.
+            "tidings_http_request_duration_seconds": [
+                .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50),
+                .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30), .seconds(120),
+            ],
         ]
         self.factory = factory
         appendedEvents = Counter(label: "tidings_appended_events_total", factory: factory)
@@ -47,8 +57,7 @@ public final class ServerMetrics: Sendable {
     func appended(events: Int, duration: Duration) {
         appendRequests.increment()
         if events > 0 { appendedEvents.increment(by: events) }
-        appendLatency.recordNanoseconds(
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        appendLatency.recordNanoseconds(duration.nanoseconds)
     }
 
     func delivered() { eventsDelivered.increment() }
@@ -80,8 +89,22 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    func requests(status: Int) {
-        Counter(label: "tidings_http_requests_total", dimensions: [("status", String(status))], factory: factory)
+    /// A request, by the route pattern the router matched (never the path itself, which may
+    /// carry a user id), timed until its body was written.
+    func request(route: String, method: String, status: Int, duration: Duration) {
+        Counter(
+            label: "tidings_http_requests_total",
+            dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory
+        ).increment()
+        Timer(
+            label: "tidings_http_request_duration_seconds", dimensions: [("route", route), ("method", method)],
+            factory: factory
+        ).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A failure of the store's own I/O (`StoreFault`), by operation.
+    func storeFault(_ operation: String) {
+        Counter(label: "tidings_store_io_errors_total", dimensions: [("operation", operation)], factory: factory)
             .increment()
     }
 

@@ -86,17 +86,29 @@ final class Database: @unchecked Sendable {
         SQLiteError(code: code, message: lastErrorMessage, operation: operation)
     }
 
+    /// How a transaction takes its locks (SQLite's `BEGIN DEFERRED` and `BEGIN IMMEDIATE`).
+    enum TransactionKind: String {
+        /// A read lock at the first read, a write lock at the first write: for reads.
+        case deferred = "DEFERRED"
+        /// The write lock at once (waiting up to the busy timeout for another process): for
+        /// writes, so a transaction never fails halfway for want of the lock.
+        case immediate = "IMMEDIATE"
+    }
+
+    func begin(_ kind: TransactionKind) throws {
+        try execute("BEGIN \(kind.rawValue)")
+    }
+
     /// Runs `body` in a transaction; rolls back when it throws.
-    func transaction<T>(_ kind: String = "DEFERRED", _ body: () throws -> T) throws -> T {
-        try execute("BEGIN \(kind)")
+    func transaction<T>(_ kind: TransactionKind = .deferred, _ body: () throws -> T) throws -> T {
+        try begin(kind)
         do {
             let result = try body()
             resetBusyStatements()
             try execute("COMMIT")
             return result
         } catch {
-            resetBusyStatements()
-            if isInTransaction { try? execute("ROLLBACK") }
+            rollback()
             throw error
         }
     }
@@ -106,9 +118,13 @@ final class Database: @unchecked Sendable {
         try execute("COMMIT")
     }
 
+    /// Rolls back the open transaction, if any. A ROLLBACK that fails is not reported: the
+    /// caller is already handling the failure that made it roll back, and SQLite fails a
+    /// ROLLBACK only when it has rolled back already (an I/O error or a full disk does that) or
+    /// the connection is broken, which the next statement reports.
     func rollback() {
         resetBusyStatements()
-        if isInTransaction { try? execute("ROLLBACK") }
+        if isInTransaction { _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil) }
     }
 
     /// Resets every statement left mid-iteration: a statement that is not reset keeps its read
@@ -123,6 +139,6 @@ final class Database: @unchecked Sendable {
 
     /// Runs `body` inside a read transaction so that every query sees one snapshot.
     func readSnapshot<T>(_ body: () throws -> T) throws -> T {
-        try transaction("DEFERRED", body)
+        try transaction(.deferred, body)
     }
 }

@@ -6,6 +6,9 @@ final class Statement {
     private var handle: OpaquePointer?
     let sql: String
     private unowned let database: Database
+    /// The first binding SQLite refused since the last reset (an index out of range, a value
+    /// too big): `step` throws it, so the statement never runs with a parameter left unbound.
+    private var bindFailure: SQLiteError?
 
     init(database: Database, sql: String) throws {
         self.database = database
@@ -25,33 +28,50 @@ final class Statement {
     func reset() {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
+        bindFailure = nil
     }
 
     // MARK: Binding
 
     func bind(_ index: Int32, _ value: Int64) {
-        sqlite3_bind_int64(handle, index, value)
+        checkBinding(sqlite3_bind_int64(handle, index, value), index)
     }
 
     func bind(_ index: Int32, _ value: Int) {
-        sqlite3_bind_int64(handle, index, Int64(value))
+        checkBinding(sqlite3_bind_int64(handle, index, Int64(value)), index)
     }
 
     func bind(_ index: Int32, _ value: String) {
-        sqlite3_bind_text(handle, index, value, -1, csqlite_transient())
+        checkBinding(sqlite3_bind_text(handle, index, value, -1, csqlite_transient()), index)
     }
 
     func bindNull(_ index: Int32) {
-        sqlite3_bind_null(handle, index)
+        checkBinding(sqlite3_bind_null(handle, index), index)
     }
 
     func bind(_ index: Int32, blob: UnsafeRawBufferPointer) {
         // A zero-length blob must still bind as a blob, not NULL: SQLite treats a nil pointer as NULL.
         if let base = blob.baseAddress {
-            sqlite3_bind_blob(handle, index, base, Int32(blob.count), csqlite_transient())
+            guard blob.count <= Int32.max else {
+                recordBindFailure(
+                    SQLiteError(code: SQLITE_TOOBIG, message: "a blob of \(blob.count) bytes", operation: sql))
+                return
+            }
+            checkBinding(sqlite3_bind_blob(handle, index, base, Int32(blob.count), csqlite_transient()), index)
         } else {
-            sqlite3_bind_zeroblob(handle, index, 0)
+            checkBinding(sqlite3_bind_zeroblob(handle, index, 0), index)
         }
+    }
+
+    private func checkBinding(_ code: Int32, _ index: Int32) {
+        guard code != SQLITE_OK else { return }
+        recordBindFailure(
+            SQLiteError(code: code, message: "binding parameter \(index): \(database.lastErrorMessage)", operation: sql)
+        )
+    }
+
+    private func recordBindFailure(_ error: SQLiteError) {
+        if bindFailure == nil { bindFailure = error }
     }
 
     func bind(_ index: Int32, blob: [UInt8]) {
@@ -63,6 +83,7 @@ final class Statement {
     /// Steps once; true when a row is available.
     @discardableResult
     func step() throws -> Bool {
+        if let bindFailure { throw bindFailure }
         let code = sqlite3_step(handle)
         switch code {
         case SQLITE_ROW: return true

@@ -144,7 +144,7 @@ enum Schema {
                 "the store's schema version \(current) is newer than this tidings (\(latestVersion)); upgrade tidings")
         }
         guard current < latestVersion else { return }
-        try database.transaction("IMMEDIATE") {
+        try database.transaction(.immediate) {
             for version in current..<latestVersion {
                 try database.execute(migrations[version])
             }

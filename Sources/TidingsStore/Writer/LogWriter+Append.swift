@@ -21,7 +21,7 @@ extension LogWriter {
 
     func commitGroup(_ requests: [AppendRequest]) -> [Result<AppendResponse, any Error>] {
         do {
-            try database.execute("BEGIN IMMEDIATE")
+            try database.begin(.immediate)
         } catch {
             let failure = StoreError(.unavailable, "the store cannot start a write transaction: \(error)")
             return requests.map { _ in .failure(failure) }

@@ -145,18 +145,44 @@ extension LogWriter {
 
     /// Catches up with other processes outside a write (for readers that saw a newer head).
     func synchronizeForReaders() throws {
-        try database.transaction("DEFERRED") { try synchronize() }
+        try database.transaction(.deferred) { try synchronize() }
     }
 
-    /// Writes the overlay into the base tables once it holds enough events.
+    /// Writes the overlay into the base tables once it holds enough events. A failure is
+    /// reported (nobody waits for this checkpoint) and tried again after the next group.
     func checkpointIfDue() {
         let due = context.overlay.withLock { $0.eventsSinceBase >= Int64(context.options.checkpointEvents) }
-        if due { try? checkpoint() }
+        if due { _ = checkpointReporting() }
+    }
+
+    /// Checkpoints, reporting a failure or a recovery to the store's fault listeners; returns
+    /// the failure.
+    func checkpointReporting() -> (any Error)? {
+        do {
+            try checkpoint()
+            context.faults.succeeded(.projectionCheckpoint)
+            return nil
+        } catch {
+            context.faults.failed(.projectionCheckpoint, error)
+            return error
+        }
+    }
+
+    /// Nil while the overlay is within its bound; otherwise checkpoints first, and when that
+    /// fails too, the error every append must get until a checkpoint succeeds.
+    func overlayRefusal() -> StoreError? {
+        let held = context.overlay.withLock { $0.eventsSinceBase }
+        guard held >= Int64(context.options.overlayEventsMax), let error = checkpointReporting() else { return nil }
+        return StoreError(
+            .unavailable,
+            "appends are paused: the projection holds \(held) events in memory and its checkpoint fails (\(error)); they go on once it succeeds"
+        )
     }
 
     /// Writes every committed overlay event into the base tables, in one transaction.
     func checkpoint() throws {
-        let written: Int64? = try database.transaction("IMMEDIATE") {
+        try context.options.beforeCheckpoint?()
+        let written: Int64? = try database.transaction(.immediate) {
             try synchronize()
             let (from, to, events) = context.overlay.withLock { overlay in
                 (

@@ -141,6 +141,10 @@ final class LogWriter: @unchecked Sendable {
                 if case .append(let request, let continuation) = job { return (request, continuation) }
                 return nil
             }
+            if let refusal = overlayRefusal() {
+                for append in appends { append.1.resume(throwing: refusal) }
+                continue
+            }
             let outcomes = commitGroup(appends.map(\.0))
             for (index, outcome) in outcomes.enumerated() { appends[index].1.resume(with: outcome) }
             checkpointIfDue()

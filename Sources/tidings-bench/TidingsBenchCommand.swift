@@ -2,22 +2,26 @@ import ArgumentParser
 import Foundation
 import TidingsBench
 import TidingsStore
+import TidingsTestSupport
 
-struct BenchCommand: AsyncParsableCommand {
+@main
+struct TidingsBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
-        abstract: "Benchmarks on a deterministic notification corpus.",
+        commandName: "tidings-bench",
+        abstract: "Tidings' benchmarks on a deterministic notification corpus, beside Redis.",
         discussion: """
             Every workload uses the same seeded corpus: 80% notification.created, 20% notification.read, \
             users drawn from a Zipf distribution over 100,000 ids, about 420 bytes of JSON per event. \
             The workloads W1-W9 run beside Redis 7 (started on a free port, AOF on, driven through \
             hiredis from this binary) in the same run, alternating, and report medians and floors:
-              tidings bench all --events 1000000 --runs 3 --json results.json
-              tidings bench w2 w5 --events 200000
-              tidings bench store --events 1000000 --json store.json
-              tidings bench http --events 50000 --clients 64
-              tidings bench fanout --clients 10000 --events 200000
-              tidings bench corpus --events 10000 > events.ndjson
+              tidings-bench all --events 1000000 --runs 3 --json results.json
+              tidings-bench w2 w5 --events 200000
+              tidings-bench store --events 1000000 --json store.json
+              tidings-bench http --events 50000 --clients 64
+              tidings-bench fanout --clients 10000 --events 200000
+              tidings-bench corpus --events 10000 > events.ndjson
+            The workloads over the network start `tidings serve` from the same build folder \
+            (`swift build -c release` builds both programs; tools/bench does it).
             """,
         subcommands: [
             WorkloadBench.self, StoreBench.self, HTTPBench.self, FanoutBench.self, AllocationsBench.self,
@@ -89,7 +93,7 @@ struct AllocationsBench: AsyncParsableCommand {
 
     func run() async throws {
         guard let check = AllocationCheck(directory: directory) else {
-            throw CLIError("the allocation counter is not loaded; run tools/allocations")
+            throw ValidationError("the allocation counter is not loaded; run tools/allocations")
         }
         let results = try await check.run()
         for result in results {
@@ -100,7 +104,7 @@ struct AllocationsBench: AsyncParsableCommand {
             )
         }
         if results.contains(where: { !$0.withinCeiling }) {
-            throw CLIError("a hot path allocates more than its ceiling (see above)")
+            throw HarnessError("a hot path allocates more than its ceiling (see above)")
         }
     }
 }
@@ -119,21 +123,41 @@ struct CorpusBench: ParsableCommand {
 
     func run() throws {
         var generator = CorpusGenerator(seed: seed)
-        let output = try OutputWriter(path: nil)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20 + 70_000)
         for _ in 0..<events {
-            output.withBuffer {
-                $0 += generator.next().json
-                $0.append(10)
+            buffer += generator.next().json
+            buffer.append(10)
+            if buffer.count >= 1 << 20 {
+                FileHandle.standardOutput.write(Data(buffer))
+                buffer.removeAll(keepingCapacity: true)
             }
         }
-        output.flush()
+        FileHandle.standardOutput.write(Data(buffer))
     }
 }
 
-/// The path of this executable, so load tests can start `tidings serve` from the same build.
-enum SelfExecutable {
+/// The `tidings` program the network workloads start (`tidings serve`): the one built beside
+/// this program, so both come from the same build.
+enum ServerBinary {
     static var path: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        get throws {
+            let selfPath =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0]
+            let path = URL(fileURLWithPath: selfPath).deletingLastPathComponent().appendingPathComponent("tidings").path
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw ValidationError(
+                    "\(path) is missing: build it beside tidings-bench with `swift build -c release --product tidings`")
+            }
+            return path
+        }
+    }
+}
+
+enum Console {
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }
 
@@ -157,7 +181,7 @@ struct HTTPBench: AsyncParsableCommand {
 
     func run() async throws {
         let load = HTTPLoad(
-            events: events, clients: clients, binary: SelfExecutable.path,
+            events: events, clients: clients, binary: try ServerBinary.path,
             directory: NSTemporaryDirectory() + "tidings-bench-http")
         let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run(sync: sync))
         print(report.table)
@@ -188,7 +212,7 @@ struct FanoutBench: AsyncParsableCommand {
 
     func run() async throws {
         let load = FanoutLoad(
-            clients: clients, events: events, rate: rate, binary: SelfExecutable.path,
+            clients: clients, events: events, rate: rate, binary: try ServerBinary.path,
             directory: NSTemporaryDirectory() + "tidings-bench-fanout", processes: processes
         ) { Console.note($0) }
         let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run())
@@ -236,7 +260,7 @@ struct WorkloadBench: AsyncParsableCommand {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let benchmark = PeerBenchmark(events: events, runs: runs, binary: SelfExecutable.path, directory: directory) {
+        let benchmark = PeerBenchmark(events: events, runs: runs, binary: try ServerBinary.path, directory: directory) {
             Console.note($0)
         }
         let report = BenchmarkReport(machine: .current(), events: events, figures: try await benchmark.run(selected))

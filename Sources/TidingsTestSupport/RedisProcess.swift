@@ -39,7 +39,7 @@ public final class RedisProcess: @unchecked Sendable {
             if FreePort.accepts(port) { return }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        throw BenchError("redis-server did not start on port \(port) (is redis-server installed?)")
+        throw HarnessError("redis-server did not start on port \(port) (is redis-server installed?)")
     }
 
     public var pid: Int32 { process?.processIdentifier ?? 0 }
@@ -72,7 +72,7 @@ public enum FreePort {
                 bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
             }
         }
-        guard bound else { throw BenchError("cannot find a free port") }
+        guard bound else { throw HarnessError("cannot find a free port") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-public import TidingsServer
 
 /// A `tidings serve` child process on a scratch store and a free port, for load tests: the
 /// server runs in its own process, so its memory and CPU are its own.
@@ -8,6 +7,8 @@ public final class ServerProcess: @unchecked Sendable {
     public let port: Int
     public let directory: String
     private let process: Process
+    /// The JWT secret the server is started with (`TIDINGS_JWT_SECRET`): sign tokens for it with
+    /// the server's `TokenSigner`.
     public static let secret = "bench-secret-bench-secret-bench-secret-0123"
 
     /// `fresh` starts from an empty store; otherwise the process joins whatever is there (several
@@ -30,23 +31,18 @@ public final class ServerProcess: @unchecked Sendable {
         let handle = output.fileHandleForReading
         while !line.hasSuffix("\n") {
             let byte = handle.readData(ofLength: 1)
-            guard !byte.isEmpty else { throw BenchError("the server exited before listening") }
+            guard !byte.isEmpty else { throw HarnessError("the server exited before listening") }
             line += String(decoding: byte, as: UTF8.self)
         }
         guard
             let port = line.split(separator: ":").last.flatMap({
                 Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
             })
-        else { throw BenchError("unexpected first line from the server: \(line)") }
+        else { throw HarnessError("unexpected first line from the server: \(line)") }
         self.port = port
     }
 
     public var pid: Int32 { process.processIdentifier }
-
-    public func token(role: Role, subject: String) -> String {
-        TokenSigner(secret: Array(Self.secret.utf8)).token(
-            subject: subject, role: role, expiresAt: Int64(Date().timeIntervalSince1970) + 86_400)
-    }
 
     /// Resident memory of the server process.
     public var residentBytes: Int {
@@ -71,7 +67,8 @@ public final class ServerProcess: @unchecked Sendable {
     }
 }
 
-public struct BenchError: Error, CustomStringConvertible {
+/// A process, socket or run of a test or benchmark harness that failed, in words.
+public struct HarnessError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
@@ -87,15 +84,5 @@ public enum FileDescriptorLimit {
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         return Int(limit.rlim_cur)
-    }
-}
-
-/// Percentiles of a set of samples.
-struct Percentiles {
-    let sorted: [Double]
-    init(_ samples: [Double]) { sorted = samples.sorted() }
-    func at(_ fraction: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
     }
 }

@@ -1,0 +1,151 @@
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+@testable import TidingsStore
+
+final class Recorder: Sendable {
+    let values = Mutex<[Int]>([])
+}
+
+/// The store's read lanes: bounded connections, a FIFO of waiting reads that hold no thread, a
+/// bound on the waiting, and short reads that never wait behind scans.
+@Suite struct ReadLaneTests {
+    /// A store whose lanes have one connection each (and `waitingMax` waiting reads).
+    static func store(waitingMax: Int = 65_536) async throws -> TemporaryStore {
+        var options = StoreOptions()
+        options.shortReadersMax = 1
+        options.scanReadersMax = 1
+        options.readsWaitingMax = waitingMax
+        let temporary = try await TemporaryStore(options: options)
+        _ = try await temporary.store.append([created("alice", "n-1")])
+        return temporary
+    }
+
+    /// Occupies the lane's only connection until `release` is signalled.
+    static func occupy(_ lane: ReadLane) async throws -> (release: DispatchSemaphore, done: Task<Void, any Error>) {
+        let release = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let done = Task {
+            try await lane.read { _ in
+                started.signal()
+                release.wait()
+            }
+        }
+        try await waitUntil("the occupying read runs") { started.wait(timeout: .now()) == .success }
+        return (release, done)
+    }
+
+    static func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting until \(what)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    static var threadCount: Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Threads:") } ?? ""
+        return Int(line.split(separator: "\t").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+    }
+
+    @Test func waitingReadsHoldNoThreadAndRunInArrivalOrder() async throws {
+        let temporary = try await Self.store()
+        let lane = temporary.store.shortReads
+        let (release, occupying) = try await Self.occupy(lane)
+        let threadsBefore = Self.threadCount
+        let order = Recorder()
+        var readers: [Task<Void, any Error>] = []
+        // One at a time into the queue, so arrival order is known.
+        for index in 0..<50 {
+            readers.append(Task { try await lane.read { _ in order.values.withLock { $0.append(index) } } })
+            try await Self.waitUntil("read \(index) waits") { lane.waitingCount == index + 1 }
+        }
+        // Then a crowd: a thread per waiting read would show here.
+        for _ in 0..<2_000 { readers.append(Task { try await lane.read { _ in } }) }
+        try await Self.waitUntil("every read waits") { lane.waitingCount == 2_050 }
+        #expect(Self.threadCount - threadsBefore < 8, "\(Self.threadCount - threadsBefore) more threads")
+        release.signal()
+        try await occupying.value
+        for reader in readers { try await reader.value }
+        #expect(order.values.withLock { $0 } == Array(0..<50))
+        #expect(lane.waitingCount == 0)
+    }
+
+    @Test func aReadBeyondTheWaitingBoundIsRefusedAndChangesNothing() async throws {
+        let temporary = try await Self.store(waitingMax: 3)
+        let lane = temporary.store.shortReads
+        let (release, occupying) = try await Self.occupy(lane)
+        let waiting = (0..<3).map { _ in Task { try await temporary.store.unread(userID: "alice").unreadCount } }
+        try await Self.waitUntil("three reads wait") { lane.waitingCount == 3 }
+        let refusal = await expectStoreError(.unavailable) { _ = try await temporary.store.unread(userID: "alice") }
+        #expect(
+            refusal?.message.contains("3 short reads are already waiting") == true, "\(String(describing: refusal))")
+        #expect(lane.waitingCount == 3)
+        release.signal()
+        try await occupying.value
+        for read in waiting { #expect(try await read.value == 1) }
+    }
+
+    @Test func aCancelledWaiterLeavesTheQueueAndTheOthersGoOn() async throws {
+        let temporary = try await Self.store()
+        let lane = temporary.store.shortReads
+        let (release, occupying) = try await Self.occupy(lane)
+        let first = Task { try await lane.read { _ in 1 } }
+        try await Self.waitUntil("the first waits") { lane.waitingCount == 1 }
+        let cancelled = Task { try await lane.read { _ in 2 } }
+        let last = Task { try await lane.read { _ in 3 } }
+        try await Self.waitUntil("three wait") { lane.waitingCount == 3 }
+        cancelled.cancel()
+        try await Self.waitUntil("the cancelled one left") { lane.waitingCount == 2 }
+        do {
+            _ = try await cancelled.value
+            Issue.record("a cancelled waiting read ran")
+        } catch {
+            #expect(error is CancellationError)
+        }
+        release.signal()
+        try await occupying.value
+        #expect(try await first.value == 1)
+        #expect(try await last.value == 3)
+    }
+
+    @Test func scansNeverDelayShortReads() async throws {
+        let temporary = try await Self.store()
+        let store = temporary.store!
+        let (release, occupying) = try await Self.occupy(store.scans)
+        let queuedScan = Task { try await store.verifyLog() }
+        try await Self.waitUntil("a verification waits for the scan lane") { store.scans.waitingCount == 1 }
+        let started = ContinuousClock.now
+        for _ in 0..<20 {
+            #expect(try await store.unread(userID: "alice").unreadCount == 1)
+            #expect(try await store.userEvents(userID: "alice", after: nil).events.count == 1)
+            #expect(try await store.stats().events == 1)
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(store.scans.waitingCount == 1, "the verification still waits")
+        release.signal()
+        try await occupying.value
+        #expect(try await queuedScan.value.ok)
+    }
+
+    @Test func closingFailsTheWaitingReads() async throws {
+        let temporary = try await Self.store()
+        let lane = temporary.store.shortReads
+        let (release, occupying) = try await Self.occupy(lane)
+        let waiting = Task { try await lane.read { _ in 1 } }
+        try await Self.waitUntil("a read waits") { lane.waitingCount == 1 }
+        let closing = Task.detached { lane.close() }
+        try await Self.waitUntil("the waiting read is failed") { lane.waitingCount == 0 }
+        await expectStoreError(.unavailable) { _ = try await waiting.value }
+        release.signal()
+        try await occupying.value
+        await closing.value
+        await expectStoreError(.unavailable) { _ = try await lane.read { _ in 1 } }
+    }
+}
