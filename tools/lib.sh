@@ -33,7 +33,7 @@ tidings_require_swift() {
 TIDINGS_BROWSER_PACKAGES=(chromium chromium-driver)
 
 # Python modules the protocol and browser tests and the tools use, installed from PyPI when missing.
-TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium)
+TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium yaml:pyyaml)
 
 tidings_install_python() {
     local missing=()

@@ -19,7 +19,7 @@ struct StreamFault: Error, Equatable {
     static func forbidden(_ message: String) -> StreamFault {
         StreamFault(closeCode: 4403, errorCode: "forbidden", message: message)
     }
-    /// Not in PROTOCOL.md's list: 1013 is the standard "try again later".
+    /// 1013 is WebSocket's standard "try again later" (docs/PROTOCOL.md, close codes).
     static func tooManyStreams(limit: Int) -> StreamFault {
         StreamFault(
             closeCode: 1013, errorCode: "unavailable",

@@ -52,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "SQLite's page cache of each database connection (the writer and up to 4 readers), in MiB.",
+            "SQLite's page cache of the writer's and each of the 4 short-read connections, in MiB (the 2 scan connections keep 8 MiB at most).",
             valueName: "mib"))
     var pageCacheMib = StoreOptions().pageCacheBytes >> 20
 
