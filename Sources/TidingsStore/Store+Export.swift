@@ -287,7 +287,9 @@ extension EventFilter {
 struct EnvelopeWriter: Sendable {
     var bytes: [UInt8] = []
     private let store: Store
-    private var userNames: [Int64: [UInt8]] = [:]
+    /// A reference, so the run that carries this writer from one read to the next copies no
+    /// dictionary.
+    private let userNames = UserNames()
     private var second: Int64 = .min
     private var secondText: [UInt8] = []
     private var notification: [UInt8] = []
@@ -302,13 +304,13 @@ struct EnvelopeWriter: Sendable {
         bytes.appendLiteral(#","stream_seq":"#)
         JSONText.appendInteger(record.streamSeq, to: &bytes)
         bytes.appendLiteral(#","user_id":"#)
-        if let name = userNames[record.userNo] {
+        if let name = userNames.quoted[record.userNo] {
             bytes += name
         } else {
             var name: [UInt8] = []
             JSONText.appendQuoted(try store.context.users.name(record.userNo, database: database), to: &name)
-            if userNames.count > 100_000 { userNames.removeAll(keepingCapacity: true) }
-            userNames[record.userNo] = name
+            if userNames.quoted.count > 100_000 { userNames.quoted.removeAll(keepingCapacity: true) }
+            userNames.quoted[record.userNo] = name
             bytes += name
         }
         bytes.appendLiteral(#","id":""#)
@@ -355,4 +357,11 @@ struct EnvelopeWriter: Sendable {
             return 5
         }
     }
+}
+
+/// User ids already written by an export, quoted, by user number.
+/// `@unchecked Sendable`: an export's runs are read one after another, each awaiting the last,
+/// so one thread at a time uses it.
+final class UserNames: @unchecked Sendable {
+    var quoted: [Int64: [UInt8]] = [:]
 }

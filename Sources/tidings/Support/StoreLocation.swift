@@ -20,7 +20,12 @@ struct StoreLocation: ParsableArguments {
         if let progress {
             report = { progress.update($0.processed, of: $0.total, step: $0.phase.description) }
         }
-        return try await Store.open(directory: data, options: options, rebuildProgress: report)
+        let store = try await Store.open(directory: data, options: options, rebuildProgress: report)
+        // The store's own I/O that no command waits for (a checkpoint) says when it fails.
+        store.onFault { fault in
+            if !fault.isRecovery && fault.consecutiveFailures == 1 { Console.error("\(fault)") }
+        }
+        return store
     }
 }
 
