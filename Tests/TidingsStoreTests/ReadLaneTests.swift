@@ -58,7 +58,6 @@ final class Recorder: Sendable {
         let temporary = try await Self.store()
         let lane = temporary.store.shortReads
         let (release, occupying) = try await Self.occupy(lane)
-        let threadsBefore = Self.threadCount
         let order = Recorder()
         var readers: [Task<Void, any Error>] = []
         // One at a time into the queue, so arrival order is known.
@@ -66,10 +65,15 @@ final class Recorder: Sendable {
             readers.append(Task { try await lane.read { _ in order.values.withLock { $0.append(index) } } })
             try await Self.waitUntil("read \(index) waits") { lane.waitingCount == index + 1 }
         }
-        // Then a crowd: a thread per waiting read would show here.
+        // Then a crowd. Were each waiting read parked on a thread, the dispatch pool (a few
+        // dozen threads) would be used up and nothing else could run on it: a read of the
+        // other lane still does, and so does the cooperative pool.
+        let threadsBefore = Self.threadCount
         for _ in 0..<2_000 { readers.append(Task { try await lane.read { _ in } }) }
         try await Self.waitUntil("every read waits") { lane.waitingCount == 2_050 }
-        #expect(Self.threadCount - threadsBefore < 8, "\(Self.threadCount - threadsBefore) more threads")
+        print("read lanes: \(Self.threadCount - threadsBefore) threads more with 2,000 reads waiting")
+        #expect(try await temporary.store.verifyLog().ok, "a scan runs while 2,050 short reads wait")
+        #expect(await Task { 42 }.value == 42)
         release.signal()
         try await occupying.value
         for reader in readers { try await reader.value }
@@ -121,13 +125,12 @@ final class Recorder: Sendable {
         let (release, occupying) = try await Self.occupy(store.scans)
         let queuedScan = Task { try await store.verifyLog() }
         try await Self.waitUntil("a verification waits for the scan lane") { store.scans.waitingCount == 1 }
-        let started = ContinuousClock.now
+        // Every short read completes while the scan lane stays occupied: none waits for it.
         for _ in 0..<20 {
             #expect(try await store.unread(userID: "alice").unreadCount == 1)
             #expect(try await store.userEvents(userID: "alice", after: nil).events.count == 1)
             #expect(try await store.stats().events == 1)
         }
-        #expect(ContinuousClock.now - started < .seconds(2))
         #expect(store.scans.waitingCount == 1, "the verification still waits")
         release.signal()
         try await occupying.value
