@@ -34,6 +34,8 @@ public final class Store: Sendable {
         return String(repeating: "0", count: 16 - text.count) + text
     }
     public var directory: String { context.directory }
+    /// The short-read lane and the scan lane, with how long their reads have waited.
+    public var readLaneStatistics: [ReadLaneStatistics] { [shortReads.statistics, scans.statistics] }
     /// A secret of this store (32 bytes), shared by every process that opens it: live-event
     /// messages between processes are signed with it.
     public var fanoutKey: [UInt8] { context.fanoutKey }
@@ -45,12 +47,14 @@ public final class Store: Sendable {
         shortReads = ReadLane(
             context: context,
             configuration: .init(
-                name: "short reads", connectionsMax: options.shortReadersMax, waitingMax: options.readsWaitingMax,
+                name: "short reads", label: "short", connectionsMax: options.shortReadersMax,
+                waitingMax: options.readsWaitingMax,
                 pageCacheBytes: options.pageCacheBytes))
         scans = ReadLane(
             context: context,
             configuration: .init(
-                name: "scans", connectionsMax: options.scanReadersMax, waitingMax: options.readsWaitingMax,
+                name: "scans", label: "scan", connectionsMax: options.scanReadersMax,
+                waitingMax: options.readsWaitingMax,
                 pageCacheBytes: min(options.pageCacheBytes, options.scanPageCacheBytes)))
         rebuildJobState = RebuildJobState()
     }

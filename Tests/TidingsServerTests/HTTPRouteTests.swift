@@ -379,6 +379,11 @@ import TidingsTestSupport
             metrics.contains(
                 #"tidings_http_request_duration_seconds_count{route="/v1/users/{user_id}/unread",method="GET"} 2"#))
         #expect(!metrics.contains("alice"))
+        // The read lanes: the unread reads waited for nothing like a second.
+        #expect(metrics.contains("# TYPE tidings_store_read_wait_seconds histogram"))
+        #expect(metrics.contains(#"tidings_store_read_wait_seconds_bucket{lane="short",le="1.0"} "#))
+        #expect(metrics.contains(#"tidings_store_read_connections_max{lane="scan"} 2"#))
+        #expect(metrics.contains(#"tidings_store_reads_waiting{lane="short"} 0"#))
 
         let routes: [(String, [String])] = [
             ("/v1/events", ["POST", "GET"]), ("/v1/users/bob/read", ["POST"]), ("/v1/users/bob/events", ["GET"]),

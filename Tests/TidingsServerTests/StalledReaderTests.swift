@@ -13,16 +13,26 @@ import TidingsTestSupport
 /// over a store with one user of 50,000 events; sixteen NDJSON exports of the whole log and
 /// eight WebSocket replays of that user's stream whose clients read a little and then stop
 /// (sixteen is well above the four short-read and two scan connections). While they hang:
-/// every short read (a user's unread state, a page of a user's stream, `/v1/stats`, a
-/// WebSocket hello to its `welcome`) answers within 50 ms, appends go on, and the WAL stays
-/// under its bound (no stalled export pins a snapshot, so checkpoints go on).
+/// no short read waits more than 5 ms for the store, short reads (a user's unread state, a
+/// page of a user's stream, `/v1/stats`, a WebSocket hello to its `welcome`) answer within
+/// 50 ms, appends go on, and the WAL stays under its bound (no stalled export pins a snapshot,
+/// so checkpoints go on).
 ///
 /// The stall lasts 60 s (`TIDINGS_STALL_SECONDS` shortens it). tools/test runs this suite on its
 /// own, after the others, so the figures are not those of a machine running every other test.
 @Suite(.serialized) struct StalledReaderTests {
     static let exporters = 16
     static let replays = 8
+    /// End to end, as the client sees it: the HTTP or WebSocket round trip and the read's own
+    /// work (decoding a user's unread notifications takes milliseconds). On this shared machine
+    /// a read now and then loses its core for tens of milliseconds to something else, so the
+    /// 99th percentile is held to 50 ms and the slowest to 250 ms: a read queued behind a
+    /// stalled one would wait for the whole stall.
     static let shortReadMax = Duration.milliseconds(50)
+    static let shortReadOutlierMax = Duration.milliseconds(250)
+    /// What the stalled readers could cost another read: its wait for a connection of its lane
+    /// and a thread, as the store measures it, for every short read of the stall.
+    static let shortReadWaitMax = Duration.milliseconds(5)
     /// SQLite checkpoints the WAL at 1,000 pages (16 MiB of 16 KiB pages) when no snapshot
     /// holds it back; the file keeps the largest size it reached.
     static let walBytesMax = 24 * 1024 * 1024
@@ -83,6 +93,15 @@ import TidingsTestSupport
             let io = (try? String(contentsOfFile: "/proc/\(process.pid)/io", encoding: .utf8)) ?? ""
             let line = io.split(separator: "\n").first { $0.hasPrefix("wchar:") } ?? ""
             return Int(line.split(separator: " ").last ?? "") ?? 0
+        }
+
+        /// The short lane's cumulative wait buckets from `/metrics`, then its count.
+        func shortReadWaits() async throws -> [Int] {
+            let text = String(decoding: try await request(.GET, "/metrics", token: "").body, as: UTF8.self)
+            let prefix = #"tidings_store_read_wait_seconds_bucket{lane="short",le=""#
+            return text.split(separator: "\n").filter { $0.hasPrefix(prefix) }.compactMap {
+                $0.split(separator: " ").last.flatMap { Int($0) }
+            }
         }
 
         func request(
@@ -189,6 +208,7 @@ import TidingsTestSupport
         // The first /v1/stats after a start reads every block row once; the rest add what is new.
         _ = try await server.request(.GET, "/v1/stats", token: auditor)
         let writtenBefore = server.writtenBytes
+        let waitsBefore = try await server.shortReadWaits()
         var timings: [(String, Duration)] = []
         var walMax = 0
         var random = SeededGenerator(seed: 12)
@@ -224,6 +244,8 @@ import TidingsTestSupport
         }
         appending.cancel()
         let written = server.writtenBytes - writtenBefore
+        let waitsAfter = try await server.shortReadWaits()
+        try #require(waitsBefore.count == ReadWaitHistogram.bounds.count + 1 && waitsAfter.count == waitsBefore.count)
 
         if ProcessInfo.processInfo.environment["TIDINGS_STALL_TRACE"] != nil {
             for (index, timing) in timings.enumerated() { print("stalled readers: \(index) \(timing.0) \(timing.1)") }
@@ -231,9 +253,25 @@ import TidingsTestSupport
         for kind in ["unread", "events page", "stats", "hello to welcome"] {
             let samples = timings.filter { $0.0 == kind }.map(\.1).sorted()
             let median = samples[samples.count / 2]
-            print("stalled readers: \(kind): \(samples.count) reads, median \(median), slowest \(samples.last!)")
-            #expect(samples.last! <= Self.shortReadMax, "\(kind): the slowest took \(samples.last!)")
+            let p99 = samples[samples.count * 99 / 100]
+            print(
+                "stalled readers: \(kind): \(samples.count) reads, median \(median), p99 \(p99), "
+                    + "slowest \(samples.last!), over \(Self.shortReadMax): \(samples.filter { $0 > Self.shortReadMax }.count)"
+            )
+            #expect(p99 <= Self.shortReadMax, "\(kind): the 99th percentile took \(p99)")
+            #expect(samples.last! <= Self.shortReadOutlierMax, "\(kind): the slowest took \(samples.last!)")
         }
+        // Queueing, as the store measured it: every short read of the stall (the test's, the
+        // log watcher's, the hellos' stream starts) waited at most a few milliseconds for its
+        // connection and thread.
+        let waited = zip(waitsAfter, waitsBefore).map { $0 - $1 }
+        let reads = waited.last!
+        let bound = ReadWaitHistogram.bounds.firstIndex(of: Self.shortReadWaitMax)!
+        print(
+            "stalled readers: \(reads) short reads in the store; waited <= 1 ms: \(waited[2]), <= 5 ms: \(waited[4]), "
+                + "<= 25 ms: \(waited[6])")
+        #expect(reads > 0)
+        #expect(waited[bound] == reads, "\(reads - waited[bound]) short reads waited over \(Self.shortReadWaitMax)")
         let appendedCount = appended.load(ordering: .relaxed)
         print("stalled readers: appended \(appendedCount) events, the WAL at most \(walMax) B, \(written) B written")
         #expect(appendedCount >= Self.stallSeconds * 500, "appends went on: \(appendedCount)")

@@ -137,6 +137,36 @@ final class Recorder: Sendable {
         #expect(try await queuedScan.value.ok)
     }
 
+    /// The lane counts how long each read waited before it ran, as a cumulative histogram: a
+    /// read behind an occupied connection shows its wait; the others barely wait at all.
+    @Test func theLaneCountsHowLongEachReadWaited() async throws {
+        let temporary = try await Self.store()
+        let lane = temporary.store.shortReads
+        let before = lane.statistics.waits
+        for _ in 0..<10 { _ = try await temporary.store.unread(userID: "alice") }
+        let (release, occupying) = try await Self.occupy(lane)
+        let waiting = Task { try await temporary.store.unread(userID: "alice").unreadCount }
+        try await Self.waitUntil("a read waits") { lane.waitingCount == 1 }
+        #expect(lane.statistics.running == 1 && lane.statistics.waiting == 1)
+        let heldFor = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(30))
+        release.signal()
+        try await occupying.value
+        #expect(try await waiting.value == 1)
+        let held = ContinuousClock.now - heldFor
+        let waits = lane.statistics.waits
+        // Eleven reads and the occupying one; the one that waited is past 25 ms, the others not.
+        #expect(waits.count - before.count == 12)
+        let at25 = ReadWaitHistogram.bounds.firstIndex(of: .milliseconds(25))!
+        #expect(waits.cumulativeCounts[at25] - before.cumulativeCounts[at25] == 11)
+        #expect(waits.longest >= .milliseconds(30) && waits.longest <= held + .seconds(1))
+        #expect(waits.total >= .milliseconds(30))
+        #expect(zip(waits.cumulativeCounts, waits.cumulativeCounts.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(waits.cumulativeCounts.last! <= waits.count)
+        #expect(lane.statistics.running == 0 && lane.statistics.waiting == 0)
+        #expect(temporary.store.readLaneStatistics.map(\.lane) == ["short", "scan"])
+    }
+
     @Test func closingFailsTheWaitingReads() async throws {
         let temporary = try await Self.store()
         let lane = temporary.store.shortReads

@@ -1,6 +1,7 @@
 import Metrics
 import Prometheus
 import TidingsFanout
+import TidingsStore
 
 typealias Counter = Metrics.Counter
 typealias Gauge = Metrics.Gauge
@@ -8,6 +9,7 @@ typealias Timer = Metrics.Timer
 
 extension Duration {
     var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }
 
@@ -113,8 +115,34 @@ public final class ServerMetrics: Sendable {
             .increment()
     }
 
-    /// Prometheus text format.
-    func render() -> [UInt8] {
-        registry.emitToBuffer()
+    /// Prometheus text format: the registry, then the store's read lanes. The lanes keep their
+    /// own cumulative histograms (the store knows nothing of metrics libraries), written here
+    /// as the text format has them.
+    func render(readLanes: [ReadLaneStatistics] = []) -> [UInt8] {
+        var bytes = registry.emitToBuffer()
+        guard !readLanes.isEmpty else { return bytes }
+        var text =
+            "# HELP tidings_store_read_wait_seconds Time a read waited for a connection of its lane and a thread.\n"
+        text += "# TYPE tidings_store_read_wait_seconds histogram\n"
+        for lane in readLanes {
+            let waits = lane.waits
+            for (bound, count) in zip(ReadWaitHistogram.bounds, waits.cumulativeCounts) {
+                text +=
+                    "tidings_store_read_wait_seconds_bucket{lane=\"\(lane.lane)\",le=\"\(bound.seconds)\"} \(count)\n"
+            }
+            text += "tidings_store_read_wait_seconds_bucket{lane=\"\(lane.lane)\",le=\"+Inf\"} \(waits.count)\n"
+            text += "tidings_store_read_wait_seconds_sum{lane=\"\(lane.lane)\"} \(waits.total.seconds)\n"
+            text += "tidings_store_read_wait_seconds_count{lane=\"\(lane.lane)\"} \(waits.count)\n"
+        }
+        for (name, help, value) in [
+            ("tidings_store_reads_running", "Reads running now, by lane.", \ReadLaneStatistics.running),
+            ("tidings_store_reads_waiting", "Reads waiting for a connection now, by lane.", \.waiting),
+            ("tidings_store_read_connections_max", "Connections of each read lane.", \.connectionsMax),
+        ] {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for lane in readLanes { text += "\(name){lane=\"\(lane.lane)\"} \(lane[keyPath: value])\n" }
+        }
+        bytes.append(contentsOf: text.utf8)
+        return bytes
     }
 }

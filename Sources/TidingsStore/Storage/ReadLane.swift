@@ -17,6 +17,8 @@ final class ReadLane: Sendable {
     struct Configuration: Sendable {
         /// For thread names and errors: "short reads", "scans".
         var name: String
+        /// For metrics: "short", "scan".
+        var label: String
         /// Connections of the lane, and so reads running at once.
         var connectionsMax: Int
         /// Reads waiting for a connection; one more is refused with `unavailable`.
@@ -47,6 +49,7 @@ final class ReadLane: Sendable {
     let configuration: Configuration
     private let context: StoreContext
     private let state = Mutex(State())
+    private let waits = Mutex(ReadWaitHistogram())
     private let nextWaiterID = Atomic<UInt64>(0)
     private let queue: DispatchQueue
     /// Entered for every lent connection; `close` waits on it.
@@ -62,9 +65,13 @@ final class ReadLane: Sendable {
     /// Runs `body` with a connection of this lane on a dispatch thread, waiting (without a
     /// thread) for a connection first when all are lent out.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let asked = ContinuousClock.now
         let lease = try await acquire()
         return try await withCheckedThrowingContinuation { continuation in
             queue.async {
+                // The wait a caller sees: for a connection, then for a thread to run on.
+                let waited = ContinuousClock.now - asked
+                self.waits.withLock { $0.record(waited) }
                 var database: Database?
                 let result = Result<T, any Error> {
                     switch lease {
@@ -82,6 +89,13 @@ final class ReadLane: Sendable {
 
     /// Reads waiting for a connection now (for tests and metrics).
     var waitingCount: Int { state.withLock { $0.waiters.count } }
+
+    var statistics: ReadLaneStatistics {
+        let (opened, idle, waiting) = state.withLock { ($0.opened, $0.idle.count, $0.waiters.count) }
+        return ReadLaneStatistics(
+            lane: configuration.label, connectionsMax: configuration.connectionsMax, running: opened - idle,
+            waiting: waiting, waits: waits.withLock { $0 })
+    }
 
     // MARK: Lending
 
