@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "tidings", targets: ["tidings"]),
         .executable(name: "tidings-bench", targets: ["tidings-bench"]),
         .library(name: "TidingsStore", targets: ["TidingsStore"]),
+        .library(name: "TidingsSQLite", targets: ["TidingsSQLite"]),
         .library(name: "TidingsServer", targets: ["TidingsServer"]),
     ],
     dependencies: [
@@ -44,11 +45,23 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         // No pkgConfig: hiredis.pc carries -D_FILE_OFFSET_BITS=64, which SwiftPM refuses.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // The store as the server and the command line see it (`EventStore`), and what every
+        // engine shares: records, blocks, LZ4, the data transform, the hash chain, the
+        // projection's rules. No engine, no networking.
         .target(
             name: "TidingsStore",
             dependencies: [
-                "CSQLite",
                 "CLZ4",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The embedded engine: one SQLite file, nothing else to install.
+        .target(
+            name: "TidingsSQLite",
+            dependencies: [
+                "TidingsStore",
+                "CSQLite",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
@@ -95,6 +108,7 @@ let package = Package(
             name: "TidingsBench",
             dependencies: [
                 "TidingsStore",
+                "TidingsSQLite",
                 "TidingsFanout",
                 "TidingsServer",
                 "TidingsTestSupport",
@@ -109,6 +123,7 @@ let package = Package(
             name: "tidings",
             dependencies: [
                 "TidingsStore",
+                "TidingsSQLite",
                 "TidingsFanout",
                 "TidingsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -122,6 +137,7 @@ let package = Package(
             name: "tidings-bench",
             dependencies: [
                 "TidingsStore",
+                "TidingsSQLite",
                 "TidingsBench",
                 "TidingsTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -129,14 +145,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
-            name: "TidingsStoreTests",
-            dependencies: ["TidingsStore", "TidingsTestSupport"],
+            name: "TidingsSQLiteTests",
+            dependencies: ["TidingsSQLite", "TidingsStore", "TidingsTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "TidingsFanoutTests",
             dependencies: [
-                "TidingsFanout", "TidingsStore", "TidingsTestSupport", "CHiredis",
+                "TidingsFanout", "TidingsStore", "TidingsSQLite", "TidingsTestSupport", "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -146,6 +162,7 @@ let package = Package(
             dependencies: [
                 "TidingsServer",
                 "TidingsStore",
+                "TidingsSQLite",
                 "TidingsTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -1,5 +1,6 @@
 import Foundation
 import TidingsFanout
+import TidingsSQLite
 import TidingsServer
 import TidingsStore
 
@@ -53,7 +54,7 @@ public struct AllocationCheck: Sendable {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var options = StoreOptions()
         options.durability = .normal
-        let store = try await Store.open(directory: directory, options: options)
+        let store = try await SQLiteStore.open(directory: directory, options: options)
         defer { store.close() }
         var results: [Result] = []
 

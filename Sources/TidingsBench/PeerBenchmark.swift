@@ -1,4 +1,5 @@
 import Foundation
+import TidingsSQLite
 import TidingsStore
 import TidingsTestSupport
 
@@ -102,7 +103,7 @@ public struct PeerBenchmark: Sendable {
             try? FileManager.default.removeItem(atPath: path)
             var options = StoreOptions()
             options.durability = .normal
-            let loaded = try await Store.open(directory: path, options: options)
+            let loaded = try await SQLiteStore.open(directory: path, options: options)
             _ = try await store.appendBatches(corpus, size: 1_000, store: loaded)
             if workloads.contains(.w4) {
                 var ours: [[Double]] = [[], []]
@@ -150,7 +151,7 @@ public struct PeerBenchmark: Sendable {
             if workloads.contains(.w6) {
                 var rates: [Double] = []
                 for _ in 0..<runs {
-                    let reopened = try await Store.open(directory: path, options: options)
+                    let reopened = try await SQLiteStore.open(directory: path, options: options)
                     let started = ContinuousClock.now
                     try await reopened.rebuildProjections()
                     rates.append(Double(events) / (ContinuousClock.now - started).seconds)

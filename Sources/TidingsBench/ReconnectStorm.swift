@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TidingsSQLite
 import TidingsServer
 import TidingsStore
 import TidingsTestSupport
@@ -61,7 +62,7 @@ public struct ReconnectStorm: Sendable {
         let behind = (0..<clients).map { _ in 1 + Int(random.next() % UInt64(behindMax)) }
         var options = StoreOptions()
         options.durability = .normal
-        let store = try await Store.open(directory: directory, options: options)
+        let store = try await SQLiteStore.open(directory: directory, options: options)
         var batch: [NewEvent] = []
         func flush() async throws {
             if !batch.isEmpty { _ = try await store.append(batch) }

@@ -1,4 +1,5 @@
 import Foundation
+import TidingsSQLite
 import TidingsStore
 import TidingsTestSupport
 
@@ -68,7 +69,7 @@ public struct StoreBenchmark: Sendable {
         try? FileManager.default.removeItem(atPath: path)
         var options = StoreOptions()
         options.durability = .normal
-        let store = try await Store.open(directory: path, options: options)
+        let store = try await SQLiteStore.open(directory: path, options: options)
         let thousands = try await appendBatches(corpus, size: 1_000, store: store)
         figures.append(
             BenchmarkFigure(workload: "append", metric: "batch 1000, NORMAL", unit: "ev/s", tidings: thousands))
@@ -100,7 +101,7 @@ public struct StoreBenchmark: Sendable {
         // (closing checkpoints and truncates it).
         let onDisk = Double(FileSizes.directoryBytes(path))
         if wants(.rebuild) {
-            let store = try await Store.open(directory: path, options: options)
+            let store = try await SQLiteStore.open(directory: path, options: options)
             let rebuildStart = ContinuousClock.now
             try await store.rebuildProjections()
             let rebuild = Double(events) / (ContinuousClock.now - rebuildStart).seconds
@@ -134,7 +135,7 @@ public struct StoreBenchmark: Sendable {
         try? FileManager.default.removeItem(atPath: path)
         var options = StoreOptions()
         options.durability = durability
-        let store = try await Store.open(directory: path, options: options)
+        let store = try await SQLiteStore.open(directory: path, options: options)
         defer { store.close() }
         let appenders = self.appenders
         let start = ContinuousClock.now
@@ -160,12 +161,12 @@ public struct StoreBenchmark: Sendable {
         try? FileManager.default.removeItem(atPath: path)
         var options = StoreOptions()
         options.durability = durability
-        let store = try await Store.open(directory: path, options: options)
+        let store = try await SQLiteStore.open(directory: path, options: options)
         defer { store.close() }
         return try await appendBatches(corpus, size: size, store: store)
     }
 
-    func appendBatches(_ corpus: [NewEvent], size: Int, store: Store) async throws -> Double {
+    func appendBatches(_ corpus: [NewEvent], size: Int, store: SQLiteStore) async throws -> Double {
         let start = ContinuousClock.now
         var index = 0
         while index < corpus.count {
@@ -176,7 +177,7 @@ public struct StoreBenchmark: Sendable {
         return Double(corpus.count) / (ContinuousClock.now - start).seconds
     }
 
-    func fullReplay(_ store: Store) async throws -> Double {
+    func fullReplay(_ store: SQLiteStore) async throws -> Double {
         let start = ContinuousClock.now
         let sink = ByteCounter()
         let count = try await store.exportNDJSON(after: nil) { chunk, _ in
@@ -186,7 +187,7 @@ public struct StoreBenchmark: Sendable {
         return Double(count) / (ContinuousClock.now - start).seconds
     }
 
-    func userReplay(_ store: Store, corpus: [NewEvent], weighted: Bool) async throws -> (Double, Double) {
+    func userReplay(_ store: SQLiteStore, corpus: [NewEvent], weighted: Bool) async throws -> (Double, Double) {
         var counts: [String: Int] = [:]
         for event in corpus { counts[event.userID, default: 0] += 1 }
         let users = counts.keys.sorted()

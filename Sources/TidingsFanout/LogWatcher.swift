@@ -6,7 +6,7 @@ public import TidingsStore
 /// down or not configured. Connections skip what they already sent, so handing an event twice
 /// is harmless; missing one is not, and this is what makes sure nothing is.
 public final class LogWatcher: Sendable {
-    private let store: Store
+    private let store: any EventStore
     private let hub: Hub
     private let interval: Duration
     /// Every event up to here has been handed to the hub (by a local commit or a catch-up).
@@ -15,7 +15,7 @@ public final class LogWatcher: Sendable {
     /// Events read per page while catching up.
     static let pageSize = 1_000
 
-    public init(store: Store, hub: Hub, interval: Duration) {
+    public init(store: any EventStore, hub: Hub, interval: Duration) {
         self.store = store
         self.hub = hub
         self.interval = interval
@@ -65,7 +65,8 @@ public final class LogWatcher: Sendable {
         let wanted = hub.subscribedUsers
         let all = hub.followsAll
         while covered < head {
-            let page = try await store.allEvents(after: store.allCursor(seq: covered), limit: Self.pageSize)
+            let page = try await store.allEvents(
+                after: store.allCursor(seq: covered), filter: EventFilter(), limit: Self.pageSize)
             guard let last = page.events.last else { break }
             // Events of the all stream carry no unread count: a user stream's connection takes
             // such an event as a sign to read its stream from the log, which has the counts.

@@ -10,7 +10,8 @@ import TidingsFanout
 public import TidingsStore
 import UnixSignals
 
-/// `tidings serve`: the HTTP API and the WebSocket stream of PROTOCOL.md over one store.
+/// `tidings serve`: the HTTP API and the WebSocket stream of PROTOCOL.md over one store, whichever
+/// engine keeps it.
 ///
 /// Runs as a ServiceGroup of four services, shut down in reverse order on SIGTERM/SIGINT: the
 /// stream connections go first (closed with 1001, `/healthz` turns 503), then live fan-out
@@ -18,7 +19,7 @@ import UnixSignals
 /// finishes requests in flight, so no acknowledged append is cut short), then the store (queued
 /// appends finish, the WAL is checkpointed).
 public final class NotificationServer: Sendable {
-    public let store: Store
+    public let store: any EventStore
     public let configuration: ServerConfiguration
     let hub: Hub
     let watcher: LogWatcher
@@ -31,7 +32,9 @@ public final class NotificationServer: Sendable {
     private let group = Mutex<ServiceGroup?>(nil)
     private let stopRequested = Mutex(false)
 
-    private init(store: Store, secret: [UInt8], configuration: ServerConfiguration, logger: Logger) {
+    /// A server over an open store, signing and checking tokens with `secret` (`JWTSecret.load`).
+    /// The server closes the store when it shuts down.
+    public init(store: any EventStore, secret: [UInt8], configuration: ServerConfiguration, logger: Logger) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -63,23 +66,6 @@ public final class NotificationServer: Sendable {
                 }
             }
         }
-    }
-
-    /// Opens the store (rebuilding its projection first if its version changed) and loads the
-    /// JWT secret.
-    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> NotificationServer {
-        let secret = try JWTSecret.load(
-            dataDirectory: configuration.dataDirectory, secretFile: configuration.jwtSecretFile)
-        let store = try await Store.open(directory: configuration.dataDirectory, options: configuration.storeOptions) {
-            progress in
-            logger.info(
-                "rebuilding the projection",
-                metadata: [
-                    "phase": "\(progress.phase.rawValue)", "processed": "\(progress.processed)",
-                    "total": "\(progress.total)",
-                ])
-        }
-        return NotificationServer(store: store, secret: secret, configuration: configuration, logger: logger)
     }
 
     /// Serves until a graceful shutdown (SIGTERM, SIGINT or `shutDown()`); `onListening` gets
@@ -173,7 +159,7 @@ public final class NotificationServer: Sendable {
 
 /// Closes the store last: queued appends finish, a checkpoint is written, the WAL truncated.
 struct StoreService: Service {
-    let store: Store
+    let store: any EventStore
     let logger: Logger
 
     func run() async throws {

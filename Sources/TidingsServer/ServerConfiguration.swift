@@ -1,5 +1,5 @@
 public import TidingsFanout
-public import TidingsStore
+import TidingsStore
 
 /// How a server runs. Every limit of PROTOCOL.md and every bound the server adds is here.
 public struct ServerConfiguration: Sendable {
@@ -13,13 +13,10 @@ public struct ServerConfiguration: Sendable {
         public static let streamsPerSubjectMax = 64
     }
 
-    public var dataDirectory: String
     /// Loopback unless told otherwise.
     public var host = "127.0.0.1"
     /// 0 picks a free port (tests); `onListening` reports it.
     public var port = 8080
-    public var jwtSecretFile: String?
-    public var storeOptions = StoreOptions()
 
     /// Largest request body (PROTOCOL.md: 8 MiB).
     public var requestBodyBytesMax = Defaults.requestBodyBytesMax
@@ -52,7 +49,5 @@ public struct ServerConfiguration: Sendable {
     /// not seen (the guarantee behind Redis, which may lose messages).
     public var logWatchInterval: Duration = .milliseconds(500)
 
-    public init(dataDirectory: String) {
-        self.dataDirectory = dataDirectory
-    }
+    public init() {}
 }

@@ -15,6 +15,9 @@ public struct StoreFault: Sendable, CustomStringConvertible {
         public static let projectionCheckpoint = Operation(rawValue: "projection_checkpoint")
         /// Copying the WAL into the database and truncating it when the store closes.
         public static let walCheckpoint = Operation(rawValue: "wal_checkpoint")
+        package init(rawValue: String) {
+            self.rawValue = rawValue
+        }
     }
 
     public let operation: Operation
@@ -30,26 +33,33 @@ public struct StoreFault: Sendable, CustomStringConvertible {
         isRecovery
             ? "\(operation) succeeded again" : "\(operation) failed (\(consecutiveFailures) in a row): \(message)"
     }
+    package init(operation: Operation, message: String, consecutiveFailures: Int) {
+        self.operation = operation
+        self.message = message
+        self.consecutiveFailures = consecutiveFailures
+    }
 }
 
 /// Keeps the run of failures of each operation and tells the listeners.
-final class FaultReporter: Sendable {
+package final class FaultReporter: Sendable {
+    package init() {}
+
     private struct State {
-        var listeners: [@Sendable (StoreFault) -> Void] = []
-        var consecutive: [StoreFault.Operation: Int] = [:]
+        package var listeners: [@Sendable (StoreFault) -> Void] = []
+        package var consecutive: [StoreFault.Operation: Int] = [:]
     }
 
     private let state = Mutex(State())
 
-    func add(_ listener: @escaping @Sendable (StoreFault) -> Void) {
+    package func add(_ listener: @escaping @Sendable (StoreFault) -> Void) {
         state.withLock { $0.listeners.append(listener) }
     }
 
-    func removeAll() {
+    package func removeAll() {
         state.withLock { $0.listeners.removeAll() }
     }
 
-    func failed(_ operation: StoreFault.Operation, _ error: any Error) {
+    package func failed(_ operation: StoreFault.Operation, _ error: any Error) {
         let (listeners, count) = state.withLock { state in
             state.consecutive[operation, default: 0] += 1
             return (state.listeners, state.consecutive[operation]!)
@@ -58,7 +68,7 @@ final class FaultReporter: Sendable {
         for listener in listeners { listener(fault) }
     }
 
-    func succeeded(_ operation: StoreFault.Operation) {
+    package func succeeded(_ operation: StoreFault.Operation) {
         let listeners = state.withLock { state -> [@Sendable (StoreFault) -> Void] in
             guard state.consecutive.removeValue(forKey: operation) != nil else { return [] }
             return state.listeners
@@ -68,16 +78,7 @@ final class FaultReporter: Sendable {
     }
 
     /// Failures in a row of `operation` now.
-    func consecutiveFailures(_ operation: StoreFault.Operation) -> Int {
+    package func consecutiveFailures(_ operation: StoreFault.Operation) -> Int {
         state.withLock { $0.consecutive[operation] ?? 0 }
-    }
-}
-
-extension Store {
-    /// Calls `listener` for every failure of the store's own I/O and once when a failing
-    /// operation succeeds again. Runs on the thread that saw it (often the writer's queue):
-    /// log or count and return.
-    public func onFault(_ listener: @escaping @Sendable (StoreFault) -> Void) {
-        context.faults.add(listener)
     }
 }

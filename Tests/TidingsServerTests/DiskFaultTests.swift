@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import Testing
+import TidingsSQLite
 import TidingsStore
 
 @testable import TidingsServer
@@ -97,9 +98,8 @@ import TidingsStore
         }
         defer { disk.unmount() }
         let logs = LogCapture()
-        let server = try await ServerHarness(directory: disk.path + "/store", logs: logs) {
-            $0.storeOptions.pageCacheBytes = 1 << 20
-        }
+        let server = try await ServerHarness(
+            directory: disk.path + "/store", logs: logs, tuneStore: { $0.pageCacheBytes = 1 << 20 })
         let (acknowledged, refusal) = try await Self.appendUntilRefused(server, from: 0, max: 2_000)
         #expect(!acknowledged.isEmpty)
         let refused = try #require(refusal, "a 3 MiB file system fills up")

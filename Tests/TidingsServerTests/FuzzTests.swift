@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TidingsTestSupport
 
+@testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 
@@ -119,14 +120,14 @@ import TidingsTestSupport
     @Test func logBlocks() async throws {
         let directory = NSTemporaryDirectory() + "tidings-fuzz-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try await Store.open(directory: directory, options: StoreOptions())
+        let store = try await SQLiteStore.open(directory: directory, options: StoreOptions())
         var corpus = CorpusGenerator(seed: 11, userCount: 200)
         let events = try (0..<600).map { _ in try EventDecoder.decodeEvent(corpus.next().json) }
         _ = try await store.append(events)
         store.close()
         typealias Row = (header: DecodedBlock, rawCount: Int, dictionary: [UInt8]?, payload: [UInt8])
         var rows: [Row] = []
-        try withDatabaseFile(directory + "/" + Store.databaseFileName) { database in
+        try withDatabaseFile(directory + "/" + SQLiteStore.databaseFileName) { database in
             let dictionaries = DictionaryCache()
             let statement = try database.prepare(
                 "SELECT first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload FROM blocks")

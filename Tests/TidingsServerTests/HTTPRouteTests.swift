@@ -3,6 +3,7 @@ import NIOHTTP1
 import Testing
 import TidingsTestSupport
 
+@testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 

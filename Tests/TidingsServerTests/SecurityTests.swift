@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import Testing
+import TidingsSQLite
 import TidingsStore
 
 @testable import TidingsServer

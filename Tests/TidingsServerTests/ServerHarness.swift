@@ -9,6 +9,7 @@ import NIOWebSocket
 import Synchronization
 import Testing
 
+@testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 
@@ -18,26 +19,31 @@ final class ServerHarness: Sendable {
 
     let directory: String
     let configuration: ServerConfiguration
+    let storeOptions: StoreOptions
+    private let secretFile: String
     private let state = Mutex<(server: NotificationServer?, task: Task<Void, any Error>?, port: Int)>((nil, nil, 0))
 
     /// When set, every line the server logs, at every level, is kept here.
     let logs: LogCapture?
 
     init(
-        directory: String? = nil, logs: LogCapture? = nil, tune: (inout ServerConfiguration) -> Void = { _ in }
+        directory: String? = nil, logs: LogCapture? = nil, tune: (inout ServerConfiguration) -> Void = { _ in },
+        tuneStore: (inout StoreOptions) -> Void = { _ in }
     ) async throws {
         self.logs = logs
         let directory = directory ?? NSTemporaryDirectory() + "tidings-server-" + UUID().uuidString
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let secretFile = directory + ".secret"
+        secretFile = directory + ".secret"
         _ = FileManager.default.createFile(atPath: secretFile, contents: Data(Self.secret))
-        var configuration = ServerConfiguration(dataDirectory: directory)
+        var configuration = ServerConfiguration()
         configuration.port = 0
-        configuration.jwtSecretFile = secretFile
-        configuration.storeOptions.durability = .normal
         tune(&configuration)
         self.configuration = configuration
+        var storeOptions = StoreOptions()
+        storeOptions.durability = .normal
+        tuneStore(&storeOptions)
+        self.storeOptions = storeOptions
         try await start()
     }
 
@@ -50,7 +56,9 @@ final class ServerHarness: Sendable {
         logger.logLevel =
             ProcessInfo.processInfo.environment["TIDINGS_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
         if logs != nil { logger.logLevel = .trace }
-        let server = try await NotificationServer.open(configuration: configuration, logger: logger)
+        let store = try await SQLiteStore.open(directory: directory, options: storeOptions)
+        let secret = try JWTSecret.load(generatedIn: directory, secretFile: secretFile)
+        let server = NotificationServer(store: store, secret: secret, configuration: configuration, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await server.run { port in continuation.yield(port) } }
         var iterator = stream.makeAsyncIterator()
@@ -68,7 +76,7 @@ final class ServerHarness: Sendable {
 
     var port: Int { state.withLock { $0.port } }
     var baseURL: String { "http://127.0.0.1:\(port)" }
-    var store: Store { state.withLock { $0.server!.store } }
+    var store: SQLiteStore { state.withLock { $0.server!.store as! SQLiteStore } }
 
     deinit {
         try? FileManager.default.removeItem(atPath: directory)

@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 import TidingsTestSupport
 
+@testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 
@@ -60,7 +61,7 @@ import TidingsTestSupport
 
         var walBytes: Int {
             let attributes = try? FileManager.default.attributesOfItem(
-                atPath: process.directory + "/" + Store.databaseFileName + "-wal")
+                atPath: process.directory + "/" + SQLiteStore.databaseFileName + "-wal")
             return (attributes?[.size] as? Int) ?? 0
         }
 

@@ -3,6 +3,7 @@ import NIOHTTP1
 import Synchronization
 import Testing
 
+@testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 
@@ -302,9 +303,7 @@ import Testing
     }
 
     @Test func anOnlineRebuildChangesNoCountAClientSees() async throws {
-        let server = try await ServerHarness {
-            $0.storeOptions.checkpointEvents = 100
-        }
+        let server = try await ServerHarness(tuneStore: { $0.checkpointEvents = 100 })
         try await server.append((0..<300).map { ServerHarness.created("alice", "old-\($0)") })
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))
         await client.wait { $0.contains { $0.type == "caught_up" } }

@@ -2,6 +2,7 @@ import Foundation
 import NIOHTTP1
 import Testing
 
+@testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 

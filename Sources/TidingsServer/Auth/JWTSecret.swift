@@ -1,7 +1,9 @@
 import Foundation
 
 /// Where the server's JWT secret comes from: `TIDINGS_JWT_SECRET`, else the file given with
-/// `--jwt-secret-file`, else `DIR/jwt-secret`, generated on first start with mode 0600.
+/// `--jwt-secret-file`, else, for an embedded store, `DIR/jwt-secret`, generated on first start
+/// with mode 0600. Nodes on a shared database never generate one: each would sign with its own,
+/// and a token from one node would be refused by the next.
 public enum JWTSecret {
     public static let environmentVariable = "TIDINGS_JWT_SECRET"
     public static let defaultFileName = "jwt-secret"
@@ -12,8 +14,9 @@ public enum JWTSecret {
         public let description: String
     }
 
-    /// The secret's bytes, creating `DIR/jwt-secret` when nothing else provides one.
-    public static func load(dataDirectory: String, secretFile: String?) throws -> [UInt8] {
+    /// The secret's bytes, creating `DIR/jwt-secret` in `generatedIn` when nothing else provides
+    /// one; with `generatedIn` nil, a missing secret is an error that says how to give one.
+    public static func load(generatedIn dataDirectory: String?, secretFile: String?) throws -> [UInt8] {
         if let value = ProcessInfo.processInfo.environment[environmentVariable] {
             return try checked(Array(value.utf8), source: environmentVariable)
         }
@@ -22,6 +25,11 @@ public enum JWTSecret {
                 throw Problem(description: "cannot read the JWT secret file \(secretFile)")
             }
             return try checked(trimmed(Array(text)), source: secretFile)
+        }
+        guard let dataDirectory else {
+            throw Problem(
+                description:
+                    "no JWT secret: set \(environmentVariable) or pass --jwt-secret-file FILE, the same on every node")
         }
         let path =
             dataDirectory.hasSuffix("/") ? dataDirectory + defaultFileName : dataDirectory + "/" + defaultFileName

@@ -22,7 +22,7 @@ extension APIRoutes {
         default:
             throw APIError.badRequest("seq and hash go together")
         }
-        let result = try await storeCall { try await store.verifyLog(checkpoint: checkpoint) }
+        let result = try await storeCall { try await store.verifyLog(checkpoint: checkpoint, progress: nil) }
         if !result.ok {
             context.logger.error(
                 "log verification found damage",

@@ -10,7 +10,7 @@ import TidingsStore
 /// (403), content type (415), sizes (413), shapes and fields (400), then the store decides
 /// (409 and the rest).
 struct APIRoutes: Sendable {
-    let store: Store
+    let store: any EventStore
     let verifier: TokenVerifier
     let metrics: ServerMetrics
     let configuration: ServerConfiguration

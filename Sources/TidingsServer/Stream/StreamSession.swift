@@ -18,7 +18,7 @@ import TidingsStore
 /// `SessionRegistry` checks).
 final class StreamSession: Sendable {
     struct Dependencies: Sendable {
-        let store: Store
+        let store: any EventStore
         let hub: Hub
         let verifier: TokenVerifier
         let metrics: ServerMetrics

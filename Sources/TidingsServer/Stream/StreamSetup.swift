@@ -129,7 +129,7 @@ struct StreamSetup: Sendable {
             if let userID {
                 page = try await store.userEvents(userID: userID, after: cursorText(last), limit: limit)
             } else {
-                page = try await store.allEvents(after: cursorText(last), limit: limit)
+                page = try await store.allEvents(after: cursorText(last), filter: EventFilter(), limit: limit)
             }
             for event in page.events {
                 try await send(event, session: session)

@@ -11,7 +11,7 @@ import Crypto
 public enum HashChain {
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
-    static func canonicalBytes(
+    package static func canonicalBytes(
         seq: Int64, streamSeq: Int64, timestampMilliseconds: Int64, type: EventType, userID: some Collection<UInt8>,
         id: some Collection<UInt8>, data: some Collection<UInt8>, into out: inout [UInt8]
     ) {
@@ -30,7 +30,7 @@ public enum HashChain {
     }
 
     /// The next link of the chain.
-    static func next(previous: [UInt8], canonical: [UInt8]) -> [UInt8] {
+    package static func next(previous: [UInt8], canonical: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(data: previous)
         hasher.update(data: canonical)

@@ -3,9 +3,9 @@
 /// to wrong events; the hash chain catches that, but only `verify` walks it. This check is cheap
 /// enough for every read (a multiply per 8 bytes, several GB/s), so a damaged block is refused
 /// where it is read instead of being served.
-enum BlockChecksum {
+package enum BlockChecksum {
     /// Never 0: 0 marks a block written before checksums were recorded, which is not checked.
-    static func of(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+    package static func of(_ bytes: UnsafeRawBufferPointer) -> Int64 {
         let count = bytes.count
         var hash: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
         var offset = 0
@@ -29,7 +29,7 @@ enum BlockChecksum {
     }
 
     /// Throws when `payload` is not what was sealed at `firstSeq` (`DecodedBlock.records` calls it).
-    static func check(_ payload: UnsafeRawBufferPointer, recorded: Int64, firstSeq: Int64) throws(StoreError) {
+    package static func check(_ payload: UnsafeRawBufferPointer, recorded: Int64, firstSeq: Int64) throws(StoreError) {
         guard recorded != 0, of(payload) != recorded else { return }
         throw StoreError(
             .internal,

@@ -5,12 +5,12 @@
 /// appended from their static storage without touching a reference count.
 extension Array where Element == UInt8 {
     @inline(__always)
-    mutating func appendLiteral(_ text: StaticString) {
+    package mutating func appendLiteral(_ text: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     @inline(__always)
-    mutating func appendRaw(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func appendRaw(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress else { return }
         append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count))
     }
@@ -18,7 +18,7 @@ extension Array where Element == UInt8 {
     /// Appends what `body` writes into a stack buffer of `capacity` bytes; `body` returns
     /// how many bytes it wrote.
     @inline(__always)
-    mutating func appendWritten(capacity: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+    package mutating func appendWritten(capacity: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
             let base = buffer.baseAddress!
             append(contentsOf: UnsafeBufferPointer(start: base, count: body(base)))
@@ -26,10 +26,10 @@ extension Array where Element == UInt8 {
     }
 }
 
-enum HexDigit {
+package enum HexDigit {
     /// The lowercase hex digit of a nibble (0-15).
     @inline(__always)
-    static func lower(_ nibble: UInt8) -> UInt8 {
+    package static func lower(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &- 10 &+ nibble
     }
 }

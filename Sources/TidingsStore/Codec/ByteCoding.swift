@@ -1,14 +1,17 @@
 /// Little building blocks of the binary formats: LEB128 varints and a bounds-checked reader.
 /// Every read of stored bytes goes through `ByteReader`, so a corrupted record fails with
 /// `DecodeError` instead of reading out of bounds.
-struct DecodeError: Error, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
+package struct DecodeError: Error, CustomStringConvertible {
+    package var reason: String
+    package var description: String { reason }
+    package init(reason: String) {
+        self.reason = reason
+    }
 }
 
-enum Varint {
+package enum Varint {
     @inline(__always)
-    static func append(_ value: UInt64, to out: inout [UInt8]) {
+    package static func append(_ value: UInt64, to out: inout [UInt8]) {
         var rest = value
         while rest >= 0x80 {
             out.append(UInt8(truncatingIfNeeded: rest) | 0x80)
@@ -18,31 +21,31 @@ enum Varint {
     }
 
     @inline(__always)
-    static func append(_ value: Int64, to out: inout [UInt8]) {
+    package static func append(_ value: Int64, to out: inout [UInt8]) {
         precondition(value >= 0, "varints hold non-negative values")
         append(UInt64(value), to: &out)
     }
 
     @inline(__always)
-    static func append(_ value: Int, to out: inout [UInt8]) {
+    package static func append(_ value: Int, to out: inout [UInt8]) {
         append(Int64(value), to: &out)
     }
 }
 
-struct ByteReader {
-    let bytes: UnsafeRawBufferPointer
-    var position: Int
+package struct ByteReader {
+    package let bytes: UnsafeRawBufferPointer
+    package var position: Int
 
-    init(_ bytes: UnsafeRawBufferPointer, position: Int = 0) {
+    package init(_ bytes: UnsafeRawBufferPointer, position: Int = 0) {
         self.bytes = bytes
         self.position = position
     }
 
-    var isAtEnd: Bool { position >= bytes.count }
-    var remaining: Int { bytes.count - position }
+    package var isAtEnd: Bool { position >= bytes.count }
+    package var remaining: Int { bytes.count - position }
 
     @inline(__always)
-    mutating func byte() throws(DecodeError) -> UInt8 {
+    package mutating func byte() throws(DecodeError) -> UInt8 {
         guard position < bytes.count else { throw DecodeError(reason: "truncated record") }
         let value = bytes[position]
         position += 1
@@ -50,7 +53,7 @@ struct ByteReader {
     }
 
     @inline(__always)
-    mutating func varint() throws(DecodeError) -> UInt64 {
+    package mutating func varint() throws(DecodeError) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -64,43 +67,49 @@ struct ByteReader {
         }
     }
 
-    mutating func int64() throws(DecodeError) -> Int64 {
+    package mutating func int64() throws(DecodeError) -> Int64 {
         let value = try varint()
         guard value <= UInt64(Int64.max) else { throw DecodeError(reason: "varint out of range") }
         return Int64(value)
     }
 
-    mutating func int() throws(DecodeError) -> Int {
+    package mutating func int() throws(DecodeError) -> Int {
         Int(try int64())
     }
 
     /// The next `count` bytes, as a view into the buffer.
-    mutating func slice(_ count: Int) throws(DecodeError) -> UnsafeRawBufferPointer {
+    package mutating func slice(_ count: Int) throws(DecodeError) -> UnsafeRawBufferPointer {
         guard count >= 0, count <= remaining else { throw DecodeError(reason: "truncated field") }
         let view = UnsafeRawBufferPointer(rebasing: bytes[position..<position + count])
         position += count
         return view
     }
+
+    package init(bytes: UnsafeRawBufferPointer, position: Int) {
+        self.bytes = bytes
+        self.position = position
+    }
+
 }
 
 /// Big-endian fixed-width integers, for the hash chain's canonical bytes.
-enum BigEndian {
+package enum BigEndian {
     @inline(__always)
-    static func append(_ value: UInt64, to out: inout [UInt8]) {
+    package static func append(_ value: UInt64, to out: inout [UInt8]) {
         for shift in stride(from: 56, through: 0, by: -8) {
             out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
         }
     }
 
     @inline(__always)
-    static func append(_ value: UInt32, to out: inout [UInt8]) {
+    package static func append(_ value: UInt32, to out: inout [UInt8]) {
         for shift in stride(from: 24, through: 0, by: -8) {
             out.append(UInt8(truncatingIfNeeded: value >> UInt32(shift)))
         }
     }
 
     @inline(__always)
-    static func append(_ value: UInt16, to out: inout [UInt8]) {
+    package static func append(_ value: UInt16, to out: inout [UInt8]) {
         out.append(UInt8(truncatingIfNeeded: value >> 8))
         out.append(UInt8(truncatingIfNeeded: value))
     }

@@ -1,10 +1,10 @@
 /// Identifiers in records: a lowercase canonical UUID (the common case for notification and
 /// event ids) is kept as its 16 bytes after a zero byte; anything else as length-prefixed text.
 /// Identifiers are never empty, so a zero length byte can only be the UUID tag.
-enum CompactIdentifier {
-    static let uuidTag: UInt8 = 0x00
+package enum CompactIdentifier {
+    package static let uuidTag: UInt8 = 0x00
 
-    static func append(_ identifier: some Collection<UInt8>, to out: inout [UInt8]) {
+    package static func append(_ identifier: some Collection<UInt8>, to out: inout [UInt8]) {
         if identifier.count == 36, let packed = UUIDText.pack(Array(identifier)) {
             out.append(uuidTag)
             out += packed
@@ -14,7 +14,7 @@ enum CompactIdentifier {
         }
     }
 
-    static func read(_ reader: inout ByteReader) throws(DecodeError) -> [UInt8] {
+    package static func read(_ reader: inout ByteReader) throws(DecodeError) -> [UInt8] {
         guard reader.remaining > 0 else { throw DecodeError(reason: "truncated identifier") }
         if reader.bytes[reader.position] == uuidTag {
             reader.position += 1
@@ -28,7 +28,7 @@ enum CompactIdentifier {
     }
 
     /// The key form used by the projection tables: the same bytes `append` writes.
-    static func key(_ identifier: some Collection<UInt8>) -> [UInt8] {
+    package static func key(_ identifier: some Collection<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         append(identifier, to: &out)
         return out
@@ -36,9 +36,9 @@ enum CompactIdentifier {
 }
 
 /// Lowercase canonical UUID text (8-4-4-4-12 hex digits) to and from its 16 bytes.
-enum UUIDText {
+package enum UUIDText {
     @inline(__always)
-    static func lowerHexValue(_ byte: UInt8) -> UInt8? {
+    package static func lowerHexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
@@ -47,7 +47,7 @@ enum UUIDText {
     }
 
     /// True when the 36 bytes at `offset` are a lowercase canonical UUID.
-    static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+    package static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
         guard offset + 36 <= bytes.count else { return false }
         for index in 0..<36 {
             let byte = bytes[offset + index]
@@ -60,7 +60,7 @@ enum UUIDText {
         return true
     }
 
-    static func pack(_ text: [UInt8]) -> [UInt8]? {
+    package static func pack(_ text: [UInt8]) -> [UInt8]? {
         guard text.count == 36 else { return nil }
         return text.withUnsafeBytes { bytes in
             guard matches(bytes, at: 0) else { return nil }
@@ -72,7 +72,7 @@ enum UUIDText {
     }
 
     /// Appends the 16 bytes of the UUID whose text starts at `offset` (already matched).
-    static func appendPacked(_ bytes: UnsafeRawBufferPointer, at offset: Int, to out: inout [UInt8]) {
+    package static func appendPacked(_ bytes: UnsafeRawBufferPointer, at offset: Int, to out: inout [UInt8]) {
         var high: UInt8? = nil
         for index in 0..<36 where !(index == 8 || index == 13 || index == 18 || index == 23) {
             let nibble = lowerHexValue(bytes[offset + index])!
@@ -85,14 +85,14 @@ enum UUIDText {
         }
     }
 
-    static func unpack(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    package static func unpack(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(36)
         appendUnpacked(bytes, to: &out)
         return out
     }
 
-    static func appendUnpacked(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    package static func appendUnpacked(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         out.appendWritten(capacity: 36) { text in
             writeUnpacked(bytes, to: text)
             return 36
@@ -101,7 +101,7 @@ enum UUIDText {
 
     /// Writes the 36 characters of the UUID whose 16 bytes are `bytes`.
     @inline(__always)
-    static func writeUnpacked(_ bytes: UnsafeRawBufferPointer, to text: UnsafeMutablePointer<UInt8>) {
+    package static func writeUnpacked(_ bytes: UnsafeRawBufferPointer, to text: UnsafeMutablePointer<UInt8>) {
         var position = 0
         for index in 0..<16 {
             if index == 4 || index == 6 || index == 8 || index == 10 {

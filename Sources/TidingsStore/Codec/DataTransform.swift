@@ -10,7 +10,7 @@
 /// - `0x10`...: a field name of the protocol with its quotes and colon (`"title":`).
 /// Replacing fixed byte strings by bytes that never occur in the input is invertible whatever
 /// the JSON means, so `decode(encode(x)) == x` for every input; a property test checks it.
-enum DataTransform {
+package enum DataTransform {
     private static let uuidToken: UInt8 = 0x01
     private static let hexRunToken: UInt8 = 0x02
     private static let ownNotificationToken: UInt8 = 0x03
@@ -29,7 +29,7 @@ enum DataTransform {
 
     private static let notificationPrefix: [UInt8] = Array(#""notification_id":""#.utf8)
 
-    static func encode(_ data: [UInt8], notificationID: [UInt8], into out: inout [UInt8]) {
+    package static func encode(_ data: [UInt8], notificationID: [UInt8], into out: inout [UInt8]) {
         data.withUnsafeBytes { bytes in
             notificationID.withUnsafeBytes { own in
                 encode(bytes, notificationID: own, into: &out)
@@ -37,8 +37,9 @@ enum DataTransform {
         }
     }
 
-    static func encode(_ bytes: UnsafeRawBufferPointer, notificationID: UnsafeRawBufferPointer, into out: inout [UInt8])
-    {
+    package static func encode(
+        _ bytes: UnsafeRawBufferPointer, notificationID: UnsafeRawBufferPointer, into out: inout [UInt8]
+    ) {
         // The output is never longer than the input: every token is shorter than what it
         // replaces and everything else is copied byte for byte.
         let encoded = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, initialized in
@@ -150,7 +151,7 @@ enum DataTransform {
 
     /// Restores the compact JSON bytes. Throws on bytes no encoder writes (corruption).
     /// Text between tokens is copied a run at a time.
-    static func decode(
+    package static func decode(
         _ bytes: UnsafeRawBufferPointer, notificationID: [UInt8], into out: inout [UInt8]
     ) throws(DecodeError) {
         var index = 0

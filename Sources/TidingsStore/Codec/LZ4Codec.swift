@@ -6,13 +6,13 @@ internal import CLZ4
 /// of the store's own early records) gives small blocks the ratio of large ones. Debian's liblz4
 /// does not export `LZ4_attach_dictionary`, so the compressor loads the dictionary once into a
 /// pristine stream state and copies that state before each block.
-final class LZ4Compressor {
+package final class LZ4Compressor {
     private let pristine: UnsafeMutablePointer<LZ4_stream_t>
     private let working: UnsafeMutablePointer<LZ4_stream_t>
     /// The loaded stream points into this buffer, so it lives as long as the compressor.
     private let dictionary: UnsafeMutableRawBufferPointer?
 
-    init(dictionary bytes: [UInt8]?) {
+    package init(dictionary bytes: [UInt8]?) {
         pristine = .allocate(capacity: 1)
         working = .allocate(capacity: 1)
         LZ4_initStream(pristine, MemoryLayout<LZ4_stream_t>.size)
@@ -33,7 +33,7 @@ final class LZ4Compressor {
     }
 
     /// Compresses `input`, appending the compressed bytes to `out`.
-    func compress(_ input: [UInt8], into out: inout [UInt8]) {
+    package func compress(_ input: [UInt8], into out: inout [UInt8]) {
         let bound = Int(LZ4_compressBound(Int32(input.count)))
         let start = out.count
         out += repeatElement(0, count: bound)
@@ -53,9 +53,9 @@ final class LZ4Compressor {
     }
 }
 
-enum LZ4Decoder {
+package enum LZ4Decoder {
     /// Decompresses a block whose raw size is known; throws when the bytes are damaged.
-    static func decompress(
+    package static func decompress(
         _ source: UnsafeRawBufferPointer, rawCount: Int, dictionary: [UInt8]?
     ) throws(DecodeError) -> [UInt8] {
         guard rawCount >= 0, rawCount <= 64 * 1024 * 1024 else { throw DecodeError(reason: "bad block size") }

@@ -5,23 +5,23 @@
 /// `stream_seq`, milliseconds since the previous record (or the block's base time), then the
 /// explicit id, the notification id (created and read), `up_to_seq` (read_all, when given),
 /// and the length-prefixed transformed data. Integers are LEB128 varints.
-struct LogRecord: Equatable, Sendable {
-    var type: EventType
-    var userNo: Int64
-    var streamSeq: Int64
-    var timestampMilliseconds: Int64
+package struct LogRecord: Equatable, Sendable {
+    package var type: EventType
+    package var userNo: Int64
+    package var streamSeq: Int64
+    package var timestampMilliseconds: Int64
     /// The client's id; nil when the server derived it from the store and seq.
-    var explicitID: [UInt8]?
+    package var explicitID: [UInt8]?
     /// Empty for read_all.
-    var notificationID: [UInt8]
-    var upToSeq: Int64?
+    package var notificationID: [UInt8]
+    package var upToSeq: Int64?
     /// `data` after `DataTransform.encode`.
-    var transformedData: [UInt8]
+    package var transformedData: [UInt8]
 
     private static let explicitIDFlag: UInt8 = 0x04
     private static let upToFlag: UInt8 = 0x08
 
-    func encode(previousTimestamp: Int64, into out: inout [UInt8]) {
+    package func encode(previousTimestamp: Int64, into out: inout [UInt8]) {
         precondition(timestampMilliseconds >= previousTimestamp, "timestamps never decrease along seq")
         var flags = type.rawValue
         if explicitID != nil { flags |= Self.explicitIDFlag }
@@ -37,7 +37,7 @@ struct LogRecord: Equatable, Sendable {
         out += transformedData
     }
 
-    static func decode(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> LogRecord {
+    package static func decode(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> LogRecord {
         let flags = try reader.byte()
         guard flags & ~(0x03 | explicitIDFlag | upToFlag) == 0, let type = EventType(rawValue: flags & 0x03) else {
             throw DecodeError(reason: "bad record flags \(flags)")
@@ -60,7 +60,7 @@ struct LogRecord: Equatable, Sendable {
     }
 
     /// The compact JSON of `data`.
-    func data() throws(DecodeError) -> [UInt8] {
+    package func data() throws(DecodeError) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(transformedData.count * 2)
         do {
@@ -74,11 +74,24 @@ struct LogRecord: Equatable, Sendable {
         }
         return out
     }
+    package init(
+        type: EventType, userNo: Int64, streamSeq: Int64, timestampMilliseconds: Int64, explicitID: [UInt8]?,
+        notificationID: [UInt8], upToSeq: Int64?, transformedData: [UInt8]
+    ) {
+        self.type = type
+        self.userNo = userNo
+        self.streamSeq = streamSeq
+        self.timestampMilliseconds = timestampMilliseconds
+        self.explicitID = explicitID
+        self.notificationID = notificationID
+        self.upToSeq = upToSeq
+        self.transformedData = transformedData
+    }
 }
 
 extension LogRecord {
     /// Steps over one record without copying it; returns its absolute timestamp.
-    static func skip(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> Int64 {
+    package static func skip(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> Int64 {
         let flags = try reader.byte()
         guard flags & ~(0x03 | explicitIDFlag | upToFlag) == 0, let type = EventType(rawValue: flags & 0x03) else {
             throw DecodeError(reason: "bad record flags \(flags)")

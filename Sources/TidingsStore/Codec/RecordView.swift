@@ -1,21 +1,21 @@
 /// A record read in place: its fields as integers and spans of the block's bytes, with no
 /// copies. The replay, export and rebuild paths walk blocks with it; `LogRecord` is the
 /// copying form for everything else.
-struct RecordView {
-    var type: EventType
-    var userNo: Int64
-    var streamSeq: Int64
-    var timestampMilliseconds: Int64
+package struct RecordView {
+    package var type: EventType
+    package var userNo: Int64
+    package var streamSeq: Int64
+    package var timestampMilliseconds: Int64
     /// The client's id in `CompactIdentifier` form; empty when derived.
-    var explicitID: UnsafeRawBufferPointer
+    package var explicitID: UnsafeRawBufferPointer
     /// The notification id in `CompactIdentifier` form (the projection's key); empty for read_all.
-    var notificationID: UnsafeRawBufferPointer
-    var upToSeq: Int64?
+    package var notificationID: UnsafeRawBufferPointer
+    package var upToSeq: Int64?
     /// `data` after `DataTransform.encode`.
-    var transformedData: UnsafeRawBufferPointer
+    package var transformedData: UnsafeRawBufferPointer
 
     /// Reads the record at the reader's position and moves past it.
-    static func read(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> RecordView {
+    package static func read(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> RecordView {
         let flags = try reader.byte()
         guard flags & ~0x0F == 0, let type = EventType(rawValue: flags & 0x03) else {
             throw DecodeError(reason: "bad record flags \(flags)")
@@ -50,7 +50,7 @@ struct RecordView {
     }
 
     /// Appends an identifier in `CompactIdentifier` form as its text.
-    static func appendIdentifierText(_ compact: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    package static func appendIdentifierText(_ compact: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         if compact.first == CompactIdentifier.uuidTag {
             UUIDText.appendUnpacked(UnsafeRawBufferPointer(rebasing: compact[1..<17]), to: &out)
         } else {
@@ -58,5 +58,19 @@ struct RecordView {
             let count = (try? reader.int()) ?? 0
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: compact[reader.position..<reader.position + count]))
         }
+    }
+    package init(
+        type: EventType, userNo: Int64, streamSeq: Int64, timestampMilliseconds: Int64,
+        explicitID: UnsafeRawBufferPointer, notificationID: UnsafeRawBufferPointer, upToSeq: Int64?,
+        transformedData: UnsafeRawBufferPointer
+    ) {
+        self.type = type
+        self.userNo = userNo
+        self.streamSeq = streamSeq
+        self.timestampMilliseconds = timestampMilliseconds
+        self.explicitID = explicitID
+        self.notificationID = notificationID
+        self.upToSeq = upToSeq
+        self.transformedData = transformedData
     }
 }

@@ -131,7 +131,7 @@ public enum EventDecoder {
     private enum Field: CaseIterable {
         case type, userID, id, data
 
-        var name: String {
+        package var name: String {
             switch self {
             case .type: "type"
             case .userID: "user_id"

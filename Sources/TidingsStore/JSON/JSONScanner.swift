@@ -2,26 +2,30 @@
 /// it checks syntax and copies the value out in compact form (no insignificant whitespace)
 /// without building a document tree. Strings keep their exact escapes; numbers keep their text,
 /// so the compact bytes denote the same JSON value as the input.
-struct JSONScanner {
-    struct SyntaxError: Error, Equatable {
-        var offset: Int
-        var reason: String
+package struct JSONScanner {
+    package struct SyntaxError: Error, Equatable {
+        package var offset: Int
+        package var reason: String
+        package init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
     }
 
     /// Deeper nesting is refused: a hostile body must not exhaust the stack.
-    static let nestingDepthMax = 64
+    package static let nestingDepthMax = 64
 
-    let bytes: UnsafeRawBufferPointer
-    private(set) var position: Int
+    package let bytes: UnsafeRawBufferPointer
+    package private(set) var position: Int
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    package init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
         position = 0
     }
 
-    var isAtEnd: Bool { position >= bytes.count }
+    package var isAtEnd: Bool { position >= bytes.count }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x09, 0x0A, 0x0D: position += 1
@@ -30,35 +34,35 @@ struct JSONScanner {
         }
     }
 
-    func peek() -> UInt8? {
+    package func peek() -> UInt8? {
         position < bytes.count ? bytes[position] : nil
     }
 
-    func fail(_ reason: String) -> SyntaxError {
+    package func fail(_ reason: String) -> SyntaxError {
         SyntaxError(offset: position, reason: reason)
     }
 
-    mutating func expect(_ byte: UInt8, _ what: String) throws(SyntaxError) {
+    package mutating func expect(_ byte: UInt8, _ what: String) throws(SyntaxError) {
         skipWhitespace()
         guard peek() == byte else { throw fail("expected \(what)") }
         position += 1
     }
 
     /// Requires that only whitespace remains.
-    mutating func expectEnd() throws(SyntaxError) {
+    package mutating func expectEnd() throws(SyntaxError) {
         skipWhitespace()
         guard isAtEnd else { throw fail("unexpected data after the JSON value") }
     }
 
     // MARK: Values
 
-    enum Kind: Equatable {
+    package enum Kind: Equatable {
         case object, array, string, number, bool, null
     }
 
     /// Scans one value, appending its compact form to `out`. Returns its kind.
     @discardableResult
-    mutating func scanValue(into out: inout [UInt8], depth: Int = 0) throws(SyntaxError) -> Kind {
+    package mutating func scanValue(into out: inout [UInt8], depth: Int = 0) throws(SyntaxError) -> Kind {
         skipWhitespace()
         guard let byte = peek() else { throw fail("unexpected end of input") }
         switch byte {
@@ -93,7 +97,7 @@ struct JSONScanner {
     }
 
     /// Scans a value without keeping it.
-    mutating func skipValue(depth: Int = 0) throws(SyntaxError) -> Kind {
+    package mutating func skipValue(depth: Int = 0) throws(SyntaxError) -> Kind {
         var sink: [UInt8] = []
         return try scanValue(into: &sink, depth: depth)
     }
@@ -196,16 +200,22 @@ struct JSONScanner {
     // MARK: Strings
 
     /// The raw span of a scanned string (between the quotes) and whether it holds escapes.
-    struct StringSpan {
-        var start: Int
-        var end: Int
-        var hasEscapes: Bool
+    package struct StringSpan {
+        package var start: Int
+        package var end: Int
+        package var hasEscapes: Bool
         /// Unicode scalars in the decoded string.
-        var scalarCount: Int
+        package var scalarCount: Int
+        package init(start: Int, end: Int, hasEscapes: Bool, scalarCount: Int) {
+            self.start = start
+            self.end = end
+            self.hasEscapes = hasEscapes
+            self.scalarCount = scalarCount
+        }
     }
 
     /// Scans a string starting at the opening quote; validates escapes and UTF-8.
-    mutating func scanString() throws(SyntaxError) -> StringSpan {
+    package mutating func scanString() throws(SyntaxError) -> StringSpan {
         position += 1  // opening quote
         let start = position
         var hasEscapes = false
@@ -272,7 +282,7 @@ struct JSONScanner {
         return value
     }
 
-    static func hexValue(_ byte: UInt8) -> UInt8? {
+    package static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
@@ -315,7 +325,7 @@ struct JSONScanner {
     }
 
     /// The decoded bytes of a scanned string (escapes resolved, as UTF-8).
-    func decodedString(_ span: StringSpan) -> [UInt8] {
+    package func decodedString(_ span: StringSpan) -> [UInt8] {
         if !span.hasEscapes { return Array(bytes[span.start..<span.end]) }
         var out: [UInt8] = []
         out.reserveCapacity(span.end - span.start)
@@ -377,7 +387,7 @@ struct JSONScanner {
     /// Reads a JSON integer value (no fraction or exponent) that fits in Int64.
     /// A JSON number whose value is a whole number, written any way JSON allows (`211`, `211.0`,
     /// `2.11e2`): JSON Schema counts these all as integers, so the API does too.
-    static func integralValue(_ text: ArraySlice<UInt8>) -> Int64? {
+    package static func integralValue(_ text: ArraySlice<UInt8>) -> Int64? {
         if let plain = integerValue(text) { return plain }
         var index = text.startIndex
         let negative = index < text.endIndex && text[index] == UInt8(ascii: "-")
@@ -428,7 +438,7 @@ struct JSONScanner {
         return negative ? -value : value
     }
 
-    static func integerValue(_ text: ArraySlice<UInt8>) -> Int64? {
+    package static func integerValue(_ text: ArraySlice<UInt8>) -> Int64? {
         var index = text.startIndex
         var negative = false
         if index < text.endIndex, text[index] == UInt8(ascii: "-") {

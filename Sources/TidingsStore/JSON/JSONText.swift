@@ -1,7 +1,7 @@
 /// Writing JSON text by hand, for the envelopes and pages the store renders byte by byte.
 public enum JSONText {
     /// The length of `text` as a JSON string literal, quotes included.
-    static func quotedCount(_ text: String) -> Int {
+    package static func quotedCount(_ text: String) -> Int {
         var count = 2
         for byte in text.utf8 {
             switch byte {
@@ -14,7 +14,7 @@ public enum JSONText {
     }
 
     /// Appends `text` as a JSON string literal.
-    static func appendQuoted(_ text: some Collection<UInt8>, to out: inout [UInt8]) {
+    package static func appendQuoted(_ text: some Collection<UInt8>, to out: inout [UInt8]) {
         let done: Void? = text.withContiguousStorageIfAvailable { bytes in
             appendQuoted(UnsafeRawBufferPointer(bytes), to: &out)
         }
@@ -23,7 +23,7 @@ public enum JSONText {
     }
 
     /// Runs of bytes that need no escape are copied whole.
-    static func appendQuoted(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    package static func appendQuoted(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var start = 0
         for index in 0..<bytes.count {
@@ -53,7 +53,7 @@ public enum JSONText {
     }
 
     /// Appends a decimal integer without allocating.
-    static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+    package static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
         if value < 0 {
             out.append(UInt8(ascii: "-"))
             if value == .min {
@@ -85,7 +85,7 @@ public enum JSONText {
         }
     }
 
-    static func appendInteger(_ value: Int, to out: inout [UInt8]) {
+    package static func appendInteger(_ value: Int, to out: inout [UInt8]) {
         appendInteger(Int64(value), to: &out)
     }
 }

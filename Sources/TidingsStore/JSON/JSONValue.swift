@@ -13,6 +13,12 @@ public indirect enum JSONValue: Sendable, Equatable {
         public let reason: String
         public let offset: Int
         public var description: String { "\(reason) at byte \(offset)" }
+
+        package init(reason: String, offset: Int) {
+            self.reason = reason
+            self.offset = offset
+        }
+
     }
 
     /// Parses one JSON text (RFC 8259, strict UTF-8, nesting at most 64 deep).

@@ -89,7 +89,7 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
 
     /// Appends the text of the `all` cursor at `seq`: what `Cursor.all(epoch:seq:).text` is,
     /// written without intermediate arrays (the export writes one per event).
-    static func appendAllText(epoch: UInt64, seq: Int64, to out: inout [UInt8]) {
+    package static func appendAllText(epoch: UInt64, seq: Int64, to out: inout [UInt8]) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 22) { buffer in
             let bytes = buffer.baseAddress!
             bytes[0] = version
@@ -140,7 +140,7 @@ public enum Base64URL {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func append(_ bytes: some RandomAccessCollection<UInt8>, to out: inout [UInt8]) {
+    package static func append(_ bytes: some RandomAccessCollection<UInt8>, to out: inout [UInt8]) {
         out.appendWritten(capacity: (bytes.count * 4 + 2) / 3) { text in
             var written = 0
             var index = bytes.startIndex

@@ -5,17 +5,17 @@ import Crypto
 /// Unique within the store, recognisable, and free to store: a record only flags that its id
 /// is derived. A client may retry with such an id (it names that event); it may not claim one
 /// for an event of its own, since the store would later assign it (409 conflict).
-struct DerivedEventID: Sendable {
-    let prefix: [UInt8]
+package struct DerivedEventID: Sendable {
+    package let prefix: [UInt8]
 
-    init(epoch: UInt64) {
+    package init(epoch: UInt64) {
         var seed = Array("tidings-derived-event-id".utf8)
         BigEndian.append(epoch, to: &seed)
         prefix = Array(SHA256.hash(data: seed).prefix(6))
     }
 
     /// Appends the id's text.
-    func append(seq: Int64, to out: inout [UInt8]) {
+    package func append(seq: Int64, to out: inout [UInt8]) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
             let bytes = buffer.baseAddress!
             for index in 0..<6 { bytes[index] = prefix[index] }
@@ -27,7 +27,7 @@ struct DerivedEventID: Sendable {
         }
     }
 
-    func text(seq: Int64) -> [UInt8] {
+    package func text(seq: Int64) -> [UInt8] {
         var bytes = prefix
         bytes += [0x80, 0x00, 0x80]
         for shift in stride(from: 48, through: 0, by: -8) {
@@ -37,7 +37,7 @@ struct DerivedEventID: Sendable {
     }
 
     /// The seq a derived id names, or nil when `id` is not one of this store's derived ids.
-    func seq(of id: some Collection<UInt8>) -> Int64? {
+    package func seq(of id: some Collection<UInt8>) -> Int64? {
         guard id.count == 36, let bytes = UUIDText.pack(Array(id)), Array(bytes.prefix(6)) == prefix,
             bytes[6] == 0x80, bytes[7] == 0x00, bytes[8] == 0x80
         else { return nil }

@@ -43,5 +43,5 @@ extension EventType {
     private static let quotedNames = allCases.map { Array(("\"" + $0.name + "\"").utf8) }
 
     /// The wire name with its quotes, ready to copy.
-    var quotedName: [UInt8] { Self.quotedNames[Int(rawValue)] }
+    package var quotedName: [UInt8] { Self.quotedNames[Int(rawValue)] }
 }

@@ -1,28 +1,42 @@
 /// An event that passed every shape and field rule, in the form the log stores.
-struct ValidatedEvent: Sendable {
-    var type: EventType
-    var userID: String
-    var id: String?
+package struct ValidatedEvent: Sendable {
+    package var type: EventType
+    package var userID: String
+    package var id: String?
     /// `notification_id` of created and read events.
-    var notificationID: [UInt8]
+    package var notificationID: [UInt8]
     /// `up_to_seq` of a read_all, when given.
-    var upToSeq: Int64?
+    package var upToSeq: Int64?
     /// Compact JSON of `data`.
-    var data: [UInt8]
+    package var data: [UInt8]
     /// Size of the event object as compact JSON, as appended (`raw_bytes` in stats).
-    var rawSize: Int
+    package var rawSize: Int
     /// `notificationID` in key form (`CompactIdentifier`); empty for read_all.
-    var notificationKey: [UInt8] = []
+    package var notificationKey: [UInt8] = []
     /// `data` after `DataTransform.encode`, as the record stores it. Computed with the rest of
     /// validation, off the writer's thread.
-    var transformedData: [UInt8] = []
+    package var transformedData: [UInt8] = []
+    package init(
+        type: EventType, userID: String, id: String?, notificationID: [UInt8], upToSeq: Int64?, data: [UInt8],
+        rawSize: Int, notificationKey: [UInt8] = [], transformedData: [UInt8] = []
+    ) {
+        self.type = type
+        self.userID = userID
+        self.id = id
+        self.notificationID = notificationID
+        self.upToSeq = upToSeq
+        self.data = data
+        self.rawSize = rawSize
+        self.notificationKey = notificationKey
+        self.transformedData = transformedData
+    }
 }
 
 /// Checks events against the protocol's shape, field and size rules. Errors name the field and
 /// the rule, and carry no index: the caller adds the event's position.
-enum EventValidator {
+package enum EventValidator {
     /// Size checks only (413), run for every event of a request before any field rule.
-    static func checkSize(_ event: NewEvent) -> StoreError? {
+    package static func checkSize(_ event: NewEvent) -> StoreError? {
         var size = compactObjectSize(event)
         if size > Limits.eventBytesMax {
             // Whitespace does not count: measure the compact form (invalid JSON keeps its raw size).
@@ -40,7 +54,7 @@ enum EventValidator {
         return nil
     }
 
-    static func validate(_ event: NewEvent) throws(StoreError) -> ValidatedEvent {
+    package static func validate(_ event: NewEvent) throws(StoreError) -> ValidatedEvent {
         guard let type = EventType(name: event.type) else {
             throw .badRequest(
                 "type must be one of notification.created, notification.read, notification.read_all")
@@ -217,7 +231,7 @@ enum EventValidator {
     }
 
     /// The size of `{"type":…,"user_id":…,"id":…,"data":…}` as compact JSON.
-    static func compactObjectSize(_ event: NewEvent, compactDataCount: Int? = nil) -> Int {
+    package static func compactObjectSize(_ event: NewEvent, compactDataCount: Int? = nil) -> Int {
         var size = 2 + 7 + 11 + 8  // {} "type": ,"user_id": ,"data":
         size += JSONText.quotedCount(event.type) + JSONText.quotedCount(event.userID)
         if let id = event.id { size += 6 + JSONText.quotedCount(id) }  // ,"id":

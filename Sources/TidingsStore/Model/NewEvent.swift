@@ -29,6 +29,10 @@ public struct AppendResult: Sendable, Equatable {
     public let status: Status
     /// The event as it is in the log; nil for `noop`.
     public let event: StoredEvent?
+    package init(status: Status, event: StoredEvent?) {
+        self.status = status
+        self.event = event
+    }
 }
 
 /// An event as stored in the log.

@@ -14,6 +14,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let payloadTooLarge = Code(rawValue: "payload_too_large")
         public static let unavailable = Code(rawValue: "unavailable")
         public static let `internal` = Code(rawValue: "internal")
+        package init(rawValue: String) {
+            self.rawValue = rawValue
+        }
     }
 
     /// Why a well-formed cursor cannot be used on this store.
@@ -46,12 +49,12 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         return text
     }
 
-    func at(index: Int) -> StoreError {
+    package func at(index: Int) -> StoreError {
         StoreError(code, message, index: index, head: head, resetReason: resetReason)
     }
 
-    static func badRequest(_ message: String) -> StoreError { StoreError(.badRequest, message) }
-    static func conflict(_ message: String) -> StoreError { StoreError(.conflict, message) }
-    static func tooLarge(_ message: String) -> StoreError { StoreError(.payloadTooLarge, message) }
-    static func invalidCursor(_ message: String) -> StoreError { StoreError(.invalidCursor, message) }
+    package static func badRequest(_ message: String) -> StoreError { StoreError(.badRequest, message) }
+    package static func conflict(_ message: String) -> StoreError { StoreError(.conflict, message) }
+    package static func tooLarge(_ message: String) -> StoreError { StoreError(.payloadTooLarge, message) }
+    package static func invalidCursor(_ message: String) -> StoreError { StoreError(.invalidCursor, message) }
 }

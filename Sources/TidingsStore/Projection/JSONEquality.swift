@@ -1,8 +1,8 @@
 /// "Equal as JSON values", for deciding whether a retried append is a duplicate: member order,
 /// insignificant whitespace, string escapes and number spelling (`1.0` vs `1e0`) do not matter.
 /// Byte-equal compact text is the fast path; otherwise both sides are parsed.
-enum JSONEquality {
-    static func equal(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+package enum JSONEquality {
+    package static func equal(_ left: [UInt8], _ right: [UInt8]) -> Bool {
         if left == right { return true }
         guard let leftValue = try? JSONValue.parse(left), let rightValue = try? JSONValue.parse(right) else {
             return false
@@ -10,7 +10,7 @@ enum JSONEquality {
         return equal(leftValue, rightValue)
     }
 
-    static func equal(_ left: JSONValue, _ right: JSONValue) -> Bool {
+    package static func equal(_ left: JSONValue, _ right: JSONValue) -> Bool {
         switch (left, right) {
         case (.object(let a), .object(let b)):
             return a.count == b.count && a.allSatisfy { key, value in b[key].map { equal(value, $0) } ?? false }
@@ -24,12 +24,12 @@ enum JSONEquality {
     }
 
     /// A JSON number as sign, significant digits and decimal exponent.
-    struct Number: Equatable {
-        var negative = false
-        var digits: [UInt8] = []
-        var exponent = 0
+    package struct Number: Equatable {
+        package var negative = false
+        package var digits: [UInt8] = []
+        package var exponent = 0
 
-        init(_ text: String) {
+        package init(_ text: String) {
             let bytes = Array(text.utf8)
             var index = 0
             negative = bytes.first == UInt8(ascii: "-")

@@ -1,44 +1,70 @@
 /// What the projection rules need to know about the state before an event: implemented by the
 /// live projection (`ProjectionView`) and by a rebuild's in-memory state (`RebuildState`).
-protocol ProjectionState {
+package protocol ProjectionState {
     /// How the state names a notification: key form bytes, or a packed form of them.
     associatedtype NotificationID
 
     func head(user: Int64) throws -> (streamSeq: Int64, unread: Int64)
     /// Nil when the user never had the notification.
-    func notification(user: Int64, id: NotificationID) throws -> ProjectionView.Notification?
+    func notification(user: Int64, id: NotificationID) throws -> NotificationState?
     /// Unread notifications the user created at or before `through`.
     func unreadCount(user: Int64, through: Int64) throws -> Int64
+}
+
+/// A notification's state as the projection rules see it.
+package struct NotificationState: Equatable {
+    package var createdSeq: Int64
+    package var isUnread: Bool
+
+    package init(createdSeq: Int64, isUnread: Bool) {
+        self.createdSeq = createdSeq
+        self.isUnread = isUnread
+    }
 }
 
 /// The rules of the unread projection: what one event does to a user's state.
 ///
 /// The writer asks before appending (`evaluate`), which also decides `409 conflict` and `noop`;
 /// catch-up and rebuild replay events already in the log (`effect`), which never refuses one.
-enum ProjectionReducer {
-    enum Verdict {
+package enum ProjectionReducer {
+    package enum Verdict {
         case append(unreadAfter: Int64, target: Int64)
         case noop
         case conflict(String)
     }
 
-    struct Input<NotificationID> {
-        var seq: Int64
-        var userNo: Int64
-        var type: EventType
+    package struct Input<NotificationID> {
+        package var seq: Int64
+        package var userNo: Int64
+        package var type: EventType
         /// The notification id (created and read) as the state names it.
-        var notification: NotificationID
-        var upToSeq: Int64?
-        var unreadBefore: Int64
+        package var notification: NotificationID
+        package var upToSeq: Int64?
+        package var unreadBefore: Int64
+
+        package init(
+            seq: Int64, userNo: Int64, type: EventType, notification: NotificationID, upToSeq: Int64? = nil,
+            unreadBefore: Int64
+        ) {
+            self.seq = seq
+            self.userNo = userNo
+            self.type = type
+            self.notification = notification
+            self.upToSeq = upToSeq
+            self.unreadBefore = unreadBefore
+        }
+
     }
 
     /// The created_seq bound a read_all marks: `up_to_seq` if given, never a notification that
     /// did not exist yet when the read_all was appended.
-    static func readAllBound(seq: Int64, upToSeq: Int64?) -> Int64 {
+    package static func readAllBound(seq: Int64, upToSeq: Int64?) -> Int64 {
         min(upToSeq ?? seq - 1, seq - 1)
     }
 
-    static func evaluate<State: ProjectionState>(_ input: Input<State.NotificationID>, view: State) throws -> Verdict {
+    package static func evaluate<State: ProjectionState>(
+        _ input: Input<State.NotificationID>, view: State
+    ) throws -> Verdict {
         switch input.type {
         case .created:
             if try view.notification(user: input.userNo, id: input.notification) != nil {
@@ -59,7 +85,7 @@ enum ProjectionReducer {
     }
 
     /// The effect of an event already in the log.
-    static func effect<State: ProjectionState>(
+    package static func effect<State: ProjectionState>(
         _ input: Input<State.NotificationID>, view: State
     ) throws -> (unreadAfter: Int64, target: Int64) {
         switch try evaluate(input, view: view) {

@@ -2,54 +2,54 @@
 /// the same rules (`ProjectionReducer`) as the live projection, to different storage, shaped for
 /// a million events a second: users in an array indexed by user number, unread flags in a bitset
 /// indexed by seq, notification ids packed into integers, no allocation per event.
-struct RebuildState: ProjectionState, Sendable {
-    struct User: Sendable {
-        var streamSeq: Int64 = 0
-        var unread: Int64 = 0
-        var entries: [StreamEntry] = []
+package struct RebuildState: ProjectionState, Sendable {
+    package struct User: Sendable {
+        package var streamSeq: Int64 = 0
+        package var unread: Int64 = 0
+        package var entries: [StreamEntry] = []
         /// The user's notifications in created order.
-        var created: [(seq: Int64, id: PackedNotificationID)] = []
+        package var created: [(seq: Int64, id: PackedNotificationID)] = []
         /// Every notification in `created` before this index is read: a read_all passed it.
-        var readAllIndex = 0
+        package var readAllIndex = 0
     }
 
     private struct Key: Hashable, Sendable {
-        var userNo: Int64
-        var id: PackedNotificationID
+        package var userNo: Int64
+        package var id: PackedNotificationID
     }
 
     /// Indexed by user number; 0 is unused.
-    private(set) var users: [User]
+    package private(set) var users: [User]
     private var createdSeqs: [Key: Int64] = [:]
     /// Bit `seq` is set while the notification created at `seq` is unread.
     private var unreadBits: [UInt64]
-    private(set) var explicitIDs: [(Int64, Int64)] = []
-    private(set) var lastSeq: Int64 = 0
+    package private(set) var explicitIDs: [(Int64, Int64)] = []
+    package private(set) var lastSeq: Int64 = 0
     private var idText: [UInt8] = []
 
     /// A state for a log of `events` events by users numbered up to `usersMax`.
-    init(events: Int64, usersMax: Int64) {
+    package init(events: Int64, usersMax: Int64) {
         users = Array(repeating: User(), count: Int(usersMax) + 1)
         unreadBits = Array(repeating: 0, count: Int(events / 64) + 1)
         createdSeqs.reserveCapacity(Int(events))
     }
 
     /// Numbers of the users with events, in order.
-    var userNumbers: some Sequence<Int64> {
+    package var userNumbers: some Sequence<Int64> {
         users.indices.lazy.filter { !users[$0].entries.isEmpty }.map { Int64($0) }
     }
 
-    func head(user: Int64) -> (streamSeq: Int64, unread: Int64) {
+    package func head(user: Int64) -> (streamSeq: Int64, unread: Int64) {
         guard user < users.count else { return (0, 0) }
         return (users[Int(user)].streamSeq, users[Int(user)].unread)
     }
 
-    func notification(user: Int64, id: PackedNotificationID) -> ProjectionView.Notification? {
+    package func notification(user: Int64, id: PackedNotificationID) -> NotificationState? {
         guard let created = createdSeqs[Key(userNo: user, id: id)] else { return nil }
-        return ProjectionView.Notification(createdSeq: created, isUnread: isUnread(created))
+        return NotificationState(createdSeq: created, isUnread: isUnread(created))
     }
 
-    func unreadCount(user: Int64, through: Int64) -> Int64 {
+    package func unreadCount(user: Int64, through: Int64) -> Int64 {
         var count: Int64 = 0
         let state = users[Int(user)]
         for (seq, _) in state.created[state.readAllIndex...] {
@@ -60,13 +60,13 @@ struct RebuildState: ProjectionState, Sendable {
     }
 
     /// Created seqs of the user's unread notifications, oldest first.
-    func unreadSeqs(user: Int64) -> [Int64] {
+    package func unreadSeqs(user: Int64) -> [Int64] {
         let state = users[Int(user)]
         return state.created[state.readAllIndex...].lazy.map(\.seq).filter(isUnread)
     }
 
     @inline(__always)
-    func isUnread(_ seq: Int64) -> Bool {
+    package func isUnread(_ seq: Int64) -> Bool {
         unreadBits[Int(seq >> 6)] & 1 << UInt64(seq & 63) != 0
     }
 
@@ -76,7 +76,7 @@ struct RebuildState: ProjectionState, Sendable {
         if unread { unreadBits[Int(seq >> 6)] |= bit } else { unreadBits[Int(seq >> 6)] &= ~bit }
     }
 
-    mutating func apply(seq: Int64, record: RecordView) throws {
+    package mutating func apply(seq: Int64, record: RecordView) throws {
         guard record.userNo < users.count, Int(seq >> 6) < unreadBits.count else {
             throw StoreError(.internal, "the log is damaged: event \(seq) names user number \(record.userNo)")
         }
@@ -108,7 +108,7 @@ struct RebuildState: ProjectionState, Sendable {
         if !record.explicitID.isEmpty {
             idText.removeAll(keepingCapacity: true)
             RecordView.appendIdentifierText(record.explicitID, to: &idText)
-            explicitIDs.append((ProjectionBase.idHash(idText), seq))
+            explicitIDs.append((EventIDHash.of(idText), seq))
         }
         lastSeq = seq
     }
@@ -117,17 +117,17 @@ struct RebuildState: ProjectionState, Sendable {
 /// A notification id in key form (`CompactIdentifier`), held in three big-endian words when it
 /// fits in 24 bytes (every UUID and most ids), so hashing and comparing it touch no heap.
 /// Ordered as its bytes are, which is the order of the `notifications` table's key.
-struct PackedNotificationID: Hashable, Comparable, Sendable {
+package struct PackedNotificationID: Hashable, Comparable, Sendable {
     private var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
     private var count: Int = 0
     /// The key form when it is longer than 24 bytes.
     private var spilled: [UInt8]?
 
-    static let inlineBytesMax = 24
+    package static let inlineBytesMax = 24
 
-    init() {}
+    package init() {}
 
-    init(_ key: UnsafeRawBufferPointer) {
+    package init(_ key: UnsafeRawBufferPointer) {
         count = key.count
         guard key.count <= Self.inlineBytesMax else {
             spilled = Array(key)
@@ -143,22 +143,22 @@ struct PackedNotificationID: Hashable, Comparable, Sendable {
         words = (word(0), word(8), word(16))
     }
 
-    init(_ key: [UInt8]) {
+    package init(_ key: [UInt8]) {
         self = key.withUnsafeBytes { PackedNotificationID($0) }
     }
 
     /// Calls `body` with the key form's bytes.
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    package func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         if let spilled { return try spilled.withUnsafeBytes(body) }
         var bytes: (UInt64, UInt64, UInt64) = (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian)
         return try withUnsafeBytes(of: &bytes) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
-    static func == (lhs: Self, rhs: Self) -> Bool {
+    package static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.count == rhs.count && lhs.words == rhs.words && lhs.spilled == rhs.spilled
     }
 
-    func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(words.0)
         hasher.combine(words.1)
         hasher.combine(words.2)
@@ -166,7 +166,7 @@ struct PackedNotificationID: Hashable, Comparable, Sendable {
         if let spilled { hasher.combine(spilled) }
     }
 
-    static func < (lhs: Self, rhs: Self) -> Bool {
+    package static func < (lhs: Self, rhs: Self) -> Bool {
         if lhs.spilled == nil && rhs.spilled == nil {
             return (lhs.words.0, lhs.words.1, lhs.words.2, lhs.count) < (
                 rhs.words.0, rhs.words.1, rhs.words.2, rhs.count

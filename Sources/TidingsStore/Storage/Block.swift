@@ -1,38 +1,44 @@
 /// An event of the writer's open transaction or of the unsealed tail, with what sealing needs.
-struct PendingEvent: Sendable {
-    var seq: Int64
-    var record: LogRecord
+package struct PendingEvent: Sendable {
+    package var seq: Int64
+    package var record: LogRecord
     /// The chain hash after this event.
-    var hash: [UInt8]
+    package var hash: [UInt8]
     /// Compact JSON size as appended (`raw_bytes`).
-    var rawSize: Int
+    package var rawSize: Int
+    package init(seq: Int64, record: LogRecord, hash: [UInt8], rawSize: Int) {
+        self.seq = seq
+        self.record = record
+        self.hash = hash
+        self.rawSize = rawSize
+    }
 }
 
 /// A sealed block: consecutive events, their records LZ4-compressed together, with the chain
 /// hash after the last event and the first 4 bytes of every event's chain hash (`checks`), so
 /// `verify` can name the first damaged event, not just the block.
-struct Block: Sendable {
-    var firstSeq: Int64
-    var eventCount: Int
-    var firstTimestamp: Int64
-    var lastTimestamp: Int64
+package struct Block: Sendable {
+    package var firstSeq: Int64
+    package var eventCount: Int
+    package var firstTimestamp: Int64
+    package var lastTimestamp: Int64
     /// Bit `1 << type.rawValue` for every event type inside, so type filters skip blocks.
-    var typeMask: Int
-    var rawBytes: Int
+    package var typeMask: Int
+    package var rawBytes: Int
     /// Size of the uncompressed records.
-    var recordsBytes: Int
-    var dictionaryID: Int64
-    var payload: [UInt8]
-    var payloadCheck: Int64
-    var checks: [UInt8]
-    var endHash: [UInt8]
+    package var recordsBytes: Int
+    package var dictionaryID: Int64
+    package var payload: [UInt8]
+    package var payloadCheck: Int64
+    package var checks: [UInt8]
+    package var endHash: [UInt8]
 
-    static let checkBytes = 4
+    package static let checkBytes = 4
 
-    var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
+    package var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
 
     /// Seals `events` (consecutive, non-empty) into a block.
-    static func seal(
+    package static func seal(
         _ events: ArraySlice<PendingEvent>, compressor: LZ4Compressor, dictionaryID: Int64
     ) -> Block {
         precondition(!events.isEmpty, "a block holds at least one event")
@@ -62,43 +68,37 @@ struct Block: Sendable {
             dictionaryID: dictionaryID, payload: payload, payloadCheck: payload.withUnsafeBytes(BlockChecksum.of),
             checks: checks, endHash: events.last!.hash)
     }
-
-    static let insertSQL = """
-        INSERT INTO blocks (first_seq, event_count, first_ts, last_ts, type_mask, raw_bytes, records_bytes,
-            dictionary_id, payload, checks, end_hash, payload_check)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-        """
-
-    func insert(into database: Database) throws {
-        let statement = try database.cached(Self.insertSQL)
-        statement.bind(1, firstSeq)
-        statement.bind(2, eventCount)
-        statement.bind(3, firstTimestamp)
-        statement.bind(4, lastTimestamp)
-        statement.bind(5, typeMask)
-        statement.bind(6, rawBytes)
-        statement.bind(7, recordsBytes)
-        statement.bind(8, dictionaryID)
-        statement.bind(9, blob: payload)
-        statement.bind(10, blob: checks)
-        statement.bind(11, blob: endHash)
-        statement.bind(12, payloadCheck)
-        try statement.run()
+    package init(
+        firstSeq: Int64, eventCount: Int, firstTimestamp: Int64, lastTimestamp: Int64, typeMask: Int, rawBytes: Int,
+        recordsBytes: Int, dictionaryID: Int64, payload: [UInt8], payloadCheck: Int64, checks: [UInt8], endHash: [UInt8]
+    ) {
+        self.firstSeq = firstSeq
+        self.eventCount = eventCount
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+        self.typeMask = typeMask
+        self.rawBytes = rawBytes
+        self.recordsBytes = recordsBytes
+        self.dictionaryID = dictionaryID
+        self.payload = payload
+        self.payloadCheck = payloadCheck
+        self.checks = checks
+        self.endHash = endHash
     }
 }
 
 /// The columns of a block row other than its payload, and its decompressed records.
-struct DecodedBlock: Sendable {
-    var firstSeq: Int64
-    var eventCount: Int
-    var firstTimestamp: Int64
-    var typeMask: Int
-    var records: [UInt8]
+package struct DecodedBlock: Sendable {
+    package var firstSeq: Int64
+    package var eventCount: Int
+    package var firstTimestamp: Int64
+    package var typeMask: Int
+    package var records: [UInt8]
 
-    var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
+    package var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
 
     /// Visits every record in order.
-    func forEach(_ body: (Int64, LogRecord) throws -> Bool) throws {
+    package func forEach(_ body: (Int64, LogRecord) throws -> Bool) throws {
         try records.withUnsafeBytes { bytes in
             var reader = ByteReader(bytes)
             var previous = firstTimestamp
@@ -113,7 +113,7 @@ struct DecodedBlock: Sendable {
 
     /// Calls `body` with the records of `seqs` (ascending, all inside this block), read in place
     /// in one walk through the block.
-    func withRecords(seqs: ArraySlice<Int64>, _ body: (Int64, RecordView) throws -> Void) throws {
+    package func withRecords(seqs: ArraySlice<Int64>, _ body: (Int64, RecordView) throws -> Void) throws {
         try records.withUnsafeBytes { bytes in
             var reader = ByteReader(bytes)
             var previous = firstTimestamp
@@ -140,7 +140,7 @@ struct DecodedBlock: Sendable {
     }
 
     /// The record of one seq inside this block, stepping over the ones before it.
-    func record(seq: Int64) throws -> LogRecord {
+    package func record(seq: Int64) throws -> LogRecord {
         precondition(seq >= firstSeq && seq <= lastSeq, "seq outside the block")
         return try records.withUnsafeBytes { bytes in
             var reader = ByteReader(bytes)
@@ -151,13 +151,20 @@ struct DecodedBlock: Sendable {
             return try LogRecord.decode(&reader, previousTimestamp: previous)
         }
     }
+    package init(firstSeq: Int64, eventCount: Int, firstTimestamp: Int64, typeMask: Int, records: [UInt8]) {
+        self.firstSeq = firstSeq
+        self.eventCount = eventCount
+        self.firstTimestamp = firstTimestamp
+        self.typeMask = typeMask
+        self.records = records
+    }
 }
 
 extension DecodedBlock {
     /// A sealed block's records from its stored payload: the payload checksum first (a damaged
     /// payload can still decompress, to wrong events), then decompression. Every read of a
     /// block's events goes through here; `verify` walks the hash chain instead.
-    static func records(
+    package static func records(
         payload: UnsafeRawBufferPointer, rawCount: Int, dictionary: [UInt8]?, payloadCheck: Int64, firstSeq: Int64
     ) throws(StoreError) -> [UInt8] {
         try BlockChecksum.check(payload, recorded: payloadCheck, firstSeq: firstSeq)

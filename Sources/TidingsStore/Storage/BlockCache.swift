@@ -6,28 +6,28 @@ import Synchronization
 ///
 /// Eviction is CLOCK (second chance): a ring of slots with a "used since the hand passed" bit,
 /// so inserting and evicting cost O(1) under the lock and no reader ever waits for a sort.
-final class BlockCache: Sendable {
+package final class BlockCache: Sendable {
     private struct Slot {
-        var block: DecodedBlock
-        var referenced: Bool
+        package var block: DecodedBlock
+        package var referenced: Bool
     }
 
     private struct State {
-        var slots: [Slot?] = []
-        var indexByFirstSeq: [Int64: Int] = [:]
-        var free: [Int] = []
-        var hand = 0
-        var bytes = 0
+        package var slots: [Slot?] = []
+        package var indexByFirstSeq: [Int64: Int] = [:]
+        package var free: [Int] = []
+        package var hand = 0
+        package var bytes = 0
     }
 
-    let capacityBytes: Int
+    package let capacityBytes: Int
     private let state = Mutex(State())
 
-    init(capacityBytes: Int) {
+    package init(capacityBytes: Int) {
         self.capacityBytes = capacityBytes
     }
 
-    func block(firstSeq: Int64) -> DecodedBlock? {
+    package func block(firstSeq: Int64) -> DecodedBlock? {
         state.withLock { state in
             guard let index = state.indexByFirstSeq[firstSeq] else { return nil }
             state.slots[index]!.referenced = true
@@ -35,7 +35,7 @@ final class BlockCache: Sendable {
         }
     }
 
-    func insert(_ block: DecodedBlock) {
+    package func insert(_ block: DecodedBlock) {
         guard capacityBytes > 0, block.records.count <= capacityBytes else { return }
         state.withLock { state in
             if let index = state.indexByFirstSeq[block.firstSeq] {
@@ -81,19 +81,16 @@ final class BlockCache: Sendable {
 
 /// The store's compression dictionaries by id. Dictionaries are append-only, so a cached one
 /// never changes.
-final class DictionaryCache: Sendable {
+package final class DictionaryCache: Sendable {
+    package init() {}
+
     private let dictionaries = Mutex<[Int64: [UInt8]]>([:])
 
-    func dictionary(_ id: Int64, database: Database) throws -> [UInt8]? {
+    /// The dictionary `id`, from the cache or else from `load` (nil for id 0: no dictionary).
+    package func dictionary(_ id: Int64, load: () throws -> [UInt8]) rethrows -> [UInt8]? {
         guard id != 0 else { return nil }
         if let bytes = dictionaries.withLock({ $0[id] }) { return bytes }
-        let statement = try database.cached("SELECT bytes FROM dictionaries WHERE dictionary_id = ?1")
-        statement.bind(1, id)
-        defer { statement.reset() }
-        guard try statement.step() else {
-            throw StoreError(.internal, "a block names compression dictionary \(id), which the store lacks")
-        }
-        let bytes = statement.bytes(0)
+        let bytes = try load()
         dictionaries.withLock { $0[id] = bytes }
         return bytes
     }

@@ -2,6 +2,8 @@
 /// for a dispatch thread. Cumulative since the store opened, in the buckets a Prometheus
 /// histogram has, so an operator sees queueing apart from the reads' own work.
 public struct ReadWaitHistogram: Sendable {
+    package init() {}
+
     /// Upper bounds of the buckets; a wait past the last one is counted only in `count`.
     public static let bounds: [Duration] = [
         .microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
@@ -16,7 +18,7 @@ public struct ReadWaitHistogram: Sendable {
     /// The longest wait so far.
     public private(set) var longest = Duration.zero
 
-    mutating func record(_ wait: Duration) {
+    package mutating func record(_ wait: Duration) {
         count += 1
         total += wait
         longest = max(longest, wait)
@@ -40,4 +42,11 @@ public struct ReadLaneStatistics: Sendable {
     /// Reads waiting for a connection now.
     public let waiting: Int
     public let waits: ReadWaitHistogram
+    package init(lane: String, connectionsMax: Int, running: Int, waiting: Int, waits: ReadWaitHistogram) {
+        self.lane = lane
+        self.connectionsMax = connectionsMax
+        self.running = running
+        self.waiting = waiting
+        self.waits = waits
+    }
 }

@@ -95,7 +95,7 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     private func exportUser(
-        _ store: Store, user: String, filter: EventFilter, writer: OutputWriter, bar: ProgressBar
+        _ store: any EventStore, user: String, filter: EventFilter, writer: OutputWriter, bar: ProgressBar
     ) async throws -> Int {
         var cursor = after
         var count = 0

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TidingsFanout
+import TidingsSQLite
 import TidingsServer
 import TidingsStore
 
@@ -80,21 +81,29 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tidings")
-        var configuration = ServerConfiguration(dataDirectory: store.data)
+        var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
-        configuration.jwtSecretFile = jwtSecretFile
-        configuration.storeOptions.durability = store.sync == .full ? .full : .normal
         configuration.redisURL = redis.flatMap(RedisURL.init)
         limits.apply(to: &configuration)
-        configuration.storeOptions.pageCacheBytes = pageCacheMib << 20
-        configuration.storeOptions.blockCacheBytes = blockCacheMib << 20
-        let server: NotificationServer
+        let secret = try JWTSecret.load(generatedIn: store.data, secretFile: jwtSecretFile)
+        let opened: any EventStore
         do {
-            server = try await NotificationServer.open(configuration: configuration, logger: logger)
+            opened = try await store.open(rebuildProgress: { progress in
+                logger.info(
+                    "rebuilding the projection",
+                    metadata: [
+                        "phase": "\(progress.phase.rawValue)", "processed": "\(progress.processed)",
+                        "total": "\(progress.total)",
+                    ])
+            }) { options in
+                options.pageCacheBytes = pageCacheMib << 20
+                options.blockCacheBytes = blockCacheMib << 20
+            }
         } catch let error as StoreError {
             throw CLIError("\(error.code): \(error.message)")
         }
+        let server = NotificationServer(store: opened, secret: secret, configuration: configuration, logger: logger)
         try await server.run { port in
             logger.info("listening", metadata: ["address": "http://\(host):\(port)", "data": "\(store.data)"])
             // A parent process (tools/serve, tests) waits for this line on standard output.
@@ -141,7 +150,7 @@ struct TokenCommand: ParsableCommand {
     }
 
     func run() throws {
-        let secret = try JWTSecret.load(dataDirectory: data, secretFile: jwtSecretFile)
+        let secret = try JWTSecret.load(generatedIn: data, secretFile: jwtSecretFile)
         let expiresAt = Int64(Date().timeIntervalSince1970) + Self.seconds(ttl)!
         print(TokenSigner(secret: secret).token(subject: sub, role: Role(rawValue: role)!, expiresAt: expiresAt))
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TidingsSQLite
 import TidingsStore
 
 /// `--data DIR` and `--sync`, shared by every command that opens a store.
@@ -13,14 +14,23 @@ struct StoreLocation: ParsableArguments {
             valueName: "level"))
     var sync: SyncLevel = .full
 
-    func open(progress: ProgressBar? = nil) async throws -> Store {
-        var options = StoreOptions()
-        options.durability = sync == .full ? .full : .normal
+    /// Opens the store, showing a projection rebuild (when its version changed) on `progress`.
+    func open(progress: ProgressBar? = nil) async throws -> any EventStore {
         var report: (@Sendable (RebuildProgress) -> Void)?
         if let progress {
             report = { progress.update($0.processed, of: $0.total, step: $0.phase.description) }
         }
-        let store = try await Store.open(directory: data, options: options, rebuildProgress: report)
+        return try await open(rebuildProgress: report)
+    }
+
+    /// Opens the store with the engine's options adjusted by `tune`.
+    func open(
+        rebuildProgress: (@Sendable (RebuildProgress) -> Void)?, tune: (inout StoreOptions) -> Void = { _ in }
+    ) async throws -> any EventStore {
+        var options = StoreOptions()
+        options.durability = sync == .full ? .full : .normal
+        tune(&options)
+        let store = try await SQLiteStore.open(directory: data, options: options, rebuildProgress: rebuildProgress)
         // The store's own I/O that no command waits for (a checkpoint) says when it fails.
         store.onFault { fault in
             if !fault.isRecovery && fault.consecutiveFailures == 1 { Console.error("\(fault)") }

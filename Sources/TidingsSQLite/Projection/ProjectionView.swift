@@ -1,0 +1,121 @@
+import TidingsStore
+
+/// The projection as of one point of the log: the base tables as of `lower` (read through the
+/// caller's connection and snapshot) plus the overlay's events in `(lower, upper]`.
+///
+/// The writer uses it with `upper` at the end of its open transaction; readers with the head of
+/// their SQLite snapshot. All merging of base and overlay lives here, so the rules of the
+/// unread projection are written once.
+struct ProjectionView: ProjectionState {
+    let base: ProjectionBase
+    let overlay: OverlayLock
+    let lower: Int64
+    let upper: Int64
+
+    typealias Notification = NotificationState
+
+    /// The user's stream head and unread count.
+    func head(user: Int64) throws -> (streamSeq: Int64, unread: Int64) {
+        if let event = overlay.withLock({ $0.lastEvent(user: user, lower: lower, upper: upper) }) {
+            return (event.streamSeq, event.unreadAfter)
+        }
+        guard let entry = try base.lastEntry(user: user) else { return (0, 0) }
+        return (entry.streamSeq, entry.unreadAfter)
+    }
+
+    /// Entries of the user stream after `afterStreamSeq`, oldest first.
+    func entries(user: Int64, afterStreamSeq: Int64, limit: Int) throws -> [StreamEntry] {
+        var out = try base.entries(user: user, afterStreamSeq: afterStreamSeq, limit: limit)
+        let after = out.last?.streamSeq ?? afterStreamSeq
+        if out.count < limit {
+            let recent = overlay.withLock {
+                $0.userEvents(user: user, afterStreamSeq: after, limit: limit - out.count, lower: lower, upper: upper)
+            }
+            out += recent.map { StreamEntry(streamSeq: $0.streamSeq, seq: $0.seq, unreadAfter: $0.unreadAfter) }
+        }
+        return out
+    }
+
+    func notification(user: Int64, id: [UInt8]) throws -> Notification? {
+        try notification(NotificationKey(userNo: user, id: id))
+    }
+
+    /// The notification's state, or nil when the user never had it.
+    func notification(_ key: NotificationKey) throws -> Notification? {
+        let (mark, readAllBound) = overlay.withLock {
+            ($0.mark(key, lower: lower, upper: upper), $0.readAllBound(user: key.userNo, lower: lower, upper: upper))
+        }
+        let createdSeq: Int64
+        var unread: Bool
+        if let created = mark?.createdSeq {
+            createdSeq = created
+            unread = true
+        } else if let created = try base.createdSeq(key) {
+            createdSeq = created
+            unread = try base.isUnread(user: key.userNo, createdSeq: created)
+        } else {
+            return nil
+        }
+        if mark?.readSeq != nil || createdSeq <= readAllBound { unread = false }
+        return Notification(createdSeq: createdSeq, isUnread: unread)
+    }
+
+    /// Created seqs of the user's unread notifications created at or before `through`, oldest
+    /// first, at most `limit`.
+    func unreadSeqs(user: Int64, through: Int64 = .max, limit: Int = .max) throws -> [Int64] {
+        let (readAllBound, explicitReads, created) = overlay.withLock {
+            (
+                $0.readAllBound(user: user, lower: lower, upper: upper),
+                $0.explicitReads(user: user, lower: lower, upper: upper),
+                $0.createdEvents(user: user, lower: lower, upper: upper)
+            )
+        }
+        let readTargets = Set(explicitReads.map(\.createdSeq))
+        var out: [Int64] = []
+        // Base rows: every one was created at or before `lower`. Skip what the overlay read.
+        var after = readAllBound
+        while out.count < limit {
+            let page = try base.unreadSeqs(user: user, after: after, through: min(through, lower), limit: 512)
+            for seq in page where !readTargets.contains(seq) {
+                out.append(seq)
+                if out.count == limit { break }
+            }
+            guard page.count == 512, let last = page.last else { break }
+            after = last
+        }
+        for event in created where out.count < limit {
+            if event.seq > through { break }
+            if event.seq > readAllBound && !readTargets.contains(event.seq) { out.append(event.seq) }
+        }
+        return out
+    }
+
+    /// How many unread notifications the user has created at or before `through`.
+    func unreadCount(user: Int64, through: Int64) throws -> Int64 {
+        let (readAllBound, explicitReads, created) = overlay.withLock {
+            (
+                $0.readAllBound(user: user, lower: lower, upper: upper),
+                $0.explicitReads(user: user, lower: lower, upper: upper),
+                $0.createdEvents(user: user, lower: lower, upper: upper)
+            )
+        }
+        let readTargets = Set(explicitReads.map(\.createdSeq))
+        var count: Int64 = 0
+        let baseThrough = min(through, lower)
+        if baseThrough > readAllBound {
+            count += try base.unreadCount(user: user, after: readAllBound, through: baseThrough)
+            count -= Int64(readTargets.filter { $0 > readAllBound && $0 <= baseThrough }.count)
+        }
+        for event in created where event.seq <= through && event.seq > readAllBound {
+            if !readTargets.contains(event.seq) { count += 1 }
+        }
+        return count
+    }
+
+    /// The seqs an explicit event id may belong to: the overlay's exact match, else the base
+    /// table's hash matches (the caller compares the stored ids).
+    func candidateSeqs(forExplicitID id: [UInt8]) throws -> [Int64] {
+        if let seq = overlay.withLock({ $0.seq(forExplicitID: id, lower: lower, upper: upper) }) { return [seq] }
+        return try base.seqs(forIDHash: EventIDHash.of(id)).filter { $0 <= lower }
+    }
+}

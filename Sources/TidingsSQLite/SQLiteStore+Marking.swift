@@ -1,0 +1,95 @@
+public import TidingsStore
+
+extension SQLiteStore {
+    /// Marks the user's notifications read, appending one `notification.read` per notification
+    /// that was unread; ids that are unknown or already read change nothing.
+    public func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome {
+        try Self.checkUser(userID)
+        guard notificationIDs.count <= Limits.readIdentifiersMax else {
+            throw StoreError(
+                .payloadTooLarge,
+                "a read names at most \(Limits.readIdentifiersMax) notifications, not \(notificationIDs.count)")
+        }
+        for (index, id) in notificationIDs.enumerated() {
+            if let problem = Identifier.problem(id.utf8) {
+                throw StoreError(.badRequest, "notification_ids[\(index)] \(problem)")
+            }
+        }
+        let events = notificationIDs.map { id in
+            var data = Array(#"{"notification_id":"#.utf8)
+            JSONText.appendQuoted(id, to: &data)
+            data.append(UInt8(ascii: "}"))
+            return NewEvent(type: EventType.read.name, userID: userID, data: data)
+        }
+        if events.isEmpty {
+            let head = try await userHead(userID: userID)
+            return ReadOutcome(
+                read: [], unreadCount: head.unreadCount, cursor: userCursor(userID, streamSeq: head.streamSeq),
+                headStreamSeq: head.streamSeq, lastSeq: nil)
+        }
+        let validated = try Self.validate(events)
+        let response = try await writer.append(LogWriter.AppendRequest(events: validated, reportUser: userID))
+        var read: [String] = []
+        for (index, result) in response.results.enumerated() where result.status == .appended {
+            read.append(notificationIDs[index])
+        }
+        let head = response.userHead ?? (0, 0)
+        return ReadOutcome(
+            read: read, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
+            headStreamSeq: head.streamSeq, lastSeq: response.results.last { $0.status == .appended }?.event?.seq)
+    }
+
+    /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
+    /// with one `notification.read_all`.
+    public func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome {
+        try Self.checkUser(userID)
+        if let upToSeq, upToSeq < 1 { throw StoreError.badRequest("up_to_seq must be a positive integer seq") }
+        var data = Array("{".utf8)
+        if let upToSeq {
+            data += Array(#""up_to_seq":"#.utf8)
+            JSONText.appendInteger(upToSeq, to: &data)
+        }
+        data.append(UInt8(ascii: "}"))
+        let validated = try Self.validate([NewEvent(type: EventType.readAll.name, userID: userID, data: data)])
+        let response = try await writer.append(
+            LogWriter.AppendRequest(events: validated, collectMarked: true, reportUser: userID))
+        let marked = response.markedSeqs
+        let read: [String] =
+            marked.isEmpty
+            ? []
+            : try await withSnapshot { read in
+                try read.log.records(seqs: marked, sealedSeq: read.snapshot.sealedSeq).map {
+                    String(decoding: $0.record.notificationID, as: UTF8.self)
+                }
+            }
+        let head = response.userHead ?? (0, 0)
+        return ReadOutcome(
+            read: read, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
+            headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
+    }
+
+    public func stats() async throws -> StoreStats {
+        let directory = context.directory
+        let sealedTotals = context.sealedTotals
+        return try await withSnapshot { read in
+            let sealed = try sealedTotals.current(read.database)
+            let statement = try read.database.cached(
+                """
+                SELECT (SELECT COALESCE(sum(raw_bytes), 0) FROM tail),
+                    (SELECT COALESCE(sum(length(record) + length(hash)), 0) FROM tail),
+                    (SELECT COALESCE(max(user_no), 0) FROM users)
+                """)
+            defer { statement.reset() }
+            _ = try statement.step()
+            var fileBytes: Int64 = 0
+            for suffix in ["", "-wal"] {
+                let path = (directory as NSStringPath).appending(SQLiteStore.databaseFileName + suffix)
+                fileBytes += FileSize.of(path)
+            }
+            return StoreStats(
+                events: read.snapshot.headSeq, users: statement.int64(2), blocks: sealed.blocks,
+                rawBytes: sealed.rawBytes + statement.int64(0), storedBytes: sealed.storedBytes + statement.int64(1),
+                fileBytes: fileBytes)
+        }
+    }
+}

@@ -1,0 +1,274 @@
+public import TidingsStore
+
+/// One consistent read: a SQLite snapshot plus the overlay window that matches it.
+struct ReadContext {
+    let database: Database
+    let snapshot: LogSnapshot
+    let view: ProjectionView
+    let log: LogReader
+    let context: StoreContext
+
+    func userNumber(_ userID: String) throws -> Int64? {
+        try context.users.number(userID, database: database)
+    }
+
+    func events(entries: [StreamEntry]) throws -> [StoredEvent] {
+        var events: [StoredEvent] = []
+        events.reserveCapacity(entries.count)
+        try log.withRecords(seqs: entries.map(\.seq), sealedSeq: snapshot.sealedSeq) { seq, record in
+            events.append(
+                try context.storedEvent(
+                    seq: seq, view: record, database: database, unreadCount: entries[events.count].unreadAfter))
+        }
+        return events
+    }
+}
+
+/// Which of the store's read lanes a read takes (`ReadLane`).
+enum ReadKind {
+    /// Bounded by its request: a page, a user's state, a stream's start.
+    case short
+    /// Bounded only by the log: an export run, a verification, a filtered scan.
+    case scan
+}
+
+extension SQLiteStore {
+    func lane(_ kind: ReadKind) -> ReadLane {
+        switch kind {
+        case .short: shortReads
+        case .scan: scans
+        }
+    }
+
+    /// Runs `body` on a reader thread of the lane inside one snapshot whose overlay window is
+    /// complete.
+    func withSnapshot<T: Sendable>(
+        _ kind: ReadKind = .short, _ body: @escaping @Sendable (ReadContext) throws -> T
+    ) async throws -> T {
+        for _ in 0..<Self.snapshotAttemptsMax {
+            let outcome: T? = try await lane(kind).read { database in
+                try self.snapshotNow(database, body)
+            }
+            if let outcome { return outcome }
+            // The snapshot shows events this process has not applied yet (another process
+            // appended them): let the writer catch up, then read again.
+            try await writer.perform { try $0.synchronizeForReaders() }
+        }
+        throw StoreError(.unavailable, "the store's projection does not catch up with the log; try again")
+    }
+
+    /// Bounds the retries of a read whose snapshot the overlay does not cover yet.
+    static let snapshotAttemptsMax = 50
+
+    /// Nil when the overlay does not cover the snapshot.
+    func snapshotNow<T>(_ database: Database, _ body: (ReadContext) throws -> T) throws -> T? {
+        try database.readSnapshot {
+            let snapshot = try LogSnapshot.read(database)
+            let covered = context.overlay.withLock {
+                $0.committedSeq >= snapshot.headSeq && $0.retainedFrom <= snapshot.checkpointSeq
+            }
+            guard covered else { return nil }
+            let view = ProjectionView(
+                base: ProjectionBase(database: database), overlay: context.overlay, lower: snapshot.checkpointSeq,
+                upper: snapshot.headSeq)
+            return try body(
+                ReadContext(
+                    database: database, snapshot: snapshot, view: view, log: context.logReader(database),
+                    context: context))
+        }
+    }
+
+    // MARK: Cursors
+
+    /// The stream_seq a user-stream cursor names, checked in the protocol's order: parse, kind
+    /// and user, epoch, position (`head` is the stream's current head stream_seq).
+    func userPosition(_ text: String?, userID: String, head: Int64) throws -> Int64 {
+        guard let text else { return 0 }
+        let cursor = try Cursor.parse(text)
+        guard case .user(let hash) = cursor.stream else {
+            throw StoreError.invalidCursor("cursor belongs to the all stream, not a user stream")
+        }
+        guard hash == Cursor.userHash(userID) else {
+            throw StoreError.invalidCursor("cursor belongs to another user's stream")
+        }
+        return try checkEpochAndPosition(cursor, head: head, headCursor: userCursor(userID, streamSeq: head))
+    }
+
+    func allPosition(_ text: String?, head: Int64) throws -> Int64 {
+        guard let text else { return 0 }
+        let cursor = try Cursor.parse(text)
+        guard case .all = cursor.stream else {
+            throw StoreError.invalidCursor("cursor belongs to a user stream, not the all stream")
+        }
+        return try checkEpochAndPosition(cursor, head: head, headCursor: allCursor(seq: head))
+    }
+
+    /// The last two cursor checks, shared by both kinds of stream: epoch, then position.
+    private func checkEpochAndPosition(_ cursor: Cursor, head: Int64, headCursor: String) throws -> Int64 {
+        guard cursor.epoch == epoch else {
+            throw StoreError(
+                .cursorReset, "cursor is from another epoch of the store", head: headCursor, resetReason: .epochMismatch
+            )
+        }
+        guard cursor.position <= head else {
+            throw StoreError(
+                .cursorReset, "cursor is past the head of the stream", head: headCursor, resetReason: .cursorAhead)
+        }
+        return cursor.position
+    }
+
+    static func checkUser(_ userID: String) throws {
+        if let problem = Identifier.problem(userID.utf8) { throw StoreError.badRequest("user_id \(problem)") }
+    }
+
+    static func checkLimit(_ limit: Int) throws {
+        guard (1...Limits.pageLimitMax).contains(limit) else {
+            throw StoreError.badRequest("limit must be between 1 and \(Limits.pageLimitMax)")
+        }
+    }
+
+    // MARK: User streams
+
+    /// A page of the user's stream after `after` (nil: from the start).
+    public func userEvents(
+        userID: String, after: String?, limit: Int = Limits.pageLimitDefault
+    ) async throws -> EventPage {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        return try await withSnapshot { read in
+            let userNo = try read.userNumber(userID)
+            let head = try userNo.map { try read.view.head(user: $0).streamSeq } ?? 0
+            let position = try self.userPosition(after, userID: userID, head: head)
+            guard let userNo else {
+                return EventPage(events: [], nextCursor: after ?? self.userCursor(userID, streamSeq: 0), hasMore: false)
+            }
+            var entries = try read.view.entries(user: userNo, afterStreamSeq: position, limit: limit + 1)
+            let hasMore = entries.count > limit
+            if hasMore { entries.removeLast() }
+            let events = try read.events(entries: entries)
+            let next =
+                events.last.map { self.userCursor(userID, streamSeq: $0.streamSeq) } ?? after
+                ?? self.userCursor(userID, streamSeq: 0)
+            return EventPage(events: events, nextCursor: next, hasMore: hasMore)
+        }
+    }
+
+    /// The user's unread count, oldest unread notifications (at most `limit`), and head cursor.
+    public func unread(userID: String, limit: Int = Limits.pageLimitDefault) async throws -> UnreadSnapshot {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        return try await withSnapshot { read in
+            guard let userNo = try read.userNumber(userID) else {
+                return UnreadSnapshot(unreadCount: 0, notifications: [], cursor: self.userCursor(userID, streamSeq: 0))
+            }
+            let head = try read.view.head(user: userNo)
+            let seqs = try read.view.unreadSeqs(user: userNo, limit: limit)
+            let records = try read.log.records(seqs: seqs, sealedSeq: read.snapshot.sealedSeq)
+            let events = try records.map {
+                try self.context.storedEvent(seq: $0.seq, record: $0.record, database: read.database, unreadCount: nil)
+            }
+            return UnreadSnapshot(
+                unreadCount: head.unread, notifications: events,
+                cursor: self.userCursor(userID, streamSeq: head.streamSeq))
+        }
+    }
+
+    /// The user's stream head: its stream_seq and unread count.
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64) {
+        try Self.checkUser(userID)
+        return try await withSnapshot { read in
+            guard let userNo = try read.userNumber(userID) else { return (0, 0) }
+            let head = try read.view.head(user: userNo)
+            return (head.streamSeq, head.unread)
+        }
+    }
+
+    /// The unread count as of a position of the user's stream (0 at the start), for `caught_up`.
+    public func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64 {
+        try Self.checkUser(userID)
+        guard streamSeq > 0 else { return 0 }
+        return try await withSnapshot { read in
+            guard let userNo = try read.userNumber(userID) else { return 0 }
+            let entries = try read.view.entries(user: userNo, afterStreamSeq: streamSeq - 1, limit: 1)
+            guard let entry = entries.first, entry.streamSeq == streamSeq else {
+                throw StoreError(
+                    .cursorReset, "position \(streamSeq) is past the head of the stream", resetReason: .cursorAhead)
+            }
+            return entry.unreadAfter
+        }
+    }
+
+    // MARK: The all stream
+
+    /// The seq of the newest event.
+    public func headSeq() async throws -> Int64 {
+        try await withSnapshot { $0.snapshot.headSeq }
+    }
+
+    /// A page of the `all` stream after `after`, filtered.
+    public func allEvents(
+        after: String?, filter: EventFilter = EventFilter(), limit: Int = Limits.pageLimitDefault
+    )
+        async throws -> EventPage
+    {
+        try Self.checkLimit(limit)
+        if let user = filter.userID { try Self.checkUser(user) }
+        // A filtered page reads as far as the filter makes it (a type that is rare, a user with
+        // few events): a scan, not a short read.
+        return try await withSnapshot(filter.isEmpty ? .short : .scan) { read in
+            let position = try self.allPosition(after, head: read.snapshot.headSeq)
+            var events: [StoredEvent] = []
+            try self.scanAll(read, after: position, filter: filter) { event in
+                events.append(event)
+                return events.count <= limit
+            }
+            let hasMore = events.count > limit
+            if hasMore { events.removeLast() }
+            let next = events.last.map { self.allCursor(seq: $0.seq) } ?? after ?? self.allCursor(seq: 0)
+            return EventPage(events: events, nextCursor: next, hasMore: hasMore)
+        }
+    }
+
+    func scanAll(_ read: ReadContext, after: Int64, filter: EventFilter, _ body: (StoredEvent) throws -> Bool) throws {
+        let head = read.snapshot.headSeq
+        if let userID = filter.userID {
+            guard let userNo = try read.userNumber(userID) else { return }
+            var streamSeq: Int64 = 0
+            while true {
+                let entries = try read.view.entries(user: userNo, afterStreamSeq: streamSeq, limit: 256)
+                guard let last = entries.last else { return }
+                streamSeq = last.streamSeq
+                let wanted = entries.filter { $0.seq > after }
+                let records = try read.log.records(seqs: wanted.map(\.seq), sealedSeq: read.snapshot.sealedSeq)
+                for entry in records where filter.matches(entry.record) {
+                    let event = try context.storedEvent(
+                        seq: entry.seq, record: entry.record, database: read.database, unreadCount: nil)
+                    guard try body(event) else { return }
+                }
+            }
+        }
+        var start = after
+        if let since = filter.since, start < read.snapshot.sealedSeq {
+            // Timestamps never decrease along seq: skip the blocks that end before `since`.
+            let statement = try read.database.cached(
+                "SELECT first_seq FROM blocks WHERE last_ts >= ?1 AND first_seq + event_count - 1 > ?2 ORDER BY first_seq LIMIT 1"
+            )
+            statement.bind(1, since)
+            statement.bind(2, after)
+            if try statement.step() {
+                start = max(start, statement.int64(0) - 1)
+            } else {
+                start = max(start, read.snapshot.sealedSeq)
+            }
+            statement.reset()
+        }
+        try read.log.scan(after: start, through: head, sealedSeq: read.snapshot.sealedSeq, typeMask: filter.typeMask) {
+            entry in
+            if let until = filter.until, entry.record.timestampMilliseconds >= until { return false }
+            guard filter.matches(entry.record) else { return true }
+            return try body(
+                try context.storedEvent(seq: entry.seq, record: entry.record, database: read.database, unreadCount: nil)
+            )
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import TidingsStore
+
+/// What the writer and the readers of one open store share. Everything here is safe to use
+/// from any thread: caches behind locks, the overlay behind a mutex, constants.
+final class StoreContext: Sendable {
+    let directory: String
+    let databasePath: String
+    let epoch: UInt64
+    let options: StoreOptions
+    let overlay: OverlayLock
+    let users = UserDirectory()
+    let dictionaries = DictionaryCache()
+    let blocks: BlockCache
+    let sealedTotals = SealedBlockTotals()
+    let derivedIDs: DerivedEventID
+    let commitFeed = CommitFeed()
+    let faults = FaultReporter()
+    let fanoutKey: [UInt8]
+
+    init(
+        directory: String, databasePath: String, epoch: UInt64, checkpointSeq: Int64, fanoutKey: [UInt8],
+        options: StoreOptions
+    ) {
+        self.fanoutKey = fanoutKey
+        self.directory = directory
+        self.databasePath = databasePath
+        self.epoch = epoch
+        self.options = options
+        overlay = OverlayLock(ProjectionOverlay(baseSeq: checkpointSeq))
+        blocks = BlockCache(capacityBytes: options.blockCacheBytes)
+        derivedIDs = DerivedEventID(epoch: epoch)
+    }
+
+    /// The event's id as text: the client's, or the one derived from its seq.
+    func idText(seq: Int64, record: LogRecord) -> [UInt8] {
+        record.explicitID ?? derivedIDs.text(seq: seq)
+    }
+
+    func logReader(_ database: Database, cached: Bool = true) -> LogReader {
+        LogReader(database: database, dictionaries: dictionaries, cache: cached ? blocks : nil)
+    }
+
+    /// A stored event in its public form from a record read in place.
+    func storedEvent(seq: Int64, view record: RecordView, database: Database, unreadCount: Int64?) throws -> StoredEvent
+    {
+        var notification: [UInt8] = []
+        if !record.notificationID.isEmpty { RecordView.appendIdentifierText(record.notificationID, to: &notification) }
+        var data: [UInt8] = []
+        data.reserveCapacity(record.transformedData.count * 2)
+        do {
+            try DataTransform.decode(record.transformedData, notificationID: notification, into: &data)
+        } catch {
+            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
+        }
+        var id: [UInt8] = []
+        if record.explicitID.isEmpty {
+            derivedIDs.append(seq: seq, to: &id)
+        } else {
+            RecordView.appendIdentifierText(record.explicitID, to: &id)
+        }
+        return StoredEvent(
+            seq: seq, streamSeq: record.streamSeq, userID: try users.name(record.userNo, database: database),
+            id: String(decoding: id, as: UTF8.self), type: record.type,
+            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+    }
+
+    /// A stored event in its public form (`unreadCount` as given).
+    func storedEvent(seq: Int64, record: LogRecord, database: Database, unreadCount: Int64?) throws -> StoredEvent {
+        let data: [UInt8]
+        do {
+            data = try record.data()
+        } catch {
+            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
+        }
+        return StoredEvent(
+            seq: seq, streamSeq: record.streamSeq, userID: try users.name(record.userNo, database: database),
+            id: String(decoding: idText(seq: seq, record: record), as: UTF8.self), type: record.type,
+            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+    }
+
+    /// Configures a freshly opened connection: the writer's (durability, WAL size) or a
+    /// reader's, each with its page cache.
+    func configure(_ database: Database, pageCacheBytes: Int, writer: Bool = false) throws {
+        try database.execute("PRAGMA cache_size = \(-(pageCacheBytes / 1024))")
+        if writer {
+            try database.execute("PRAGMA synchronous = \(options.durability == .full ? "FULL" : "NORMAL")")
+            try database.execute("PRAGMA journal_size_limit = \(Self.walBytesKept)")
+        }
+    }
+
+    /// What the WAL file is truncated to after a checkpoint: larger WAL files are given back
+    /// to the file system.
+    static let walBytesKept = 64 * 1024 * 1024
+}

@@ -1,0 +1,139 @@
+/// A Tidings store: the append-only, compressed, hash-chained event log with its unread
+/// projection, as the server and the command line see it. One implementation per storage engine,
+/// each in its own module (`SQLiteStore` in TidingsSQLite, the embedded default); the records,
+/// blocks, compression, hash chain and projection rules they share live in this module.
+///
+/// Every method keeps the promises of docs/PROTOCOL.md whichever engine answers: cursors carry
+/// the store's epoch, `seq` is gapless across everyone who appends, an append returns once it is
+/// durable, and the projection always agrees with the log.
+public protocol EventStore: AnyObject, Sendable {
+    /// The store's epoch, as carried by every cursor.
+    var epoch: UInt64 { get }
+    /// A secret of this store (32 bytes), shared by every process that opens it: live-event
+    /// messages between processes are signed with it.
+    var fanoutKey: [UInt8] { get }
+    /// The engine's read queues, with how long their reads have waited.
+    var readLaneStatistics: [ReadLaneStatistics] { get }
+
+    // MARK: Appending and marking
+
+    /// Appends one event or a batch, atomically: every event is checked first (413, then 400,
+    /// with the failing event's index), then each in order is appended, found to be a
+    /// `duplicate` of an earlier event with its id, or is a `noop`; a conflict fails the whole
+    /// request. Returns after the transaction is durably committed.
+    func append(_ events: [NewEvent]) async throws -> [AppendResult]
+    /// Marks the user's notifications read, appending one `notification.read` per notification
+    /// that was unread; ids that are unknown or already read change nothing.
+    func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome
+    /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
+    /// with one `notification.read_all`, or nothing when none of them is unread.
+    func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome
+
+    // MARK: Reading
+
+    /// A page of the user's stream after `after` (a user-stream cursor; nil: from the start).
+    func userEvents(userID: String, after: String?, limit: Int) async throws -> EventPage
+    /// A page of the `all` stream after `after` that passes `filter`.
+    func allEvents(after: String?, filter: EventFilter, limit: Int) async throws -> EventPage
+    /// The user's unread count, oldest unread notifications (at most `limit`) and stream head.
+    func unread(userID: String, limit: Int) async throws -> UnreadSnapshot
+    /// The user's stream head and unread count, in one snapshot.
+    func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64)
+    /// The user's unread count as it was right after their event at `streamSeq`.
+    func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64
+    /// The seq of the newest event of the log.
+    func headSeq() async throws -> Int64
+    /// Checks a WebSocket hello's cursor for a user stream against the head, in one snapshot.
+    func startUserStream(userID: String, cursor: String?) async throws -> StreamStart
+    /// The same for the `all` stream.
+    func startAllStream(cursor: String?) async throws -> StreamStart
+    /// An export of every event of the `all` stream after `after` that passes `filter`, through
+    /// the head as it is now. Checks the cursor first, so a caller can answer an error before
+    /// the first byte.
+    func export(after: String?, filter: EventFilter) async throws -> LogExport
+    /// Store-wide figures.
+    func stats() async throws -> StoreStats
+
+    // MARK: Auditing and maintenance
+
+    /// Recomputes the whole hash chain and checks every block, and optionally whether the log
+    /// still holds a head an auditor recorded earlier (`seq`, `hash`).
+    func verifyLog(
+        checkpoint: (seq: Int64, hash: [UInt8])?, progress: (@Sendable (Int64, Int64) -> Void)?
+    ) async throws -> LogVerification
+    /// Rebuilds the projection from the log and compares it with the live one.
+    func verifyProjections() async throws -> ProjectionVerification
+    /// Rebuilds the projection from the log while reads and appends go on.
+    func rebuildProjections(progress: (@Sendable (RebuildProgress) -> Void)?) async throws
+    /// Starts an online rebuild in the background; throws `conflict` while one runs.
+    func startProjectionRebuild() throws -> RebuildJob
+    /// The online rebuild job, if one ever ran since the store was opened.
+    var rebuildJob: RebuildJob? { get }
+
+    // MARK: Listening
+
+    /// Calls `listener` with the events of every transaction this process commits, in seq order,
+    /// each with its user's unread count after it. Hand the events on and return. Events other
+    /// processes or nodes append do not pass here.
+    func onCommit(_ listener: @escaping @Sendable ([StoredEvent]) -> Void)
+    /// Calls `listener` for every failure of the store's own I/O and once when a failing
+    /// operation succeeds again. Log or count and return.
+    func onFault(_ listener: @escaping @Sendable (StoreFault) -> Void)
+
+    /// Finishes queued appends and lets go of the store's files or connections.
+    func close()
+}
+
+extension EventStore {
+    /// The epoch as text (16 lowercase hex digits), as the WebSocket `welcome` shows it.
+    public var epochText: String {
+        let text = String(epoch, radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
+    }
+
+    public func userCursor(_ userID: String, streamSeq: Int64) -> String {
+        Cursor.user(userID, epoch: epoch, streamSeq: streamSeq).text
+    }
+
+    public func allCursor(seq: Int64) -> String {
+        Cursor.all(epoch: epoch, seq: seq).text
+    }
+
+    public func userEvents(userID: String, after: String?) async throws -> EventPage {
+        try await userEvents(userID: userID, after: after, limit: Limits.pageLimitDefault)
+    }
+
+    public func allEvents(after: String?, filter: EventFilter = EventFilter()) async throws -> EventPage {
+        try await allEvents(after: after, filter: filter, limit: Limits.pageLimitDefault)
+    }
+
+    public func unread(userID: String) async throws -> UnreadSnapshot {
+        try await unread(userID: userID, limit: Limits.pageLimitDefault)
+    }
+
+    public func export(after: String?) async throws -> LogExport {
+        try await export(after: after, filter: EventFilter())
+    }
+
+    public func verifyLog() async throws -> LogVerification {
+        try await verifyLog(checkpoint: nil, progress: nil)
+    }
+
+    public func rebuildProjections() async throws {
+        try await rebuildProjections(progress: nil)
+    }
+
+    /// Writes the export to `body`, chunk by chunk, and returns the number of events; `body`
+    /// returns false to stop.
+    @discardableResult
+    public func exportNDJSON(
+        after: String?, filter: EventFilter = EventFilter(), _ body: (_ chunk: [UInt8], _ lastSeq: Int64) throws -> Bool
+    ) async throws -> Int {
+        var count = 0
+        for try await chunk in try await export(after: after, filter: filter) {
+            count += chunk.events
+            guard try body(chunk.bytes, chunk.lastSeq) else { break }
+        }
+        return count
+    }
+}

@@ -1,0 +1,85 @@
+/// A page of a stream: `{"events","next_cursor","has_more"}`.
+public struct EventPage: Sendable {
+    public let events: [StoredEvent]
+    public let nextCursor: String
+    public let hasMore: Bool
+    package init(events: [StoredEvent], nextCursor: String, hasMore: Bool) {
+        self.events = events
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+    }
+}
+
+/// A user's unread state: the total count, the oldest unread notifications, the stream head.
+public struct UnreadSnapshot: Sendable {
+    public let unreadCount: Int64
+    public let notifications: [StoredEvent]
+    public let cursor: String
+    package init(unreadCount: Int64, notifications: [StoredEvent], cursor: String) {
+        self.unreadCount = unreadCount
+        self.notifications = notifications
+        self.cursor = cursor
+    }
+}
+
+/// Filters of the `all` stream. Empty `types` means every type.
+public struct EventFilter: Sendable {
+    public var types: Set<EventType> = []
+    public var userID: String?
+    /// Inclusive, milliseconds since the epoch.
+    public var since: Int64?
+    /// Exclusive.
+    public var until: Int64?
+
+    public init(types: Set<EventType> = [], userID: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+        self.types = types
+        self.userID = userID
+        self.since = since
+        self.until = until
+    }
+
+    /// True when every event matches.
+    package var isEmpty: Bool {
+        (types.isEmpty || types.count == EventType.allCases.count) && userID == nil && since == nil && until == nil
+    }
+
+    package var typeMask: Int {
+        types.isEmpty ? 0b111 : types.reduce(0) { $0 | 1 << Int($1.rawValue) }
+    }
+
+    package func matches(_ record: LogRecord) -> Bool {
+        if typeMask & 1 << Int(record.type.rawValue) == 0 { return false }
+        if let since, record.timestampMilliseconds < since { return false }
+        if let until, record.timestampMilliseconds >= until { return false }
+        return true
+    }
+}
+
+extension EventFilter {
+    package func matches(_ record: RecordView) -> Bool {
+        if typeMask & 1 << Int(record.type.rawValue) == 0 { return false }
+        if let since, record.timestampMilliseconds < since { return false }
+        if let until, record.timestampMilliseconds >= until { return false }
+        return true
+    }
+}
+
+/// Where a live stream starts: the head at the moment, and the position to replay from (or why
+/// the client's cursor cannot be used and it must start over from the head).
+public struct StreamStart: Sendable, Equatable {
+    /// The stream's head position (stream_seq for user streams, seq for `all`).
+    public let head: Int64
+    /// User streams: the unread count as of the head.
+    public let headUnreadCount: Int64?
+    /// The position to replay after; nil when the cursor was reset.
+    public let position: Int64?
+    public let resetReason: StoreError.ResetReason?
+    package init(
+        head: Int64, headUnreadCount: Int64? = nil, position: Int64? = nil, resetReason: StoreError.ResetReason? = nil
+    ) {
+        self.head = head
+        self.headUnreadCount = headUnreadCount
+        self.position = position
+        self.resetReason = resetReason
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+
+@testable import TidingsSQLite
+@testable import TidingsStore
+
+@Suite struct ProjectionTests {
+    @Test func markReadReportsWhatChangedInRequestOrder() async throws {
+        let temporary = try await TemporaryStore()
+        let store = temporary.store!
+        _ = try await store.append([created("alice", "n-1"), created("alice", "n-2"), created("alice", "n-3")])
+        let outcome = try await store.markRead(userID: "alice", notificationIDs: ["n-3", "unknown", "n-1", "n-3"])
+        #expect(outcome.read == ["n-3", "n-1"])
+        #expect(outcome.unreadCount == 1)
+        #expect(outcome.cursor == store.userCursor("alice", streamSeq: 5))
+        let again = try await store.markRead(userID: "alice", notificationIDs: ["n-1"])
+        #expect(again.read == [])
+        #expect(again.unreadCount == 1)
+        #expect(again.cursor == store.userCursor("alice", streamSeq: 5))
+        let unread = try await store.unread(userID: "alice")
+        #expect(unread.notifications.map(\.seq) == [2])
+    }
+
+    @Test func markAllReadListsWhatItMarkedOldestFirst() async throws {
+        let temporary = try await TemporaryStore()
+        let store = temporary.store!
+        _ = try await store.append((1...5).map { created("alice", "n-\($0)") })
+        _ = try await store.markRead(userID: "alice", notificationIDs: ["n-2"])
+        let upTo = try await store.markAllRead(userID: "alice", upToSeq: 4)
+        #expect(upTo.read == ["n-1", "n-3", "n-4"])
+        #expect(upTo.unreadCount == 1)
+        let rest = try await store.markAllRead(userID: "alice", upToSeq: nil)
+        #expect(rest.read == ["n-5"])
+        #expect(rest.unreadCount == 0)
+        let nothing = try await store.markAllRead(userID: "alice", upToSeq: nil)
+        #expect(nothing.read == [])
+        #expect(nothing.cursor == store.userCursor("alice", streamSeq: 8))
+        // A read_all never marks notifications created after it, whatever up_to_seq says.
+        _ = try await store.append([readAll("bob", upTo: 1000)])
+        _ = try await store.append([created("bob", "later")])
+        #expect(try await store.unread(userID: "bob").unreadCount == 1)
+    }
+
+    @Test func unreadCountAsOfEveryPositionOfTheStream() async throws {
+        let temporary = try await TemporaryStore()
+        let store = temporary.store!
+        _ = try await store.append([
+            created("alice", "a"), created("alice", "b"), read("alice", "a"), created("alice", "c"),
+        ])
+        _ = try await store.append([readAll("alice")])
+        var counts: [Int64] = []
+        for position in 0...5 {
+            counts.append(try await store.unreadCount(userID: "alice", atStreamSeq: Int64(position)))
+        }
+        #expect(counts == [0, 1, 2, 1, 2, 0])
+        await expectStoreError(.cursorReset) { _ = try await store.unreadCount(userID: "alice", atStreamSeq: 6) }
+    }
+
+    @Test func timestampsNeverGoBackwardsWhenTheClockDoes() async throws {
+        let clock = ClockBox(2_000_000_000_000)
+        var options = StoreOptions()
+        options.clock = { clock.now() }
+        let temporary = try await TemporaryStore(options: options)
+        let store = temporary.store!
+        _ = try await store.append([created("alice", "a")])
+        clock.set(1_000_000_000_000)
+        let later = try await store.append([created("alice", "b")])
+        #expect(later[0].event?.timestampMilliseconds == 2_000_000_000_000)
+        try await temporary.reopen(options: options)
+        let afterRestart = try await temporary.store.append([created("alice", "c")])
+        #expect(afterRestart[0].event?.timestampMilliseconds == 2_000_000_000_000)
+        #expect(afterRestart[0].event?.seq == 3)
+        #expect(try await temporary.store.verifyLog().ok)
+    }
+
+    @Test func rebuildWhileAppendingChangesNoCount() async throws {
+        var options = StoreOptions()
+        options.checkpointEvents = 50
+        options.blockTargetBytes = 512
+        let temporary = try await TemporaryStore(options: options)
+        let store = temporary.store!
+        for batch in 0..<20 {
+            _ = try await store.append((0..<25).map { created("user-\($0 % 7)", "n-\(batch)-\($0)") })
+            _ = try await store.markRead(userID: "user-\(batch % 7)", notificationIDs: ["n-\(batch)-\(batch % 7)"])
+        }
+        async let rebuild: Void = store.rebuildProjections()
+        var counts: [String: Int64] = [:]
+        for round in 0..<30 {
+            let user = "user-\(round % 7)"
+            _ = try await store.append([created(user, "late-\(round)")])
+            if round % 4 == 0 { _ = try await store.markAllRead(userID: user, upToSeq: nil) }
+        }
+        try await rebuild
+        for user in (0..<7).map({ "user-\($0)" }) { counts[user] = try await store.unread(userID: user).unreadCount }
+        let verification = try await store.verifyProjections()
+        #expect(verification.ok, "\(verification.mismatches)")
+        #expect(verification.usersChecked == 7)
+        try await temporary.reopen(options: options)
+        for (user, count) in counts { #expect(try await temporary.store.unread(userID: user).unreadCount == count) }
+    }
+
+    @Test func verifyFindsADamagedProjection() async throws {
+        let temporary = try await TemporaryStore()
+        _ = try await temporary.store.append([created("alice", "a"), created("alice", "b"), created("bob", "c")])
+        temporary.store.close()
+        try withDatabase(temporary.databasePath) { database in
+            try database.execute("DELETE FROM unread WHERE created_seq = 2")
+        }
+        try await temporary.reopen()
+        let verification = try await temporary.store.verifyProjections()
+        #expect(!verification.ok)
+        #expect(verification.mismatches.contains { $0.userID == "alice" && $0.field == "unread" })
+        try await temporary.store.rebuildProjections()
+        #expect(try await temporary.store.verifyProjections().ok)
+        #expect(try await temporary.store.unread(userID: "alice").unreadCount == 2)
+    }
+
+    @Test func aNewProjectionVersionRebuildsOnOpen() async throws {
+        let temporary = try await TemporaryStore()
+        _ = try await temporary.store.append([created("alice", "a"), created("alice", "b"), read("alice", "a")])
+        temporary.store.close()
+        try withDatabase(temporary.databasePath) { database in
+            try database.execute("UPDATE meta SET value = 0 WHERE key = 'projection_version'")
+            try database.execute("DELETE FROM unread")
+            try database.execute("DELETE FROM user_events")
+        }
+        try await temporary.reopen()
+        #expect(try await temporary.store.unread(userID: "alice").notifications.map(\.seq) == [2])
+        #expect(try await temporary.store.userEvents(userID: "alice", after: nil).events.count == 3)
+        try withDatabase(temporary.databasePath) { database in
+            let statement = try database.prepare("SELECT value FROM meta WHERE key = 'projection_version'")
+            _ = try statement.step()
+            #expect(statement.int(0) == SQLiteStore.projectionVersion)
+        }
+    }
+
+    @Test func onlineRebuildJobReportsItsState() async throws {
+        let temporary = try await TemporaryStore()
+        let store = temporary.store!
+        #expect(store.rebuildJob == nil)
+        _ = try await store.append((1...100).map { created("alice", "n-\($0)") })
+        let started = try store.startProjectionRebuild()
+        #expect(started.state == .running)
+        var job = store.rebuildJob
+        for _ in 0..<500 where job?.state == .running {
+            try await Task.sleep(for: .milliseconds(10))
+            job = store.rebuildJob
+        }
+        #expect(job?.state == .done)
+        #expect(job?.phase == .swapping)
+        #expect(job?.processed == 100)
+        #expect(job?.total == 100)
+        #expect(job?.finishedAt != nil)
+    }
+}
+
+/// Opens the database file directly, as an operator (or an attacker) could, for damage tests.
+func withDatabase(_ path: String, _ body: (Database) throws -> Void) throws {
+    let database = try Database(path: path, mode: .readWrite)
+    defer { database.close() }
+    try body(database)
+}

@@ -1,0 +1,167 @@
+import Testing
+import TidingsTestSupport
+
+@testable import TidingsSQLite
+@testable import TidingsStore
+
+/// Random sequences of appends, retries, reads and read_alls, checked against `StoreModel`:
+/// streams, cursors, unread state, the all stream, verify and rebuild must all agree with it.
+@Suite struct PropertyTests {
+    struct Generator {
+        var random: SeededGenerator
+        var model = StoreModel()
+        var sentWithIDs: [NewEvent] = []
+        var nextNotification = 0
+        var nextID = 0
+        let users = ["alice", "bob", "carol", "dave:1", "e@x.org"]
+
+        mutating func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+        mutating func chance(_ percent: UInt64) -> Bool { random.next() % 100 < percent }
+
+        mutating func knownNotification(for user: String) -> String? {
+            let known = Array(model.users[user]?.notifications.keys ?? [:].keys)
+            return known.isEmpty ? nil : pick(known.sorted())
+        }
+
+        /// One random event with what the model needs to know about it.
+        mutating func event() -> (NewEvent, notification: String?, upTo: Int64?) {
+            if chance(10), !sentWithIDs.isEmpty {
+                var retry = pick(sentWithIDs)
+                if chance(30) {
+                    retry.data = Array(#"{"notification_id":"changed-\#(nextNotification)"}"#.utf8)
+                    retry.type = EventType.created.name
+                }
+                let decoded = try? JSONValue.parse(retry.data)
+                return (retry, decoded?["notification_id"]?.stringValue, decoded?["up_to_seq"]?.integerValue)
+            }
+            let user = pick(users)
+            let id: String? = chance(40) ? "evt-\(nextID)" : nil
+            nextID += 1
+            let roll = random.next() % 100
+            var result: (NewEvent, String?, Int64?)
+            if roll < 60 {
+                let notification: String
+                if chance(5), let known = knownNotification(for: user) {
+                    notification = known
+                } else {
+                    // Ids one character long, UUIDs and ids longer than a rebuild packs inline
+                    // each have their own encoding.
+                    notification =
+                        nextNotification % 7 == 0
+                        ? String(UnicodeScalar(UInt8(97 + nextNotification % 26)))
+                        : nextNotification % 5 == 0
+                            ? "00000000-0000-4000-8000-\(String(100_000_000_000 + nextNotification))"
+                            : nextNotification % 3 == 0
+                                ? "a-notification-id-longer-than-24-bytes-\(nextNotification)" : "n-\(nextNotification)"
+                    nextNotification += 1
+                }
+                result = (created(user, notification, id: id, title: "T\(random.next() % 1000)"), notification, nil)
+            } else if roll < 90 {
+                let notification = knownNotification(for: user) ?? "unknown-\(random.next() % 5)"
+                result = (read(user, notification, id: id), notification, nil)
+            } else {
+                let upTo: Int64? = chance(50) ? Int64(random.next() % UInt64(model.events.count + 3)) + 1 : nil
+                result = (readAll(user, upTo: upTo, id: id), nil, upTo)
+            }
+            if id != nil { sentWithIDs.append(result.0) }
+            return result
+        }
+
+    }
+
+    static let options: StoreOptions = {
+        var options = StoreOptions()
+        options.blockTargetBytes = 200
+        options.checkpointEvents = 7
+        options.durability = .normal
+        return options
+    }()
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func randomHistoriesAgreeWithTheModel(seed: UInt64) async throws {
+        let temporary = try await TemporaryStore(options: Self.options)
+        var generator = Generator(random: SeededGenerator(seed: seed))
+        for step in 0..<400 {
+            let size = generator.chance(70) ? 1 : Int(generator.random.next() % 4) + 2
+            let request = (0..<size).map { _ in generator.event() }
+            let expected = generator.model.append(request)
+            do {
+                let results = try await temporary.store.append(request.map(\.0))
+                guard let expected else {
+                    Issue.record("step \(step): store appended what the model refuses: \(results)")
+                    return
+                }
+                let actual: [StoreModel.Outcome] = results.map { result in
+                    switch result.status {
+                    case .appended: .appended(seq: result.event!.seq)
+                    case .duplicate: .duplicate(seq: result.event!.seq)
+                    case .noop: .noop
+                    }
+                }
+                #expect(actual == expected, "step \(step)")
+                for (result, outcome) in zip(results, expected) {
+                    if case .appended(let seq) = outcome {
+                        #expect(result.event?.unreadCount == generator.model.events[Int(seq - 1)].unreadAfter)
+                    }
+                }
+            } catch let error as StoreError {
+                #expect(expected == nil, "step \(step): store refused with \(error)")
+                #expect(error.code == .conflict, "step \(step): \(error)")
+            }
+            if step % 40 == 39 { try await temporary.reopen(options: Self.options) }
+            if step % 20 == 0 { try await check(temporary.store, against: generator.model, random: &generator.random) }
+        }
+        try await check(temporary.store, against: generator.model, random: &generator.random)
+        try await temporary.store.rebuildProjections()
+        try await check(temporary.store, against: generator.model, random: &generator.random)
+        let projection = try await temporary.store.verifyProjections()
+        #expect(projection.ok, "\(projection.mismatches)")
+        let log = try await temporary.store.verifyLog()
+        #expect(log.ok, "\(String(describing: log.problem))")
+        #expect(log.headSeq == Int64(generator.model.events.count))
+    }
+
+    func check(_ store: SQLiteStore, against model: StoreModel, random: inout SeededGenerator) async throws {
+        for (userID, user) in model.users {
+            // Page through the whole stream with a random page size.
+            let limit = Int(random.next() % 4) + 1
+            var cursor: String?
+            var seen: [Int64] = []
+            while true {
+                let page = try await store.userEvents(userID: userID, after: cursor, limit: limit)
+                for event in page.events {
+                    let expected = model.events[Int(event.seq - 1)]
+                    #expect(event.userID == userID)
+                    #expect(event.streamSeq == expected.streamSeq)
+                    #expect(event.unreadCount == expected.unreadAfter)
+                    #expect(event.type == expected.type)
+                    #expect(event.dataText == expected.data)
+                    if let id = expected.id { #expect(event.id == id) }
+                }
+                seen += page.events.map(\.seq)
+                cursor = page.nextCursor
+                #expect(page.hasMore == (seen.count < user.events.count))
+                if !page.hasMore { break }
+            }
+            #expect(seen == user.events)
+            let unread = try await store.unread(userID: userID, limit: 1000)
+            #expect(unread.unreadCount == Int64(user.unread.count))
+            #expect(unread.notifications.map(\.seq) == user.unread)
+            #expect(unread.cursor == store.userCursor(userID, streamSeq: Int64(user.events.count)))
+            if !user.events.isEmpty {
+                let position = Int64(random.next() % UInt64(user.events.count)) + 1
+                let count = try await store.unreadCount(userID: userID, atStreamSeq: position)
+                #expect(count == model.events[Int(user.events[Int(position - 1)] - 1)].unreadAfter)
+            }
+        }
+        var all: [Int64] = []
+        var cursor: String?
+        repeat {
+            let page = try await store.allEvents(after: cursor, limit: 7)
+            all += page.events.map(\.seq)
+            cursor = page.nextCursor
+            if !page.hasMore { break }
+        } while true
+        #expect(all == model.events.map(\.seq))
+    }
+}
