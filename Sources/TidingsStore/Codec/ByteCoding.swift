@@ -3,10 +3,13 @@
 /// `DecodeError` instead of reading out of bounds.
 package struct DecodeError: Error, CustomStringConvertible {
     package var reason: String
-    package var description: String { reason }
+
+    @inlinable
     package init(reason: String) {
         self.reason = reason
     }
+
+    package var description: String { reason }
 }
 
 package enum Varint {
@@ -36,15 +39,16 @@ package struct ByteReader {
     package let bytes: UnsafeRawBufferPointer
     package var position: Int
 
+    @inlinable
     package init(_ bytes: UnsafeRawBufferPointer, position: Int = 0) {
         self.bytes = bytes
         self.position = position
     }
 
-    package var isAtEnd: Bool { position >= bytes.count }
-    package var remaining: Int { bytes.count - position }
+    @inlinable package var isAtEnd: Bool { position >= bytes.count }
+    @inlinable package var remaining: Int { bytes.count - position }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package mutating func byte() throws(DecodeError) -> UInt8 {
         guard position < bytes.count else { throw DecodeError(reason: "truncated record") }
         let value = bytes[position]
@@ -52,7 +56,7 @@ package struct ByteReader {
         return value
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package mutating func varint() throws(DecodeError) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
@@ -67,29 +71,26 @@ package struct ByteReader {
         }
     }
 
+    @inlinable
     package mutating func int64() throws(DecodeError) -> Int64 {
         let value = try varint()
         guard value <= UInt64(Int64.max) else { throw DecodeError(reason: "varint out of range") }
         return Int64(value)
     }
 
+    @inlinable
     package mutating func int() throws(DecodeError) -> Int {
         Int(try int64())
     }
 
     /// The next `count` bytes, as a view into the buffer.
+    @inlinable
     package mutating func slice(_ count: Int) throws(DecodeError) -> UnsafeRawBufferPointer {
         guard count >= 0, count <= remaining else { throw DecodeError(reason: "truncated field") }
         let view = UnsafeRawBufferPointer(rebasing: bytes[position..<position + count])
         position += count
         return view
     }
-
-    package init(bytes: UnsafeRawBufferPointer, position: Int) {
-        self.bytes = bytes
-        self.position = position
-    }
-
 }
 
 /// Big-endian fixed-width integers, for the hash chain's canonical bytes.

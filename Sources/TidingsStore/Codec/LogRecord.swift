@@ -18,8 +18,8 @@ package struct LogRecord: Equatable, Sendable {
     /// `data` after `DataTransform.encode`.
     package var transformedData: [UInt8]
 
-    private static let explicitIDFlag: UInt8 = 0x04
-    private static let upToFlag: UInt8 = 0x08
+    package static let explicitIDFlag: UInt8 = 0x04
+    package static let upToFlag: UInt8 = 0x08
 
     package func encode(previousTimestamp: Int64, into out: inout [UInt8]) {
         precondition(timestampMilliseconds >= previousTimestamp, "timestamps never decrease along seq")
@@ -91,6 +91,7 @@ package struct LogRecord: Equatable, Sendable {
 
 extension LogRecord {
     /// Steps over one record without copying it; returns its absolute timestamp.
+    @inlinable
     package static func skip(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> Int64 {
         let flags = try reader.byte()
         guard flags & ~(0x03 | explicitIDFlag | upToFlag) == 0, let type = EventType(rawValue: flags & 0x03) else {
@@ -106,7 +107,8 @@ extension LogRecord {
         return previousTimestamp + delta
     }
 
-    private static func skipIdentifier(_ reader: inout ByteReader) throws(DecodeError) {
+    @inlinable
+    package static func skipIdentifier(_ reader: inout ByteReader) throws(DecodeError) {
         guard reader.remaining > 0 else { throw DecodeError(reason: "truncated identifier") }
         if reader.bytes[reader.position] == CompactIdentifier.uuidTag {
             _ = try reader.slice(17)

@@ -14,7 +14,9 @@ package struct RecordView {
     /// `data` after `DataTransform.encode`.
     package var transformedData: UnsafeRawBufferPointer
 
-    /// Reads the record at the reader's position and moves past it.
+    /// Reads the record at the reader's position and moves past it. Inlinable: every replay,
+    /// export and rebuild calls it once per event from the engine's module.
+    @inlinable
     package static func read(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> RecordView {
         let flags = try reader.byte()
         guard flags & ~0x0F == 0, let type = EventType(rawValue: flags & 0x03) else {
@@ -34,7 +36,8 @@ package struct RecordView {
             explicitID: explicitID, notificationID: notificationID, upToSeq: upToSeq, transformedData: data)
     }
 
-    private static func identifierSpan(_ reader: inout ByteReader) throws(DecodeError) -> UnsafeRawBufferPointer {
+    @inlinable
+    package static func identifierSpan(_ reader: inout ByteReader) throws(DecodeError) -> UnsafeRawBufferPointer {
         guard reader.remaining > 0 else { throw DecodeError(reason: "truncated identifier") }
         let start = reader.position
         if reader.bytes[start] == CompactIdentifier.uuidTag {
@@ -59,6 +62,7 @@ package struct RecordView {
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: compact[reader.position..<reader.position + count]))
         }
     }
+    @inlinable
     package init(
         type: EventType, userNo: Int64, streamSeq: Int64, timestampMilliseconds: Int64,
         explicitID: UnsafeRawBufferPointer, notificationID: UnsafeRawBufferPointer, upToSeq: Int64?,

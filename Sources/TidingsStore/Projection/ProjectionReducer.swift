@@ -22,7 +22,9 @@ package struct NotificationState: Equatable {
     }
 }
 
-/// The rules of the unread projection: what one event does to a user's state.
+/// The rules of the unread projection: what one event does to a user's state. Inlinable, so
+/// that each engine's call is specialised for its own state type rather than going through
+/// generic witnesses on every event.
 ///
 /// The writer asks before appending (`evaluate`), which also decides `409 conflict` and `noop`;
 /// catch-up and rebuild replay events already in the log (`effect`), which never refuses one.
@@ -42,6 +44,7 @@ package enum ProjectionReducer {
         package var upToSeq: Int64?
         package var unreadBefore: Int64
 
+        @inlinable
         package init(
             seq: Int64, userNo: Int64, type: EventType, notification: NotificationID, upToSeq: Int64? = nil,
             unreadBefore: Int64
@@ -58,10 +61,12 @@ package enum ProjectionReducer {
 
     /// The created_seq bound a read_all marks: `up_to_seq` if given, never a notification that
     /// did not exist yet when the read_all was appended.
+    @inlinable
     package static func readAllBound(seq: Int64, upToSeq: Int64?) -> Int64 {
         min(upToSeq ?? seq - 1, seq - 1)
     }
 
+    @inlinable
     package static func evaluate<State: ProjectionState>(
         _ input: Input<State.NotificationID>, view: State
     ) throws -> Verdict {
@@ -85,6 +90,7 @@ package enum ProjectionReducer {
     }
 
     /// The effect of an event already in the log.
+    @inlinable
     package static func effect<State: ProjectionState>(
         _ input: Input<State.NotificationID>, view: State
     ) throws -> (unreadAfter: Int64, target: Int64) {

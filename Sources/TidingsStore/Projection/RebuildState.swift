@@ -118,10 +118,11 @@ package struct RebuildState: ProjectionState, Sendable {
 /// fits in 24 bytes (every UUID and most ids), so hashing and comparing it touch no heap.
 /// Ordered as its bytes are, which is the order of the `notifications` table's key.
 package struct PackedNotificationID: Hashable, Comparable, Sendable {
-    private var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
-    private var count: Int = 0
+    // Package-visible so that the engines' sorts and hash tables inline the comparisons below.
+    @usableFromInline package var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    @usableFromInline package var count: Int = 0
     /// The key form when it is longer than 24 bytes.
-    private var spilled: [UInt8]?
+    @usableFromInline package var spilled: [UInt8]?
 
     package static let inlineBytesMax = 24
 
@@ -148,16 +149,19 @@ package struct PackedNotificationID: Hashable, Comparable, Sendable {
     }
 
     /// Calls `body` with the key form's bytes.
+    @inlinable
     package func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         if let spilled { return try spilled.withUnsafeBytes(body) }
         var bytes: (UInt64, UInt64, UInt64) = (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian)
         return try withUnsafeBytes(of: &bytes) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
+    @inlinable
     package static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.count == rhs.count && lhs.words == rhs.words && lhs.spilled == rhs.spilled
     }
 
+    @inlinable
     package func hash(into hasher: inout Hasher) {
         hasher.combine(words.0)
         hasher.combine(words.1)
@@ -166,6 +170,7 @@ package struct PackedNotificationID: Hashable, Comparable, Sendable {
         if let spilled { hasher.combine(spilled) }
     }
 
+    @inlinable
     package static func < (lhs: Self, rhs: Self) -> Bool {
         if lhs.spilled == nil && rhs.spilled == nil {
             return (lhs.words.0, lhs.words.1, lhs.words.2, lhs.count) < (
