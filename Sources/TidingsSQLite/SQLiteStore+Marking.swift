@@ -5,29 +5,14 @@ extension SQLiteStore {
     /// that was unread; ids that are unknown or already read change nothing.
     public func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome {
         try Self.checkUser(userID)
-        guard notificationIDs.count <= Limits.readIdentifiersMax else {
-            throw StoreError(
-                .payloadTooLarge,
-                "a read names at most \(Limits.readIdentifiersMax) notifications, not \(notificationIDs.count)")
-        }
-        for (index, id) in notificationIDs.enumerated() {
-            if let problem = Identifier.problem(id.utf8) {
-                throw StoreError(.badRequest, "notification_ids[\(index)] \(problem)")
-            }
-        }
-        let events = notificationIDs.map { id in
-            var data = Array(#"{"notification_id":"#.utf8)
-            JSONText.appendQuoted(id, to: &data)
-            data.append(UInt8(ascii: "}"))
-            return NewEvent(type: EventType.read.name, userID: userID, data: data)
-        }
+        let events = try AppendBatch.readEvents(userID: userID, notificationIDs: notificationIDs)
         if events.isEmpty {
             let head = try await userHead(userID: userID)
             return ReadOutcome(
                 read: [], unreadCount: head.unreadCount, cursor: userCursor(userID, streamSeq: head.streamSeq),
                 headStreamSeq: head.streamSeq, lastSeq: nil)
         }
-        let validated = try Self.validate(events)
+        let validated = try AppendBatch.validate(events)
         let response = try await writer.append(LogWriter.AppendRequest(events: validated, reportUser: userID))
         var read: [String] = []
         for (index, result) in response.results.enumerated() where result.status == .appended {
@@ -43,14 +28,7 @@ extension SQLiteStore {
     /// with one `notification.read_all`.
     public func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome {
         try Self.checkUser(userID)
-        if let upToSeq, upToSeq < 1 { throw StoreError.badRequest("up_to_seq must be a positive integer seq") }
-        var data = Array("{".utf8)
-        if let upToSeq {
-            data += Array(#""up_to_seq":"#.utf8)
-            JSONText.appendInteger(upToSeq, to: &data)
-        }
-        data.append(UInt8(ascii: "}"))
-        let validated = try Self.validate([NewEvent(type: EventType.readAll.name, userID: userID, data: data)])
+        let validated = try AppendBatch.validate([try AppendBatch.readAllEvent(userID: userID, upToSeq: upToSeq)])
         let response = try await writer.append(
             LogWriter.AppendRequest(events: validated, collectMarked: true, reportUser: userID))
         let marked = response.markedSeqs

@@ -78,55 +78,6 @@ extension SQLiteStore {
         }
     }
 
-    // MARK: Cursors
-
-    /// The stream_seq a user-stream cursor names, checked in the protocol's order: parse, kind
-    /// and user, epoch, position (`head` is the stream's current head stream_seq).
-    func userPosition(_ text: String?, userID: String, head: Int64) throws -> Int64 {
-        guard let text else { return 0 }
-        let cursor = try Cursor.parse(text)
-        guard case .user(let hash) = cursor.stream else {
-            throw StoreError.invalidCursor("cursor belongs to the all stream, not a user stream")
-        }
-        guard hash == Cursor.userHash(userID) else {
-            throw StoreError.invalidCursor("cursor belongs to another user's stream")
-        }
-        return try checkEpochAndPosition(cursor, head: head, headCursor: userCursor(userID, streamSeq: head))
-    }
-
-    func allPosition(_ text: String?, head: Int64) throws -> Int64 {
-        guard let text else { return 0 }
-        let cursor = try Cursor.parse(text)
-        guard case .all = cursor.stream else {
-            throw StoreError.invalidCursor("cursor belongs to a user stream, not the all stream")
-        }
-        return try checkEpochAndPosition(cursor, head: head, headCursor: allCursor(seq: head))
-    }
-
-    /// The last two cursor checks, shared by both kinds of stream: epoch, then position.
-    private func checkEpochAndPosition(_ cursor: Cursor, head: Int64, headCursor: String) throws -> Int64 {
-        guard cursor.epoch == epoch else {
-            throw StoreError(
-                .cursorReset, "cursor is from another epoch of the store", head: headCursor, resetReason: .epochMismatch
-            )
-        }
-        guard cursor.position <= head else {
-            throw StoreError(
-                .cursorReset, "cursor is past the head of the stream", head: headCursor, resetReason: .cursorAhead)
-        }
-        return cursor.position
-    }
-
-    static func checkUser(_ userID: String) throws {
-        if let problem = Identifier.problem(userID.utf8) { throw StoreError.badRequest("user_id \(problem)") }
-    }
-
-    static func checkLimit(_ limit: Int) throws {
-        guard (1...Limits.pageLimitMax).contains(limit) else {
-            throw StoreError.badRequest("limit must be between 1 and \(Limits.pageLimitMax)")
-        }
-    }
-
     // MARK: User streams
 
     /// A page of the user's stream after `after` (nil: from the start).

@@ -9,27 +9,14 @@ extension SQLiteStore {
         return try await withSnapshot { read in
             let userNo = try read.userNumber(userID)
             let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, unread: 0)
-            do {
-                let position = try self.userPosition(cursor, userID: userID, head: head.streamSeq)
-                return StreamStart(
-                    head: head.streamSeq, headUnreadCount: head.unread, position: position, resetReason: nil)
-            } catch let error as StoreError where error.code == .cursorReset {
-                return StreamStart(
-                    head: head.streamSeq, headUnreadCount: head.unread, position: nil, resetReason: error.resetReason)
-            }
+            return try self.userStreamStart(userID: userID, cursor: cursor, head: head)
         }
     }
 
     /// The same for the `all` stream.
     public func startAllStream(cursor: String?) async throws -> StreamStart {
         try await withSnapshot { read in
-            let head = read.snapshot.headSeq
-            do {
-                let position = try self.allPosition(cursor, head: head)
-                return StreamStart(head: head, headUnreadCount: nil, position: position, resetReason: nil)
-            } catch let error as StoreError where error.code == .cursorReset {
-                return StreamStart(head: head, headUnreadCount: nil, position: nil, resetReason: error.resetReason)
-            }
+            try self.allStreamStart(cursor: cursor, head: read.snapshot.headSeq)
         }
     }
 }

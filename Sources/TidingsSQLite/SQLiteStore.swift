@@ -187,47 +187,7 @@ public final class SQLiteStore: EventStore {
     /// `duplicate` of an earlier event with its id, or is a `noop`; a conflict fails the whole
     /// request. Returns after the transaction is durably committed.
     public func append(_ events: [NewEvent]) async throws -> [AppendResult] {
-        let validated = try Self.validate(events)
+        let validated = try AppendBatch.validate(events)
         return try await writer.append(LogWriter.AppendRequest(events: validated)).results
-    }
-
-    /// Batches at least this long are validated on all cores.
-    static let parallelValidationEvents = 128
-
-    static func validate(_ events: [NewEvent]) throws -> [ValidatedEvent] {
-        guard !events.isEmpty else { throw StoreError(.badRequest, "events must not be empty") }
-        guard events.count <= Limits.batchEventsMax else {
-            throw StoreError(
-                .payloadTooLarge, "a batch holds at most \(Limits.batchEventsMax) events, not \(events.count)")
-        }
-        for (index, event) in events.enumerated() {
-            if let error = EventValidator.checkSize(event) { throw error.at(index: index) }
-        }
-        // Validation (JSON scanning, the data transform) is most of an append's work outside
-        // the writer: a large batch is split across the cores.
-        let chunks = events.count >= Self.parallelValidationEvents ? ProcessInfo.processInfo.activeProcessorCount : 1
-        let chunkSize = (events.count + chunks - 1) / chunks
-        let outcomes = Mutex<[Int: Result<[ValidatedEvent], StoreError>]>([:])
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let range = chunk * chunkSize..<min((chunk + 1) * chunkSize, events.count)
-            var validated: [ValidatedEvent] = []
-            validated.reserveCapacity(range.count)
-            for index in range {
-                do throws(StoreError) {
-                    validated.append(try EventValidator.validate(events[index]))
-                } catch {
-                    outcomes.withLock { $0[chunk] = .failure(error.at(index: index)) }
-                    return
-                }
-            }
-            outcomes.withLock { $0[chunk] = .success(validated) }
-        }
-        // The first failing event, in request order, is the one reported.
-        return try outcomes.withLock { outcomes in
-            var all: [ValidatedEvent] = []
-            all.reserveCapacity(events.count)
-            for chunk in 0..<chunks { all += try outcomes[chunk]!.get() }
-            return all
-        }
     }
 }

@@ -1,4 +1,4 @@
-public import TidingsStore
+import TidingsStore
 
 #if canImport(Glibc)
     import Glibc

@@ -1,0 +1,79 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// What every engine does with an append request before its writer sees it, and the requests a
+/// read (`POST /v1/users/{user_id}/read`) turns into.
+package enum AppendBatch {
+    /// Batches at least this long are validated on all cores.
+    package static let parallelValidationEvents = 128
+
+    package static func validate(_ events: [NewEvent]) throws -> [ValidatedEvent] {
+        guard !events.isEmpty else { throw StoreError(.badRequest, "events must not be empty") }
+        guard events.count <= Limits.batchEventsMax else {
+            throw StoreError(
+                .payloadTooLarge, "a batch holds at most \(Limits.batchEventsMax) events, not \(events.count)")
+        }
+        for (index, event) in events.enumerated() {
+            if let error = EventValidator.checkSize(event) { throw error.at(index: index) }
+        }
+        // Validation (JSON scanning, the data transform) is most of an append's work outside
+        // the writer: a large batch is split across the cores.
+        let chunks = events.count >= Self.parallelValidationEvents ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let chunkSize = (events.count + chunks - 1) / chunks
+        let outcomes = Mutex<[Int: Result<[ValidatedEvent], StoreError>]>([:])
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let range = chunk * chunkSize..<min((chunk + 1) * chunkSize, events.count)
+            var validated: [ValidatedEvent] = []
+            validated.reserveCapacity(range.count)
+            for index in range {
+                do throws(StoreError) {
+                    validated.append(try EventValidator.validate(events[index]))
+                } catch {
+                    outcomes.withLock { $0[chunk] = .failure(error.at(index: index)) }
+                    return
+                }
+            }
+            outcomes.withLock { $0[chunk] = .success(validated) }
+        }
+        // The first failing event, in request order, is the one reported.
+        return try outcomes.withLock { outcomes in
+            var all: [ValidatedEvent] = []
+            all.reserveCapacity(events.count)
+            for chunk in 0..<chunks { all += try outcomes[chunk]!.get() }
+            return all
+        }
+    }
+
+    /// The `notification.read` events of a read of these notifications, checked first.
+    package static func readEvents(userID: String, notificationIDs: [String]) throws -> [NewEvent] {
+        guard notificationIDs.count <= Limits.readIdentifiersMax else {
+            throw StoreError(
+                .payloadTooLarge,
+                "a read names at most \(Limits.readIdentifiersMax) notifications, not \(notificationIDs.count)")
+        }
+        for (index, id) in notificationIDs.enumerated() {
+            if let problem = Identifier.problem(id.utf8) {
+                throw StoreError(.badRequest, "notification_ids[\(index)] \(problem)")
+            }
+        }
+        return notificationIDs.map { id in
+            var data = Array(#"{"notification_id":"#.utf8)
+            JSONText.appendQuoted(id, to: &data)
+            data.append(UInt8(ascii: "}"))
+            return NewEvent(type: EventType.read.name, userID: userID, data: data)
+        }
+    }
+
+    /// The `notification.read_all` event of a read of everything (through `upToSeq`).
+    package static func readAllEvent(userID: String, upToSeq: Int64?) throws -> NewEvent {
+        if let upToSeq, upToSeq < 1 { throw StoreError.badRequest("up_to_seq must be a positive integer seq") }
+        var data = Array("{".utf8)
+        if let upToSeq {
+            data += Array(#""up_to_seq":"#.utf8)
+            JSONText.appendInteger(upToSeq, to: &data)
+        }
+        data.append(UInt8(ascii: "}"))
+        return NewEvent(type: EventType.readAll.name, userID: userID, data: data)
+    }
+}
