@@ -4,45 +4,16 @@ public import TidingsStore
 extension SQLiteStore {
     /// Rows a rebuild writes per transaction, so appends wait at most that long.
     static let rebuildRowsPerTransaction = 50_000
-    static let mismatchesMax = 100
 
     /// The online rebuild job, if one ever ran since the store was opened.
     public var rebuildJob: RebuildJob? { rebuildJobState.job.withLock { $0 } }
 
     /// Starts an online rebuild in the background; `conflict` while one runs.
     public func startProjectionRebuild() throws -> RebuildJob {
-        let job = try rebuildJobState.job.withLock { job -> RebuildJob in
-            if let job, job.state == .running {
-                throw StoreError.conflict("a projection rebuild is already running")
-            }
-            let started = RebuildJob(
-                state: .running, phase: .reading, processed: 0, total: 0, startedAt: context.options.clock(),
-                finishedAt: nil, error: nil)
-            job = started
-            return started
+        let clock = context.options.clock
+        return try rebuildJobState.start(now: clock) { progress in
+            try await self.rebuildProjections(progress: progress)
         }
-        Task.detached {
-            do {
-                try await self.rebuildProjections { progress in
-                    self.rebuildJobState.job.withLock {
-                        $0?.phase = progress.phase
-                        $0?.processed = progress.processed
-                        $0?.total = progress.total
-                    }
-                }
-                self.rebuildJobState.job.withLock {
-                    $0?.state = .done
-                    $0?.finishedAt = self.context.options.clock()
-                }
-            } catch {
-                self.rebuildJobState.job.withLock {
-                    $0?.state = .failed
-                    $0?.finishedAt = self.context.options.clock()
-                    $0?.error = "\(error)"
-                }
-            }
-        }
-        return job
     }
 
     /// Rebuilds the projection from the log while appends and reads go on: computes it in
@@ -119,48 +90,17 @@ extension SQLiteStore {
     /// Rebuilds the projection in memory and compares it with the live one, user by user.
     public func verifyProjections() async throws -> ProjectionVerification {
         try await withSnapshot(.scan) { read in
-            let state = try self.rebuildState(read.database, progress: nil)
-            var mismatches: [ProjectionMismatch] = []
-            func report(_ userNo: Int64, _ field: String, _ live: String, _ rebuilt: String) throws {
-                guard mismatches.count < Self.mismatchesMax else { return }
-                let userID = try self.context.users.name(userNo, database: read.database)
-                mismatches.append(ProjectionMismatch(userID: userID, field: field, live: live, rebuilt: rebuilt))
-            }
-            var usersChecked = 0
-            for userNo in state.userNumbers {
-                usersChecked += 1
-                let rebuilt = state.users[Int(userNo)]
-                let rebuiltHead = state.head(user: userNo)
-                let liveHead = try read.view.head(user: userNo)
-                if liveHead.streamSeq != rebuiltHead.streamSeq {
-                    try report(userNo, "stream_head", "\(liveHead.streamSeq)", "\(rebuiltHead.streamSeq)")
-                }
-                if liveHead.unread != rebuiltHead.unread {
-                    try report(userNo, "unread_count", "\(liveHead.unread)", "\(rebuiltHead.unread)")
-                }
-                let liveUnread = try read.view.unreadSeqs(user: userNo)
-                let rebuiltUnread = state.unreadSeqs(user: userNo)
-                if liveUnread != rebuiltUnread {
-                    try report(userNo, "unread", Self.describe(liveUnread), Self.describe(rebuiltUnread))
-                }
-                let liveEntries = try read.view.entries(user: userNo, afterStreamSeq: 0, limit: .max)
-                if liveEntries != rebuilt.entries {
-                    let common = min(liveEntries.count, rebuilt.entries.count)
-                    let index = (0..<common).first { liveEntries[$0] != rebuilt.entries[$0] } ?? common
-                    try report(
-                        userNo, "events", "\(liveEntries.count) events, differing from stream_seq \(index + 1)",
-                        "\(rebuilt.entries.count) events")
-                }
-            }
-            return ProjectionVerification(
-                ok: mismatches.isEmpty, usersChecked: usersChecked, mismatches: mismatches)
+            try ProjectionComparison.compare(
+                try self.rebuildState(read.database, progress: nil),
+                live: { userNo in
+                    ProjectionComparison.LiveUser(
+                        head: try read.view.head(user: userNo), unreadSeqs: try read.view.unreadSeqs(user: userNo),
+                        entries: try read.view.entries(user: userNo, afterStreamSeq: 0, limit: .max))
+                },
+                userName: { try self.context.users.name($0, database: read.database) })
         }
     }
 
-    private static func describe(_ seqs: [Int64]) -> String {
-        let shown = seqs.prefix(10).map(String.init).joined(separator: ",")
-        return "\(seqs.count) unread (created seqs \(shown)\(seqs.count > 10 ? ",..." : ""))"
-    }
 }
 
 extension LogWriter {

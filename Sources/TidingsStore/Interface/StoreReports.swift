@@ -156,4 +156,44 @@ package final class RebuildJobState: Sendable {
     package let job = Mutex<RebuildJob?>(nil)
 
     package init() {}
+
+    /// Starts `rebuild` in the background as the store's online rebuild job, reporting its
+    /// progress; throws `conflict` while one runs.
+    package func start(
+        now: @escaping @Sendable () -> Int64,
+        rebuild: @escaping @Sendable (_ progress: @escaping @Sendable (RebuildProgress) -> Void) async throws -> Void
+    ) throws -> RebuildJob {
+        let started = try job.withLock { job -> RebuildJob in
+            if let job, job.state == .running {
+                throw StoreError.conflict("a projection rebuild is already running")
+            }
+            let started = RebuildJob(
+                state: .running, phase: .reading, processed: 0, total: 0, startedAt: now(), finishedAt: nil,
+                error: nil)
+            job = started
+            return started
+        }
+        Task.detached {
+            do {
+                try await rebuild { progress in
+                    self.job.withLock {
+                        $0?.phase = progress.phase
+                        $0?.processed = progress.processed
+                        $0?.total = progress.total
+                    }
+                }
+                self.job.withLock {
+                    $0?.state = .done
+                    $0?.finishedAt = now()
+                }
+            } catch {
+                self.job.withLock {
+                    $0?.state = .failed
+                    $0?.finishedAt = now()
+                    $0?.error = "\(error)"
+                }
+            }
+        }
+        return started
+    }
 }
