@@ -10,8 +10,7 @@ extension SQLiteStore {
 
     /// Starts an online rebuild in the background; `conflict` while one runs.
     public func startProjectionRebuild() throws -> RebuildJob {
-        let clock = context.options.clock
-        return try rebuildJobState.start(now: clock) { progress in
+        try rebuildJobState.start(now: context.options.clock) { progress in
             try await self.rebuildProjections(progress: progress)
         }
     }

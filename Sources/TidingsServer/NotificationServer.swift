@@ -53,7 +53,6 @@ public final class NotificationServer: Sendable {
             bridge?.publish(events)
         }
         bridge?.onReconnect { watcher.checkNow() }
-        store.onLogAdvanced { watcher.checkNow() }
         let metrics = self.metrics
         store.onFault { fault in
             // Logged once per run of failures, with its cause; every failure is counted.

@@ -6,7 +6,7 @@ struct ChainVerifier {
 
     let database: Database
     let context: StoreContext
-    private(set) var walk: ChainWalk
+    private var walk: ChainWalk
 
     var previousHash: [UInt8] { walk.previousHash }
     var blocks: Int64 { walk.blocks }

@@ -121,9 +121,7 @@ package struct ChainWalk {
     package mutating func check(
         seq: Int64, record: LogRecord, userName: (Int64) throws -> String
     ) throws(Damage) -> [UInt8] {
-        guard seq == nextSeq else {
-            throw Damage(seq: nextSeq, problem: "event \(nextSeq) is missing")
-        }
+        precondition(seq == nextSeq, "the chain is walked in seq order; callers check for missing events")
         guard record.timestampMilliseconds >= lastTimestamp else {
             throw Damage(seq: seq, problem: "event \(seq) is timestamped before the event before it")
         }

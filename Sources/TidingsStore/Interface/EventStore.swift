@@ -79,18 +79,12 @@ public protocol EventStore: AnyObject, Sendable {
     /// Calls `listener` for every failure of the store's own I/O and once when a failing
     /// operation succeeds again. Log or count and return.
     func onFault(_ listener: @escaping @Sendable (StoreFault) -> Void)
-    /// Calls `listener` when the engine learns that another process or node appended (the
-    /// PostgreSQL engine hears it through `NOTIFY`), so live delivery reads the log at once
-    /// instead of at its next look. An engine that cannot tell never calls it.
-    func onLogAdvanced(_ listener: @escaping @Sendable () -> Void)
 
     /// Finishes queued appends and lets go of the store's files or connections.
     func close()
 }
 
 extension EventStore {
-    public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {}
-
     /// The epoch as text (16 lowercase hex digits), as the WebSocket `welcome` shows it.
     public var epochText: String {
         let text = String(epoch, radix: 16)

@@ -111,25 +111,6 @@ package struct DecodedBlock: Sendable {
         }
     }
 
-    /// Visits every record in order, read in place, until `body` returns false.
-    package func forEachView(_ body: (Int64, RecordView) throws -> Bool) throws {
-        try records.withUnsafeBytes { bytes in
-            var reader = ByteReader(bytes)
-            var previous = firstTimestamp
-            for offset in 0..<eventCount {
-                let record: RecordView
-                do {
-                    record = try RecordView.read(&reader, previousTimestamp: previous)
-                } catch {
-                    throw StoreError(
-                        .internal, "the log is damaged: event \(firstSeq + Int64(offset)) does not decode (\(error))")
-                }
-                previous = record.timestampMilliseconds
-                guard try body(firstSeq + Int64(offset), record) else { return }
-            }
-        }
-    }
-
     /// Calls `body` with the records of `seqs` (ascending, all inside this block), read in place
     /// in one walk through the block.
     package func withRecords(seqs: ArraySlice<Int64>, _ body: (Int64, RecordView) throws -> Void) throws {

@@ -86,15 +86,6 @@ package final class DictionaryCache: Sendable {
 
     private let dictionaries = Mutex<[Int64: [UInt8]]>([:])
 
-    /// The dictionary `id` if it is cached.
-    package func cached(_ id: Int64) -> [UInt8]? {
-        dictionaries.withLock { $0[id] }
-    }
-
-    package func remember(_ id: Int64, _ bytes: [UInt8]) {
-        dictionaries.withLock { $0[id] = bytes }
-    }
-
     /// The dictionary `id`, from the cache or else from `load` (nil for id 0: no dictionary).
     package func dictionary(_ id: Int64, load: () throws -> [UInt8]) rethrows -> [UInt8]? {
         guard id != 0 else { return nil }
