@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "tidings-bench", targets: ["tidings-bench"]),
         .library(name: "TidingsStore", targets: ["TidingsStore"]),
         .library(name: "TidingsSQLite", targets: ["TidingsSQLite"]),
+        .library(name: "TidingsPostgres", targets: ["TidingsPostgres"]),
         .library(name: "TidingsServer", targets: ["TidingsServer"]),
     ],
     dependencies: [
@@ -39,6 +40,8 @@ let package = Package(
         // HTTP client for the server tests and the load generators (never linked into `tidings`).
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // The PostgreSQL engine's client: async, LISTEN/NOTIFY, no blocking calls on event loops.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -63,6 +66,18 @@ let package = Package(
                 "TidingsStore",
                 "CSQLite",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The shared engine: any number of nodes on any number of hosts serve one store kept in
+        // PostgreSQL, with the same blocks, chain and projection rules as SQLite.
+        .target(
+            name: "TidingsPostgres",
+            dependencies: [
+                "TidingsStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -147,6 +162,13 @@ let package = Package(
         .testTarget(
             name: "TidingsSQLiteTests",
             dependencies: ["TidingsSQLite", "TidingsStore", "TidingsTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        // What every engine must do alike (the model-based property tests), and the PostgreSQL
+        // engine's own tests, against a real PostgreSQL that `tools/test` starts.
+        .testTarget(
+            name: "TidingsEngineTests",
+            dependencies: ["TidingsPostgres", "TidingsSQLite", "TidingsStore", "TidingsTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -4,6 +4,35 @@
 # Debian packages the build and the tests need.
 TIDINGS_DEBIAN_PACKAGES=(libsqlite3-dev liblz4-dev libhiredis-dev redis-server)
 
+# The PostgreSQL engine's tests and `tools/serve --postgres` start a throwaway cluster of this.
+TIDINGS_POSTGRES_PACKAGES=(postgresql)
+TIDINGS_POSTGRES_BIN=/usr/lib/postgresql/15/bin
+
+# Starts a throwaway PostgreSQL cluster in a new temporary folder on a free loopback port, run
+# as the `postgres` user (PostgreSQL refuses to run as root). Sets TIDINGS_POSTGRES_DIR (stop it
+# with tidings_stop_postgres "$TIDINGS_POSTGRES_DIR") and TIDINGS_POSTGRES_ADMIN_URL.
+#   tidings_start_postgres [fast]   fast: fsync off, for tests
+tidings_start_postgres() {
+    local dir port settings
+    dir=$(mktemp -d /tmp/tidings-postgres-XXXXXX)
+    chown postgres:postgres "$dir"
+    runuser -u postgres -- "$TIDINGS_POSTGRES_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >/dev/null
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    settings="-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c shared_buffers=256MB"
+    [ "${1:-}" = fast ] && settings="$settings -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    runuser -u postgres -- "$TIDINGS_POSTGRES_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "$settings" start >/dev/null
+    TIDINGS_POSTGRES_DIR=$dir
+    TIDINGS_POSTGRES_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+}
+
+tidings_stop_postgres() {
+    local dir=$1
+    [ -d "$dir/data" ] || return 0
+    runuser -u postgres -- "$TIDINGS_POSTGRES_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+
 tidings_root() {
     cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd
 }
@@ -33,7 +62,7 @@ tidings_require_swift() {
 TIDINGS_BROWSER_PACKAGES=(chromium chromium-driver)
 
 # Python modules the protocol and browser tests and the tools use, installed from PyPI when missing.
-TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium yaml:pyyaml)
+TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium yaml:pyyaml psycopg:psycopg[binary])
 
 tidings_install_python() {
     local missing=()

@@ -184,24 +184,13 @@ extension SQLiteStore {
                 buffer = try DecodedBlock.records(
                     payload: statement.blob(6), rawCount: statement.int(4), dictionary: dictionary,
                     payloadCheck: statement.int64(7), firstSeq: firstSeq)
-                let keepGoing = try buffer.withUnsafeBytes { bytes -> Bool in
-                    var reader = ByteReader(bytes)
-                    var previous = statement.int64(2)
-                    for offset in 0..<count {
-                        let seq = firstSeq + Int64(offset)
-                        let record: RecordView
-                        do {
-                            record = try RecordView.read(&reader, previousTimestamp: previous)
-                        } catch {
-                            throw StoreError(.internal, "the log is damaged: event \(seq) does not decode (\(error))")
-                        }
-                        previous = record.timestampMilliseconds
-                        if seq <= start { continue }
-                        if seq > head { return false }
-                        visited = seq
-                        guard try body(seq, record) else { return false }
-                    }
-                    return true
+                let keepGoing = try DecodedBlock.forEachView(
+                    records: buffer, firstSeq: firstSeq, firstTimestamp: statement.int64(2), count: count
+                ) { seq, record in
+                    if seq <= start { return true }
+                    if seq > head { return false }
+                    visited = seq
+                    return try body(seq, record)
                 }
                 if !keepGoing || visited >= head || blocks >= blocksMax { return visited }
             }

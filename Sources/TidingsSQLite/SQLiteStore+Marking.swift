@@ -14,14 +14,10 @@ extension SQLiteStore {
         }
         let validated = try AppendBatch.validate(events)
         let response = try await writer.append(LogWriter.AppendRequest(events: validated, reportUser: userID))
-        var read: [String] = []
-        for (index, result) in response.results.enumerated() where result.status == .appended {
-            read.append(notificationIDs[index])
-        }
         let head = response.userHead ?? (0, 0)
-        return ReadOutcome(
-            read: read, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
-            headStreamSeq: head.streamSeq, lastSeq: response.results.last { $0.status == .appended }?.event?.seq)
+        return ReadOutcome.of(
+            read: notificationIDs, results: response.results, head: head,
+            cursor: userCursor(userID, streamSeq: head.streamSeq))
     }
 
     /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,

@@ -43,39 +43,16 @@ final class StoreContext: Sendable {
     /// A stored event in its public form from a record read in place.
     func storedEvent(seq: Int64, view record: RecordView, database: Database, unreadCount: Int64?) throws -> StoredEvent
     {
-        var notification: [UInt8] = []
-        if !record.notificationID.isEmpty { RecordView.appendIdentifierText(record.notificationID, to: &notification) }
-        var data: [UInt8] = []
-        data.reserveCapacity(record.transformedData.count * 2)
-        do {
-            try DataTransform.decode(record.transformedData, notificationID: notification, into: &data)
-        } catch {
-            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
-        }
-        var id: [UInt8] = []
-        if record.explicitID.isEmpty {
-            derivedIDs.append(seq: seq, to: &id)
-        } else {
-            RecordView.appendIdentifierText(record.explicitID, to: &id)
-        }
-        return StoredEvent(
-            seq: seq, streamSeq: record.streamSeq, userID: try users.name(record.userNo, database: database),
-            id: String(decoding: id, as: UTF8.self), type: record.type,
-            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+        try StoredEvent(
+            seq: seq, view: record, userID: try users.name(record.userNo, database: database), derivedIDs: derivedIDs,
+            unreadCount: unreadCount)
     }
 
     /// A stored event in its public form (`unreadCount` as given).
     func storedEvent(seq: Int64, record: LogRecord, database: Database, unreadCount: Int64?) throws -> StoredEvent {
-        let data: [UInt8]
-        do {
-            data = try record.data()
-        } catch {
-            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
-        }
-        return StoredEvent(
-            seq: seq, streamSeq: record.streamSeq, userID: try users.name(record.userNo, database: database),
-            id: String(decoding: idText(seq: seq, record: record), as: UTF8.self), type: record.type,
-            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+        try StoredEvent(
+            seq: seq, record: record, userID: try users.name(record.userNo, database: database), derivedIDs: derivedIDs,
+            unreadCount: unreadCount)
     }
 
     /// Configures a freshly opened connection: the writer's (durability, WAL size) or a

@@ -53,6 +53,8 @@ public final class NotificationServer: Sendable {
             bridge?.publish(events)
         }
         bridge?.onReconnect { watcher.checkNow() }
+        // Engines shared by several nodes say when others committed: read the log at once.
+        store.onLogAdvanced { watcher.checkNow() }
         let metrics = self.metrics
         store.onFault { fault in
             // Logged once per run of failures, with its cause; every failure is counted.

@@ -79,12 +79,18 @@ public protocol EventStore: AnyObject, Sendable {
     /// Calls `listener` for every failure of the store's own I/O and once when a failing
     /// operation succeeds again. Log or count and return.
     func onFault(_ listener: @escaping @Sendable (StoreFault) -> Void)
+    /// Calls `listener` whenever the engine learns that other processes or nodes may have
+    /// appended (a notification from the database, a reconnect), so that live delivery reads
+    /// the log at once instead of at its next tick. Engines that cannot tell never call it.
+    func onLogAdvanced(_ listener: @escaping @Sendable () -> Void)
 
     /// Finishes queued appends and lets go of the store's files or connections.
     func close()
 }
 
 extension EventStore {
+    public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {}
+
     /// The epoch as text (16 lowercase hex digits), as the WebSocket `welcome` shows it.
     public var epochText: String {
         let text = String(epoch, radix: 16)

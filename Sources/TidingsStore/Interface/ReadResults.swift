@@ -83,3 +83,20 @@ public struct StreamStart: Sendable, Equatable {
         self.resetReason = resetReason
     }
 }
+
+extension ReadOutcome {
+    /// The answer to a read of `notificationIDs` whose `notification.read` events got `results`
+    /// (in request order), with the user's head after it.
+    package static func of(
+        read notificationIDs: [String], results: [AppendResult], head: (streamSeq: Int64, unread: Int64),
+        cursor: String
+    ) -> ReadOutcome {
+        var read: [String] = []
+        for (index, result) in results.enumerated() where result.status == .appended {
+            read.append(notificationIDs[index])
+        }
+        return ReadOutcome(
+            read: read, unreadCount: head.unread, cursor: cursor, headStreamSeq: head.streamSeq,
+            lastSeq: results.last { $0.status == .appended }?.event?.seq)
+    }
+}

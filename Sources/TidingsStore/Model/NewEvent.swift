@@ -64,3 +64,47 @@ public struct StoredEvent: Sendable, Equatable {
         self.unreadCount = unreadCount
     }
 }
+
+extension StoredEvent {
+    /// The public form of a record read in place, its id derived from the seq when the client
+    /// gave none.
+    package init(
+        seq: Int64, view record: RecordView, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?
+    ) throws {
+        var notification: [UInt8] = []
+        if !record.notificationID.isEmpty { RecordView.appendIdentifierText(record.notificationID, to: &notification) }
+        var data: [UInt8] = []
+        data.reserveCapacity(record.transformedData.count * 2)
+        do {
+            try DataTransform.decode(record.transformedData, notificationID: notification, into: &data)
+        } catch {
+            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
+        }
+        var id: [UInt8] = []
+        if record.explicitID.isEmpty {
+            derivedIDs.append(seq: seq, to: &id)
+        } else {
+            RecordView.appendIdentifierText(record.explicitID, to: &id)
+        }
+        self.init(
+            seq: seq, streamSeq: record.streamSeq, userID: userID, id: String(decoding: id, as: UTF8.self),
+            type: record.type, timestampMilliseconds: record.timestampMilliseconds, data: data,
+            unreadCount: unreadCount)
+    }
+
+    /// The public form of a decoded record.
+    package init(
+        seq: Int64, record: LogRecord, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?
+    ) throws {
+        let data: [UInt8]
+        do {
+            data = try record.data()
+        } catch {
+            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
+        }
+        self.init(
+            seq: seq, streamSeq: record.streamSeq, userID: userID,
+            id: String(decoding: record.explicitID ?? derivedIDs.text(seq: seq), as: UTF8.self), type: record.type,
+            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+    }
+}

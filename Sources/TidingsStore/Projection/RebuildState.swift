@@ -34,6 +34,16 @@ package struct RebuildState: ProjectionState, Sendable {
         createdSeqs.reserveCapacity(Int(events))
     }
 
+    /// Makes room for a log grown to `events` events by users numbered up to `usersMax` (a
+    /// rebuild catching up with appends made while it read).
+    package mutating func reserve(events: Int64, usersMax: Int64) {
+        if users.count < Int(usersMax) + 1 {
+            users += Array(repeating: User(), count: Int(usersMax) + 1 - users.count)
+        }
+        let words = Int(events / 64) + 1
+        if unreadBits.count < words { unreadBits += Array(repeating: 0, count: words - unreadBits.count) }
+    }
+
     /// Numbers of the users with events, in order.
     package var userNumbers: some Sequence<Int64> {
         users.indices.lazy.filter { !users[$0].entries.isEmpty }.map { Int64($0) }

@@ -111,6 +111,35 @@ package struct DecodedBlock: Sendable {
         }
     }
 
+    /// Visits every record in order, read in place; `body` returns false to stop.
+    package func forEachView(_ body: (Int64, RecordView) throws -> Bool) throws {
+        _ = try Self.forEachView(
+            records: records, firstSeq: firstSeq, firstTimestamp: firstTimestamp, count: eventCount, body)
+    }
+
+    /// Visits the records of a block's decompressed bytes in order, read in place; `body`
+    /// returns false to stop. Returns false when `body` stopped the walk.
+    package static func forEachView(
+        records: [UInt8], firstSeq: Int64, firstTimestamp: Int64, count: Int, _ body: (Int64, RecordView) throws -> Bool
+    ) throws -> Bool {
+        try records.withUnsafeBytes { bytes in
+            var reader = ByteReader(bytes)
+            var previous = firstTimestamp
+            for offset in 0..<count {
+                let seq = firstSeq + Int64(offset)
+                let record: RecordView
+                do {
+                    record = try RecordView.read(&reader, previousTimestamp: previous)
+                } catch {
+                    throw StoreError(.internal, "the log is damaged: event \(seq) does not decode (\(error))")
+                }
+                previous = record.timestampMilliseconds
+                guard try body(seq, record) else { return false }
+            }
+            return true
+        }
+    }
+
     /// Calls `body` with the records of `seqs` (ascending, all inside this block), read in place
     /// in one walk through the block.
     package func withRecords(seqs: ArraySlice<Int64>, _ body: (Int64, RecordView) throws -> Void) throws {

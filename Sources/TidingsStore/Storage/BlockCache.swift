@@ -94,4 +94,13 @@ package final class DictionaryCache: Sendable {
         dictionaries.withLock { $0[id] = bytes }
         return bytes
     }
+
+    /// The dictionary if cached; for engines whose loads are asynchronous.
+    package func cached(_ id: Int64) -> [UInt8]? {
+        dictionaries.withLock { $0[id] }
+    }
+
+    package func remember(_ id: Int64, _ bytes: [UInt8]) {
+        dictionaries.withLock { $0[id] = bytes }
+    }
 }

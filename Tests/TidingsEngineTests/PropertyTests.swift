@@ -1,11 +1,11 @@
 import Testing
 import TidingsTestSupport
 
-@testable import TidingsSQLite
 @testable import TidingsStore
 
 /// Random sequences of appends, retries, reads and read_alls, checked against `StoreModel`:
-/// streams, cursors, unread state, the all stream, verify and rebuild must all agree with it.
+/// streams, cursors, unread state, the all stream, verify and rebuild must all agree with it, on
+/// every engine.
 @Suite struct PropertyTests {
     struct Generator {
         var random: SeededGenerator
@@ -69,17 +69,9 @@ import TidingsTestSupport
 
     }
 
-    static let options: StoreOptions = {
-        var options = StoreOptions()
-        options.blockTargetBytes = 200
-        options.checkpointEvents = 7
-        options.durability = .normal
-        return options
-    }()
-
-    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
-    func randomHistoriesAgreeWithTheModel(seed: UInt64) async throws {
-        let temporary = try await TemporaryStore(options: Self.options)
+    @Test(arguments: Engine.allCases, [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func randomHistoriesAgreeWithTheModel(engine: Engine, seed: UInt64) async throws {
+        let temporary = try await EngineStore.make(engine, blockTargetBytes: 200)
         var generator = Generator(random: SeededGenerator(seed: seed))
         for step in 0..<400 {
             let size = generator.chance(70) ? 1 : Int(generator.random.next() % 4) + 2
@@ -108,7 +100,7 @@ import TidingsTestSupport
                 #expect(expected == nil, "step \(step): store refused with \(error)")
                 #expect(error.code == .conflict, "step \(step): \(error)")
             }
-            if step % 40 == 39 { try await temporary.reopen(options: Self.options) }
+            if step % 40 == 39 { try await temporary.reopen() }
             if step % 20 == 0 { try await check(temporary.store, against: generator.model, random: &generator.random) }
         }
         try await check(temporary.store, against: generator.model, random: &generator.random)
@@ -121,7 +113,7 @@ import TidingsTestSupport
         #expect(log.headSeq == Int64(generator.model.events.count))
     }
 
-    func check(_ store: SQLiteStore, against model: StoreModel, random: inout SeededGenerator) async throws {
+    func check(_ store: any EventStore, against model: StoreModel, random: inout SeededGenerator) async throws {
         for (userID, user) in model.users {
             // Page through the whole stream with a random page size.
             let limit = Int(random.next() % 4) + 1
@@ -157,7 +149,7 @@ import TidingsTestSupport
         var all: [Int64] = []
         var cursor: String?
         repeat {
-            let page = try await store.allEvents(after: cursor, limit: 7)
+            let page = try await store.allEvents(after: cursor, filter: EventFilter(), limit: 7)
             all += page.events.map(\.seq)
             cursor = page.nextCursor
             if !page.hasMore { break }

@@ -1,4 +1,3 @@
-@testable import TidingsSQLite
 @testable import TidingsStore
 
 /// A deliberately simple in-memory implementation of the protocol's append and projection

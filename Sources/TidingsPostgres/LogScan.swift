@@ -1,0 +1,119 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import TidingsStore
+
+/// Reads the `all` stream in seq order after a position through a head, a few blocks per
+/// query, keeping the events a filter passes. With a user filter it follows that user's
+/// stream index instead of reading every block.
+struct LogScan {
+    let context: PostgresContext
+    let filter: EventFilter
+    private(set) var position: Int64
+    let through: Int64
+    private(set) var finished = false
+    /// Every event through here has been looked at.
+    var scannedThrough: Int64 { position }
+    private var userNo: Int64??
+
+    static let blocksPerQuery = 64
+
+    init(context: PostgresContext, filter: EventFilter, after: Int64, through: Int64) {
+        self.context = context
+        self.filter = filter
+        position = after
+        self.through = through
+    }
+
+    /// The next matching events (possibly none, when a run of blocks matched nothing); nil once
+    /// the scan is past `through`.
+    mutating func next(on connection: PostgresConnection, eventsMax: Int) async throws -> [StoredEvent]? {
+        guard !finished, position < through else {
+            finished = true
+            return nil
+        }
+        if let userID = filter.userID { return try await nextOfUser(userID, on: connection, eventsMax: eventsMax) }
+        var start = try await context.blockStart(holding: [position + 1], on: connection)[0]
+        if let since = filter.since {
+            // Timestamps never decrease along seq: skip the blocks that end before `since`.
+            let rows = try await connection.rows(
+                """
+                SELECT first_seq FROM tidings_blocks WHERE first_seq >= \(start) AND last_ts >= \(since)
+                ORDER BY first_seq LIMIT 1
+                """, as: Int64.self, logger: context.logger)
+            guard let first = rows.first, first <= through else {
+                finished = true
+                return nil
+            }
+            start = first
+        }
+        let rows = try await connection.rows(
+            """
+            SELECT \(unescaped: PostgresContext.blockColumns) FROM tidings_blocks
+            WHERE first_seq >= \(start) AND first_seq <= \(through) ORDER BY first_seq LIMIT \(Self.blocksPerQuery)
+            """, as: PostgresContext.BlockRow.self, logger: context.logger)
+        guard !rows.isEmpty else {
+            throw StoreError(.internal, "the log is damaged: no block holds seq \(position + 1)")
+        }
+        var events: [StoredEvent] = []
+        for row in rows {
+            let lastSeq = row.0 + Int64(row.1) - 1
+            let typeMatches = Int(row.3) & filter.typeMask != 0
+            if typeMatches {
+                var block = context.blocks.block(firstSeq: row.0)
+                if block == nil { block = try await context.decode(row, on: connection) }
+                try await collect(from: block!, into: &events, on: connection)
+            }
+            position = min(max(position, lastSeq), through)
+            if let until = filter.until, row.2 >= until {
+                finished = true
+                break
+            }
+            if events.count >= eventsMax { break }
+        }
+        if position >= through { finished = true }
+        return events
+    }
+
+    /// The matching events of one block after the position, through the head.
+    private func collect(
+        from block: DecodedBlock, into events: inout [StoredEvent], on connection: PostgresConnection
+    ) async throws {
+        let seqs = Array(max(block.firstSeq, position + 1)...min(block.lastSeq, through))
+        guard !seqs.isEmpty else { return }
+        var wanted: [Int64] = []
+        try block.withRecords(seqs: seqs[...]) { seq, record in
+            if filter.matches(record) { wanted.append(seq) }
+        }
+        if !wanted.isEmpty { events += try await context.events(seqs: wanted, unreadCounts: nil, on: connection) }
+    }
+
+    private mutating func nextOfUser(
+        _ userID: String, on connection: PostgresConnection, eventsMax: Int
+    ) async throws -> [StoredEvent] {
+        if userNo == nil { userNo = .some(try await context.userNumber(userID, on: connection)) }
+        guard let number = userNo!, position < through else {
+            finished = true
+            return []
+        }
+        let seqs = try await connection.rows(
+            """
+            SELECT seq FROM tidings_user_events WHERE user_no = \(number) AND seq > \(position) AND seq <= \(through)
+            ORDER BY stream_seq LIMIT 256
+            """, as: Int64.self, logger: context.logger)
+        guard let last = seqs.last else {
+            finished = true
+            return []
+        }
+        var events = try await context.events(seqs: seqs, unreadCounts: nil, on: connection)
+        events = events.filter { event in
+            filter.types.isEmpty || filter.types.contains(event.type)
+        }.filter { event in
+            (filter.since.map { event.timestampMilliseconds >= $0 } ?? true)
+                && (filter.until.map { event.timestampMilliseconds < $0 } ?? true)
+        }
+        position = seqs.count < 256 ? through : last
+        if position >= through { finished = true }
+        return events
+    }
+}

@@ -1,0 +1,194 @@
+import Logging
+import NIOCore
+import PostgresNIO
+public import TidingsStore
+
+extension PostgresStore {
+    /// Runs `body` in one read-only snapshot on the primary: every query inside sees the same
+    /// commits, as a SQLite read transaction does.
+    func withSnapshot<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T
+    {
+        try await servers.withConnection { [self] connection in
+            try await connection.transaction(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: context.logger, body)
+        }
+    }
+
+    var logger: Logger { context.logger }
+
+    /// The user's number and head as of the snapshot, nil for a user with no events.
+    func userState(
+        _ userID: String, on connection: PostgresConnection
+    ) async throws
+        -> (userNo: Int64, streamSeq: Int64, unread: Int64)?
+    {
+        let rows = try await connection.rows(
+            "SELECT user_no, stream_seq, unread FROM tidings_users WHERE user_id = \(userID)",
+            as: (Int64, Int64, Int64).self, logger: logger)
+        guard let row = rows.first else { return nil }
+        context.rememberUsers([(row.0, userID)])
+        return (row.0, row.1, row.2)
+    }
+
+    func entries(
+        user: Int64, after streamSeq: Int64, limit: Int, on connection: PostgresConnection
+    ) async throws
+        -> [StreamEntry]
+    {
+        try await connection.rows(
+            """
+            SELECT stream_seq, seq, unread_after FROM tidings_user_events
+            WHERE user_no = \(user) AND stream_seq > \(streamSeq) ORDER BY stream_seq LIMIT \(limit)
+            """, as: (Int64, Int64, Int64).self, logger: logger
+        ).map { StreamEntry(streamSeq: $0.0, seq: $0.1, unreadAfter: $0.2) }
+    }
+
+    // MARK: User streams
+
+    public func userEvents(userID: String, after: String?, limit: Int) async throws -> EventPage {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        return try await withSnapshot { [self] connection in
+            let user = try await userState(userID, on: connection)
+            let position = try userPosition(after, userID: userID, head: user?.streamSeq ?? 0)
+            guard let user else {
+                return EventPage(events: [], nextCursor: after ?? userCursor(userID, streamSeq: 0), hasMore: false)
+            }
+            var entries = try await entries(user: user.userNo, after: position, limit: limit + 1, on: connection)
+            let hasMore = entries.count > limit
+            if hasMore { entries.removeLast() }
+            let events = try await context.events(
+                seqs: entries.map(\.seq), unreadCounts: entries.map(\.unreadAfter), on: connection)
+            let next =
+                events.last.map { userCursor(userID, streamSeq: $0.streamSeq) } ?? after
+                ?? userCursor(userID, streamSeq: 0)
+            return EventPage(events: events, nextCursor: next, hasMore: hasMore)
+        }
+    }
+
+    public func unread(userID: String, limit: Int) async throws -> UnreadSnapshot {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        return try await withSnapshot { [self] connection in
+            guard let user = try await userState(userID, on: connection) else {
+                return UnreadSnapshot(unreadCount: 0, notifications: [], cursor: userCursor(userID, streamSeq: 0))
+            }
+            let seqs = try await connection.rows(
+                """
+                SELECT created_seq FROM tidings_notifications WHERE user_no = \(user.userNo) AND unread
+                ORDER BY created_seq LIMIT \(limit)
+                """, as: Int64.self, logger: logger)
+            let events = try await context.events(seqs: seqs, unreadCounts: nil, on: connection)
+            return UnreadSnapshot(
+                unreadCount: user.unread, notifications: events, cursor: userCursor(userID, streamSeq: user.streamSeq))
+        }
+    }
+
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64) {
+        try Self.checkUser(userID)
+        return try await withSnapshot { [self] connection in
+            guard let user = try await userState(userID, on: connection) else { return (0, 0) }
+            return (user.streamSeq, user.unread)
+        }
+    }
+
+    public func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64 {
+        try Self.checkUser(userID)
+        guard streamSeq > 0 else { return 0 }
+        return try await withSnapshot { [self] connection in
+            let rows = try await connection.rows(
+                """
+                SELECT e.unread_after FROM tidings_user_events e JOIN tidings_users u USING (user_no)
+                WHERE u.user_id = \(userID) AND e.stream_seq = \(streamSeq)
+                """, as: Int64.self, logger: logger)
+            guard let count = rows.first else {
+                throw StoreError(
+                    .cursorReset, "position \(streamSeq) is past the head of the stream", resetReason: .cursorAhead)
+            }
+            return count
+        }
+    }
+
+    public func startUserStream(userID: String, cursor: String?) async throws -> StreamStart {
+        try Self.checkUser(userID)
+        let head = try await withSnapshot { [self] connection in
+            try await userState(userID, on: connection).map { ($0.streamSeq, $0.unread) } ?? (0, 0)
+        }
+        return try userStreamStart(userID: userID, cursor: cursor, head: head)
+    }
+
+    public func startAllStream(cursor: String?) async throws -> StreamStart {
+        try allStreamStart(cursor: cursor, head: try await headSeq())
+    }
+
+    // MARK: The all stream
+
+    public func headSeq() async throws -> Int64 {
+        try await servers.withConnection { [self] connection in
+            try await connection.rows("SELECT seq FROM tidings_head WHERE id = 1", as: Int64.self, logger: logger)
+                .first ?? 0
+        }
+    }
+
+    public func allEvents(after: String?, filter: EventFilter, limit: Int) async throws -> EventPage {
+        try Self.checkLimit(limit)
+        if let user = filter.userID { try Self.checkUser(user) }
+        return try await withSnapshot { [self] connection in
+            let head = try await LogHead.read(connection, lock: false, logger: logger)
+            let position = try allPosition(after, head: head.seq)
+            var scan = LogScan(context: context, filter: filter, after: position, through: head.seq)
+            var events: [StoredEvent] = []
+            while events.count <= limit,
+                let more = try await scan.next(on: connection, eventsMax: limit + 1 - events.count)
+            {
+                events += more
+            }
+            let hasMore = events.count > limit
+            if hasMore { events.removeLast(events.count - limit) }
+            let next = events.last.map { allCursor(seq: $0.seq) } ?? after ?? allCursor(seq: 0)
+            return EventPage(events: events, nextCursor: next, hasMore: hasMore)
+        }
+    }
+
+    public func export(after: String?, filter: EventFilter) async throws -> LogExport {
+        if let user = filter.userID { try Self.checkUser(user) }
+        let (position, through) = try await withSnapshot { [self] connection in
+            let head = try await LogHead.read(connection, lock: false, logger: logger)
+            return (try allPosition(after, head: head.seq), head.seq)
+        }
+        return LogExport(throughSeq: through) { [self] in
+            let next = ExportCursor(position)
+            return {
+                // Each run reads in its own short snapshot, resuming after the last seq sent.
+                guard let after = next.position, after < through else { return nil }
+                return try await self.withSnapshot { [self] connection in
+                    var scan = LogScan(context: self.context, filter: filter, after: after, through: through)
+                    var bytes: [UInt8] = []
+                    var count = 0
+                    var last = after
+                    while bytes.count < self.context.options.exportRunBytes,
+                        let events = try await scan.next(on: connection, eventsMax: 1_000)
+                    {
+                        for event in events {
+                            EnvelopeJSON.append(event, cursor: self.allCursor(seq: event.seq), to: &bytes)
+                            bytes.append(UInt8(ascii: "\n"))
+                        }
+                        count += events.count
+                        last = events.last?.seq ?? last
+                    }
+                    last = max(last, scan.scannedThrough)
+                    next.position = scan.finished ? nil : last
+                    if count == 0 { return scan.finished ? nil : LogExport.Chunk(bytes: [], lastSeq: last, events: 0) }
+                    return LogExport.Chunk(bytes: bytes, lastSeq: last, events: count)
+                }
+            }
+        }
+    }
+}
+
+/// Where one iteration of an export is.
+final class ExportCursor: @unchecked Sendable {
+    // Touched only by the iteration that owns it, one chunk at a time.
+    var position: Int64?
+    init(_ position: Int64) { self.position = position }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Synchronization
+import Testing
+import TidingsPostgres
+import TidingsStore
+import TidingsTestSupport
+
+/// The PostgreSQL engine's own promises: several nodes on one database append one gapless log,
+/// the log refuses changes, verify names damage, a rebuild runs while appends go on, and nodes
+/// hear of each other's commits.
+@Suite struct PostgresStoreTests {
+    @Test func nodesOnOneDatabaseAppendOneGaplessLogInCommitOrder() async throws {
+        let url = try PostgresCluster.shared().makeDatabase()
+        let nodes = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
+            for _ in 0..<3 { group.addTask { try await EngineStore.openPostgres(url, blockTargetBytes: 512) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        defer { for node in nodes { node.close() } }
+        #expect(Set(nodes.map(\.epoch)).count == 1)
+        let workers = 8
+        let perWorker = 40
+        let acknowledged = Acknowledged()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<workers {
+                let node = nodes[worker % nodes.count]
+                group.addTask {
+                    for index in 0..<perWorker {
+                        let id = "w\(worker)-\(index)"
+                        let results = try await node.append([created("user-\(worker % 5)", id, id: id)])
+                        let seq = try #require(results[0].event?.seq)
+                        acknowledged.seqs.withLock { $0[seq] = id }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let total = workers * perWorker
+        let seen = acknowledged.seqs.withLock { $0 }
+        #expect(seen.count == total)
+        #expect(Set(seen.keys) == Set(1...Int64(total)))
+        // Every node reads the same log, each event at the seq its append was acknowledged with.
+        for node in nodes {
+            var events: [StoredEvent] = []
+            try await node.exportNDJSON(after: nil) { _, _ in true }
+            var cursor: String?
+            repeat {
+                let page = try await node.allEvents(after: cursor, filter: EventFilter(), limit: 100)
+                events += page.events
+                cursor = page.nextCursor
+                if !page.hasMore { break }
+            } while true
+            #expect(events.map(\.seq) == Array(1...Int64(total)))
+            #expect(events.allSatisfy { seen[$0.seq] == $0.id })
+        }
+        let log = try await nodes[0].verifyLog()
+        #expect(log.ok, "\(String(describing: log.problem))")
+        let projection = try await nodes[1].verifyProjections()
+        #expect(projection.ok, "\(projection.mismatches)")
+    }
+
+    @Test func aNodeHearsOfAnotherNodesCommits() async throws {
+        let url = try PostgresCluster.shared().makeDatabase()
+        let writer = try await EngineStore.openPostgres(url, blockTargetBytes: 4_096)
+        let listener = try await EngineStore.openPostgres(url, blockTargetBytes: 4_096)
+        defer {
+            writer.close()
+            listener.close()
+        }
+        let heard = Atomic<Int>(0)
+        listener.onLogAdvanced { heard.add(1, ordering: .relaxed) }
+        // The listener tells once when it starts listening; wait for that, then append.
+        try await poll("the listener starts") { heard.load(ordering: .relaxed) > 0 }
+        let before = heard.load(ordering: .relaxed)
+        _ = try await writer.append([created("alice", "n-1")])
+        try await poll("the commit is heard") { heard.load(ordering: .relaxed) > before }
+        #expect(try await listener.headSeq() == 1)
+    }
+
+    @Test func theLogRefusesUpdatesDeletesAndTruncation() async throws {
+        let cluster = try PostgresCluster.shared()
+        let url = try cluster.makeDatabase()
+        let store = try await EngineStore.openPostgres(url, blockTargetBytes: 4_096)
+        defer { store.close() }
+        _ = try await store.append([created("alice", "n-1"), created("alice", "n-2")])
+        let database = try #require(URLComponents(string: url)?.path.dropFirst()).description
+        for statement in [
+            "UPDATE tidings_blocks SET payload = '\\x00'", "DELETE FROM tidings_blocks", "TRUNCATE tidings_blocks",
+        ] {
+            #expect(throws: (any Error).self) { try cluster.psql(statement, database: database) }
+        }
+        let log = try await store.verifyLog()
+        #expect(log.ok)
+        #expect(log.events == 2)
+    }
+
+    @Test func verifyNamesTheEventOfADamagedBlock() async throws {
+        let cluster = try PostgresCluster.shared()
+        let url = try cluster.makeDatabase()
+        let store = try await EngineStore.openPostgres(url, blockTargetBytes: 64)
+        defer { store.close() }
+        for index in 0..<20 { _ = try await store.append([created("alice", "n-\(index)")]) }
+        let before = try await store.verifyLog()
+        #expect(before.ok)
+        let database = try #require(URLComponents(string: url)?.path.dropFirst()).description
+        // An operator with superuser rights can still change a block: verify must see it.
+        let first = try cluster.psql(
+            "SELECT first_seq FROM tidings_blocks ORDER BY first_seq OFFSET 3 LIMIT 1", database: database
+        )
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+        try cluster.psql(
+            """
+            ALTER TABLE tidings_blocks DISABLE TRIGGER tidings_blocks_append_only;
+            UPDATE tidings_blocks SET checks = set_byte(checks, 0, (get_byte(checks, 0) + 1) % 256)
+                WHERE first_seq = \(first);
+            """, database: database)
+        let after = try await store.verifyLog()
+        #expect(!after.ok)
+        #expect(after.firstBadSeq == Int64(first))
+        #expect(after.problem == "event \(first) does not match the hash chain")
+    }
+
+    @Test func anOnlineRebuildKeepsEveryAppendMadeWhileItRuns() async throws {
+        let url = try PostgresCluster.shared().makeDatabase()
+        let store = try await EngineStore.openPostgres(url, blockTargetBytes: 256)
+        let other = try await EngineStore.openPostgres(url, blockTargetBytes: 256)
+        defer {
+            store.close()
+            other.close()
+        }
+        var batch: [NewEvent] = []
+        for index in 0..<3_000 {
+            batch.append(created("user-\(index % 40)", "n-\(index)", id: "e-\(index)"))
+            if index % 7 == 0 { batch.append(read("user-\(index % 40)", "n-\(index)")) }
+        }
+        for start in stride(from: 0, to: batch.count, by: 1_000) {
+            _ = try await store.append(Array(batch[start..<min(start + 1_000, batch.count)]))
+        }
+        let appending = Task {
+            var count = 0
+            while !Task.isCancelled && count < 400 {
+                _ = try await other.append([created("late-\(count % 9)", "late-\(count)")])
+                if count % 5 == 0 { _ = try await other.markAllRead(userID: "user-\(count % 40)", upToSeq: nil) }
+                count += 1
+            }
+            return count
+        }
+        try await store.rebuildProjections()
+        appending.cancel()
+        _ = try await appending.value
+        let verification = try await store.verifyProjections()
+        #expect(verification.ok, "\(verification.mismatches)")
+        #expect(try await store.unread(userID: "user-0", limit: 10).unreadCount == 0)
+        // A second rebuild finds its table names free.
+        try await other.rebuildProjections()
+        #expect(try await store.verifyProjections().ok)
+        // Idempotency survives the rebuild.
+        let retry = try await store.append([created("user-0", "n-0", id: "e-0")])
+        #expect(retry[0].status == .duplicate)
+    }
+
+    @Test func exportMatchesTheAllStreamEnvelopeForEnvelope() async throws {
+        let temporary = try await EngineStore.make(.postgres, blockTargetBytes: 128)
+        let store = temporary.store
+        for index in 0..<300 {
+            _ = try await store.append([created("u\(index % 6)", "n\(index)", id: index % 3 == 0 ? "x\(index)" : nil)])
+        }
+        var exported: [UInt8] = []
+        let count = try await store.exportNDJSON(after: store.allCursor(seq: 17)) { chunk, _ in
+            exported += chunk
+            return true
+        }
+        var expected: [UInt8] = []
+        var cursor = store.allCursor(seq: 17)
+        while true {
+            let page = try await store.allEvents(after: cursor, filter: EventFilter(), limit: 50)
+            for event in page.events {
+                expected += EnvelopeJSON.encode(event, cursor: store.allCursor(seq: event.seq))
+                expected.append(UInt8(ascii: "\n"))
+            }
+            cursor = page.nextCursor
+            if !page.hasMore { break }
+        }
+        #expect(count == 283)
+        #expect(exported == expected)
+        // Filters: one user, one type.
+        let page = try await store.allEvents(
+            after: nil, filter: EventFilter(types: [.created], userID: "u2"), limit: 1_000)
+        #expect(page.events.count == 50)
+        #expect(page.events.allSatisfy { $0.userID == "u2" })
+    }
+
+    @Test func aBadURLIsAClearError() throws {
+        #expect(throws: PostgresLocationError.self) { try PostgresLocation("mysql://x@y/z") }
+        #expect(throws: PostgresLocationError.self) { try PostgresLocation("postgres://host/db") }
+        #expect(throws: PostgresLocationError.self) { try PostgresLocation("postgres://u@host/") }
+        let location = try PostgresLocation("postgres://u:secret@a:5433/db,postgres://u:secret@b/db?sslmode=disable")
+        #expect(location.servers.map(\.host) == ["a", "b"])
+        #expect(location.servers.map(\.port) == [5433, 5432])
+        #expect(!location.description.contains("secret"))
+    }
+
+    @Test func noPrimaryIsUnavailableNotAHang() async throws {
+        let port = try FreePort.find()
+        let started = ContinuousClock.now
+        await #expect(throws: StoreError.self) {
+            _ = try await PostgresStore.open(try PostgresLocation("postgres://u@127.0.0.1:\(port)/db?sslmode=disable"))
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+}
+
+/// Appends acknowledged to concurrent workers: seq to event id.
+final class Acknowledged: Sendable {
+    let seqs = Mutex<[Int64: String]>([:])
+}
+
+/// Polls `condition` until it holds, failing after `seconds`.
+func poll(_ what: String, seconds: Double = 20, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw CancellationError()
+}
