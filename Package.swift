@@ -139,6 +139,7 @@ let package = Package(
             dependencies: [
                 "TidingsStore",
                 "TidingsSQLite",
+                "TidingsPostgres",
                 "TidingsFanout",
                 "TidingsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -185,6 +186,7 @@ let package = Package(
                 "TidingsServer",
                 "TidingsStore",
                 "TidingsSQLite",
+                "TidingsPostgres",
                 "TidingsTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -65,7 +65,8 @@ extension PostgresStore {
             var state = state
             var newIDs: [(String, Int64)] = []
             try await rebuildState(&state, ids: &newIDs, through: head, on: connection, progress: nil)
-            progress?(RebuildProgress(phase: .swapping, processed: 0, total: head.seq - start.seq))
+            // As on SQLite, the swap counts the events the new projection holds.
+            progress?(RebuildProgress(phase: .swapping, processed: start.seq, total: head.seq))
             if head.seq > start.seq {
                 // The users with events appended since the first read get their rows anew.
                 let users = state.userNumbers.filter { (state.users[Int($0)].entries.last?.seq ?? 0) > start.seq }
@@ -87,7 +88,7 @@ extension PostgresStore {
             var updated = head
             updated.generation += 1
             try await updated.write(connection, logger: logger)
-            progress?(RebuildProgress(phase: .swapping, processed: head.seq - start.seq, total: head.seq - start.seq))
+            progress?(RebuildProgress(phase: .swapping, processed: head.seq, total: head.seq))
         }
     }
 

@@ -115,25 +115,32 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Runs a program to its end with output to a file (a pipe would stay open in a server the
-    /// program leaves running); throws with its output when it fails.
+    /// program leaves running); throws with its output when it fails. posix_spawn and waitpid
+    /// rather than Foundation's Process, whose waitUntilExit was seen never to return here for a
+    /// child that had exited (left a zombie) when called before the process ran anything else.
     @discardableResult
     static func run(_ path: String, _ arguments: [String]) throws -> String {
         let output = NSTemporaryDirectory() + "tidings-run-" + UUID().uuidString
-        _ = FileManager.default.createFile(atPath: output, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try? handle.close()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw HarnessError("cannot start \(path): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw HarnessError("waitpid for \(path) failed: errno \(errno)") }
+        }
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw HarnessError("\(path) \(arguments.joined(separator: " ")) failed: \(text)")
+        // Exited normally with status 0 (WIFEXITED and WEXITSTATUS, which are macros in C).
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw HarnessError("\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
         return text
     }

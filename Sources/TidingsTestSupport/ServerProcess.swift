@@ -5,6 +5,7 @@ import Foundation
 public final class ServerProcess: @unchecked Sendable {
     // @unchecked: `process` is set once in init and only read afterwards.
     public let port: Int
+    /// The store's directory, or for a node on PostgreSQL a scratch folder of its own.
     public let directory: String
     private let process: Process
     /// The JWT secret the server is started with (`TIDINGS_JWT_SECRET`): sign tokens for it with
@@ -13,12 +14,22 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// `fresh` starts from an empty store; otherwise the process joins whatever is there (several
     /// processes may serve one store).
-    public init(binary: String, directory: String, arguments: [String] = [], fresh: Bool = true) throws {
-        self.directory = directory
+    public convenience init(binary: String, directory: String, arguments: [String] = [], fresh: Bool = true) throws {
         if fresh { try? FileManager.default.removeItem(atPath: directory) }
+        try self.init(binary: binary, store: ["--data", directory], directory: directory, arguments: arguments)
+    }
+
+    /// A node of the store in the PostgreSQL database at `url` (any number may serve it).
+    public convenience init(binary: String, postgres url: String, arguments: [String] = []) throws {
+        let directory = NSTemporaryDirectory() + "tidings-node-" + UUID().uuidString
+        try self.init(binary: binary, store: ["--postgres", url], directory: directory, arguments: arguments)
+    }
+
+    private init(binary: String, store: [String], directory: String, arguments: [String]) throws {
+        self.directory = directory
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--data", directory, "--port", "0", "--log-level", "error"] + arguments
+        process.arguments = ["serve"] + store + ["--port", "0", "--log-level", "error"] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TIDINGS_JWT_SECRET"] = Self.secret
         process.environment = environment

@@ -7,7 +7,8 @@ struct Tidings: AsyncParsableCommand {
         abstract: "An event-sourced notification store with a replay API.",
         discussion: """
             Every notification event lands in an append-only, compressed, hash-chained log; a projection
-            keeps each user's unread state. A store is one directory (its database is tidings.sqlite).
+            keeps each user's unread state. A store is one directory (its database is tidings.sqlite), or one
+            PostgreSQL database that any number of nodes serve (--postgres URL, or TIDINGS_POSTGRES_URL).
 
             Try it:
               echo '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-1","title":"Hi"}}' > events.ndjson

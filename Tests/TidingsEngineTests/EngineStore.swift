@@ -4,12 +4,6 @@ import TidingsSQLite
 import TidingsStore
 import TidingsTestSupport
 
-/// The storage engines; tests that take one as an argument run against each.
-enum Engine: String, CaseIterable, Sendable, CustomStringConvertible {
-    case sqlite, postgres
-    var description: String { rawValue }
-}
-
 /// A new, empty store of one engine (a temporary folder, or a new database of the test
 /// cluster), closed and removed when the test ends.
 final class EngineStore: @unchecked Sendable {

@@ -42,8 +42,8 @@ import TidingsTestSupport
         Route(method: .POST, path: "/v1/admin/projections/verify", allowed: ["admin"]),
     ]
 
-    @Test func everyRouteAgainstEveryRole() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func everyRouteAgainstEveryRole(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         defer { Task { await server.stop() } }
         try await server.append([ServerHarness.created("alice", "n-1")])
         for route in Self.routes {
@@ -83,8 +83,8 @@ import TidingsTestSupport
         await server.stop()
     }
 
-    @Test func appendResultsAndStatuses() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func appendResultsAndStatuses(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         let publisher = ServerHarness.publisher
         let first = try await server.request(
             .POST, "/v1/events", token: publisher,
@@ -118,8 +118,8 @@ import TidingsTestSupport
         await server.stop()
     }
 
-    @Test func checksRunInTheProtocolsOrder() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func checksRunInTheProtocolsOrder(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         let huge = String(repeating: "x", count: 9 << 20)
         // 401 before 403 before 415 before 413 before 400.
         var reply = try await server.request(.POST, "/v1/events", token: "bad", body: huge, contentType: "text/plain")
@@ -168,8 +168,8 @@ import TidingsTestSupport
         ("", "body must be one event"),
     ]
 
-    @Test func badInputIsRefusedAndAppendsNothing() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func badInputIsRefusedAndAppendsNothing(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         for (body, message) in Self.badBodies {
             let reply = try await server.request(.POST, "/v1/events", token: ServerHarness.publisher, body: body)
             #expect(reply.status == 400, "\(body.prefix(60))")
@@ -185,8 +185,8 @@ import TidingsTestSupport
         await server.stop()
     }
 
-    @Test func readRouteAndUnread() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func readRouteAndUnread(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append((1...4).map { ServerHarness.created("alice", "n-\($0)") })
         let alice = ServerHarness.user("alice")
         var reply = try await server.request(
@@ -224,8 +224,8 @@ import TidingsTestSupport
         await server.stop()
     }
 
-    @Test func pagesAndCursorsOverHTTP() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func pagesAndCursorsOverHTTP(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append((1...5).map { ServerHarness.created("alice", "n-\($0)") })
         let alice = ServerHarness.user("alice")
         var reply = try await server.request(.GET, "/v1/users/alice/events?limit=2", token: alice)
@@ -264,8 +264,8 @@ import TidingsTestSupport
         await server.stop()
     }
 
-    @Test func ndjsonExportStreamsEverythingWithBoundedMemory() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func ndjsonExportStreamsEverythingWithBoundedMemory(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         // More than the export's bound (4 chunks of 64 KiB): about 3 MB of envelopes.
         let body = String(repeating: "b", count: 400)
         for batch in 0..<6 {
@@ -294,8 +294,8 @@ import TidingsTestSupport
         await server.stop()
     }
 
-    @Test func auditAndAdminRoutes() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func auditAndAdminRoutes(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append([ServerHarness.created("alice", "n-1"), ServerHarness.created("bob", "n-1")])
         var reply = try await server.request(.GET, "/v1/log/verify", token: ServerHarness.auditor)
         #expect(reply.json["ok"]?.boolValue == true)

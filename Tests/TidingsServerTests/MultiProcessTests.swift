@@ -9,7 +9,8 @@ import TidingsTestSupport
 @testable import TidingsServer
 @testable import TidingsStore
 
-/// Several `tidings serve` processes on one store and one real `redis-server`.
+/// Several `tidings serve` processes on one store: one SQLite file with a real `redis-server`
+/// between them, or one PostgreSQL database whose NOTIFY carries every commit to every node.
 @Suite(.serialized) struct MultiProcessTests {
     static var binary: String {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -19,17 +20,29 @@ import TidingsTestSupport
     final class Cluster: @unchecked Sendable {
         // @unchecked: servers are replaced only by the test's own task.
         let directory = NSTemporaryDirectory() + "tidings-cluster-" + UUID().uuidString
-        let redis: RedisProcess
+        /// The SQLite processes' Redis; none for nodes on PostgreSQL.
+        let redis: RedisProcess!
         var servers: [ServerProcess] = []
 
-        init(processes: Int, redisDownAtStart: Bool = false, redisArguments: [String] = []) throws {
-            self.redis = try RedisProcess(arguments: redisArguments)
-            if redisDownAtStart { self.redis.kill() }
-            for index in 0..<processes {
-                servers.append(
-                    try ServerProcess(
-                        binary: MultiProcessTests.binary, directory: directory,
-                        arguments: ["--redis", self.redis.url, "--sync", "normal"], fresh: index == 0))
+        init(
+            processes: Int, engine: Engine = .sqlite, redisDownAtStart: Bool = false, redisArguments: [String] = []
+        ) throws {
+            switch engine {
+            case .sqlite:
+                self.redis = try RedisProcess(arguments: redisArguments)
+                if redisDownAtStart { self.redis.kill() }
+                for index in 0..<processes {
+                    servers.append(
+                        try ServerProcess(
+                            binary: MultiProcessTests.binary, directory: directory,
+                            arguments: ["--redis", self.redis.url, "--sync", "normal"], fresh: index == 0))
+                }
+            case .postgres:
+                self.redis = nil
+                let url = try PostgresCluster.shared().makeDatabase()
+                for _ in 0..<processes {
+                    servers.append(try ServerProcess(binary: MultiProcessTests.binary, postgres: url))
+                }
             }
         }
 
@@ -75,9 +88,9 @@ import TidingsTestSupport
         messages.filter { $0.type == "event" }.compactMap { $0["event"]?["stream_seq"]?.integerValue }
     }
 
-    @Test(arguments: [2, 3])
-    func aClientOnOneProcessGetsEventsAppendedThroughTheOthers(processes: Int) async throws {
-        let cluster = try Cluster(processes: processes)
+    @Test(arguments: Engine.allCases, [2, 3])
+    func aClientOnOneProcessGetsEventsAppendedThroughTheOthers(engine: Engine, processes: Int) async throws {
+        let cluster = try Cluster(processes: processes, engine: engine)
         defer { cluster.stop() }
         let client = await ServerHarness.stream(
             port: cluster.servers[1].port, hello: ServerHarness.hello(token: cluster.token(.user, "alice")))
@@ -185,8 +198,9 @@ import TidingsTestSupport
         #expect(events(messages) == (1...40).map { Int64($0) })
     }
 
-    @Test func clientsOfAKilledProcessResumeOnAnotherAndMissNothing() async throws {
-        let cluster = try Cluster(processes: 2)
+    @Test(arguments: Engine.allCases)
+    func clientsOfAKilledProcessResumeOnAnotherAndMissNothing(engine: Engine) async throws {
+        let cluster = try Cluster(processes: 2, engine: engine)
         defer { cluster.stop() }
         let users = (0..<5).map { "user-\($0)" }
         var clients: [ServerHarness.StreamClient] = []

@@ -8,16 +8,22 @@ import NIOHTTP1
 import NIOWebSocket
 import Synchronization
 import Testing
+import TidingsPostgres
+import TidingsTestSupport
 
 @testable import TidingsSQLite
 @testable import TidingsServer
 @testable import TidingsStore
 
-/// A real `NotificationServer` on a free loopback port over a temporary store, with clients.
+/// A real `NotificationServer` on a free loopback port over a temporary store of either engine
+/// (a folder, or a new database of the test cluster), with clients.
 final class ServerHarness: Sendable {
     static let secret = Array("test-secret-that-is-at-least-32-bytes-long".utf8)
 
+    let engine: Engine
     let directory: String
+    /// The store's database when the engine is PostgreSQL.
+    let databaseURL: String?
     let configuration: ServerConfiguration
     let storeOptions: StoreOptions
     private let secretFile: String
@@ -27,9 +33,11 @@ final class ServerHarness: Sendable {
     let logs: LogCapture?
 
     init(
-        directory: String? = nil, logs: LogCapture? = nil, tune: (inout ServerConfiguration) -> Void = { _ in },
-        tuneStore: (inout StoreOptions) -> Void = { _ in }
+        engine: Engine = .sqlite, directory: String? = nil, logs: LogCapture? = nil,
+        tune: (inout ServerConfiguration) -> Void = { _ in }, tuneStore: (inout StoreOptions) -> Void = { _ in }
     ) async throws {
+        self.engine = engine
+        databaseURL = engine == .postgres ? try PostgresCluster.shared().makeDatabase() : nil
         self.logs = logs
         let directory = directory ?? NSTemporaryDirectory() + "tidings-server-" + UUID().uuidString
         self.directory = directory
@@ -56,7 +64,14 @@ final class ServerHarness: Sendable {
         logger.logLevel =
             ProcessInfo.processInfo.environment["TIDINGS_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
         if logs != nil { logger.logLevel = .trace }
-        let store = try await SQLiteStore.open(directory: directory, options: storeOptions)
+        let store: any EventStore
+        if let databaseURL {
+            var options = PostgresOptions()
+            options.connectionsMax = 8
+            store = try await PostgresStore.open(try PostgresLocation(databaseURL), options: options)
+        } else {
+            store = try await SQLiteStore.open(directory: directory, options: storeOptions)
+        }
         let secret = try JWTSecret.load(generatedIn: directory, secretFile: secretFile)
         let server = NotificationServer(store: store, secret: secret, configuration: configuration, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
@@ -76,7 +91,9 @@ final class ServerHarness: Sendable {
 
     var port: Int { state.withLock { $0.port } }
     var baseURL: String { "http://127.0.0.1:\(port)" }
-    var store: SQLiteStore { state.withLock { $0.server!.store as! SQLiteStore } }
+    var store: any EventStore { state.withLock { $0.server!.store } }
+    /// The embedded store, for the tests of what only it has.
+    var sqliteStore: SQLiteStore { store as! SQLiteStore }
 
     deinit {
         try? FileManager.default.removeItem(atPath: directory)

@@ -2,6 +2,7 @@ import Foundation
 import NIOHTTP1
 import Synchronization
 import Testing
+import TidingsTestSupport
 
 @testable import TidingsSQLite
 @testable import TidingsServer
@@ -13,8 +14,8 @@ import Testing
         messages.filter { $0.type == "event" }.compactMap(\.seq)
     }
 
-    @Test func resumeFromTheMiddleReplaysExactlyWhatWasMissed() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func resumeFromTheMiddleReplaysExactlyWhatWasMissed(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append((1...10).map { ServerHarness.created("alice", "n-\($0)") })
         _ = try await server.request(
             .POST, "/v1/users/alice/read", token: ServerHarness.user("alice"), body: #"{"notification_ids":["n-2"]}"#)
@@ -42,8 +43,10 @@ import Testing
         await server.stop()
     }
 
-    @Test func emptyReplayStillSaysCaughtUpWithTheCountAtTheCursor() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func emptyReplayStillSaysCaughtUpWithTheCountAtTheCursor(
+        engine: Engine
+    ) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append((1...3).map { ServerHarness.created("alice", "n-\($0)") })
         let head = server.store.userCursor("alice", streamSeq: 3)
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice"), cursor: head))
@@ -57,8 +60,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func resumeAcrossAServerRestart() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func resumeAcrossAServerRestart(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append((1...5).map { ServerHarness.created("alice", "n-\($0)") })
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))
         let first = await client.wait { $0.contains { $0.type == "caught_up" } }
@@ -74,8 +77,10 @@ import Testing
         await server.stop()
     }
 
-    @Test func twoDevicesOfOneUserBothGetEverythingAndAReadReachesBoth() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func twoDevicesOfOneUserBothGetEverythingAndAReadReachesBoth(
+        engine: Engine
+    ) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append([ServerHarness.created("alice", "n-1")])
         let token = ServerHarness.user("alice")
         let phone = await server.stream(hello: ServerHarness.hello(token: token))
@@ -103,8 +108,10 @@ import Testing
         await server.stop()
     }
 
-    @Test func aReaderThatStopsReadingCatchesUpFromTheLogInOrder() async throws {
-        let server = try await ServerHarness { $0.subscriptionCapacity = 8 }
+    @Test(arguments: Engine.allCases) func aReaderThatStopsReadingCatchesUpFromTheLogInOrder(
+        engine: Engine
+    ) async throws {
+        let server = try await ServerHarness(engine: engine) { $0.subscriptionCapacity = 8 }
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("slow")))
         await client.wait { $0.contains { $0.type == "caught_up" } }
         client.pauseReading.withLock { $0 = true }
@@ -120,8 +127,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func handshakeFaultsCloseWithTheirCodes() async throws {
-        let server = try await ServerHarness { $0.helloTimeout = .milliseconds(500) }
+    @Test(arguments: Engine.allCases) func handshakeFaultsCloseWithTheirCodes(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine) { $0.helloTimeout = .milliseconds(500) }
         try await server.append([ServerHarness.created("alice", "n-1")])
         let alice = ServerHarness.user("alice")
         let cases: [(String?, [(String, String)], Int, String?)] = [
@@ -160,8 +167,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func foreignEpochAndCursorAheadAreResets() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func foreignEpochAndCursorAheadAreResets(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append((1...3).map { ServerHarness.created("alice", "n-\($0)") })
         let alice = ServerHarness.user("alice")
         for (round, (cursor, reason)) in [
@@ -182,8 +189,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func auditorsFollowTheAllStreamAndMayNotRead() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func auditorsFollowTheAllStreamAndMayNotRead(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append([ServerHarness.created("alice", "n-1"), ServerHarness.created("bob", "n-1")])
         let auditor = await server.stream(hello: ServerHarness.hello(token: ServerHarness.auditor, stream: "all"))
         var messages = await auditor.wait { $0.contains { $0.type == "caught_up" } }
@@ -207,8 +214,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func messagesBeforeTheWelcomeAreHandledAfterIt() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func messagesBeforeTheWelcomeAreHandledAfterIt(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         try await server.append([ServerHarness.created("alice", "n-1")])
         let client = await server.stream(hello: nil)
         try await client.send(ServerHarness.hello(token: ServerHarness.user("alice")))
@@ -218,8 +225,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func malformedMessageAfterTheHelloCloses4400() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func malformedMessageAfterTheHelloCloses4400(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))
         await client.wait { $0.contains { $0.type == "caught_up" } }
         try await client.send(#"{"type":"read","ref":"x","notification_ids":"n-1"}"#)
@@ -228,8 +235,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func anExpiringTokenClosesTheConnection() async throws {
-        let server = try await ServerHarness { $0.watchdogInterval = .milliseconds(100) }
+    @Test(arguments: Engine.allCases) func anExpiringTokenClosesTheConnection(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine) { $0.watchdogInterval = .milliseconds(100) }
         // Valid now only thanks to the 30 s leeway, and for about one more second.
         let token = ServerHarness.token(.user, "alice", expiresIn: -29)
         let client = await server.stream(hello: ServerHarness.hello(token: token))
@@ -239,8 +246,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func aClientThatReadsNothingIsClosedWith4429() async throws {
-        let server = try await ServerHarness {
+    @Test(arguments: Engine.allCases) func aClientThatReadsNothingIsClosedWith4429(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine) {
             $0.writeTimeout = .seconds(1)
             $0.watchdogInterval = .milliseconds(100)
             $0.subscriptionCapacity = 4
@@ -272,8 +279,10 @@ import Testing
         await server.stop()
     }
 
-    @Test func connectingWhileAppendsRunNeverGivesAGapOrADuplicate() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func connectingWhileAppendsRunNeverGivesAGapOrADuplicate(
+        engine: Engine
+    ) async throws {
+        let server = try await ServerHarness(engine: engine)
         let appending = Task {
             for index in 0..<600 {
                 try await server.append([ServerHarness.created("racer", "n-\(index)")])
@@ -302,8 +311,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func anOnlineRebuildChangesNoCountAClientSees() async throws {
-        let server = try await ServerHarness(tuneStore: { $0.checkpointEvents = 100 })
+    @Test(arguments: Engine.allCases) func anOnlineRebuildChangesNoCountAClientSees(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine, tuneStore: { $0.checkpointEvents = 100 })
         try await server.append((0..<300).map { ServerHarness.created("alice", "old-\($0)") })
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))
         await client.wait { $0.contains { $0.type == "caught_up" } }
@@ -333,8 +342,8 @@ import Testing
         await server.stop()
     }
 
-    @Test func shutdownClosesStreamsWith1001AndHealthTurns503() async throws {
-        let server = try await ServerHarness()
+    @Test(arguments: Engine.allCases) func shutdownClosesStreamsWith1001AndHealthTurns503(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine)
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice")))
         await client.wait { $0.contains { $0.type == "caught_up" } }
         await server.stop()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TidingsFanout
+import TidingsPostgres
 import TidingsSQLite
 import TidingsServer
 import TidingsStore
@@ -12,13 +13,16 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve the HTTP API and the WebSocket stream over one store.",
         discussion: """
             Binds 127.0.0.1 unless told otherwise. The JWT secret comes from TIDINGS_JWT_SECRET, else \
-            --jwt-secret-file, else DIR/jwt-secret (made on first start, mode 0600); `tidings token` \
-            signs tokens with the same secret. SIGTERM or SIGINT shut down gracefully: streams close \
-            with 1001, requests in flight finish, the store is checkpointed.
+            --jwt-secret-file, else DIR/jwt-secret (made on first start, mode 0600; never with --postgres, \
+            whose nodes must all be given the same secret); `tidings token` signs tokens with the same \
+            secret. SIGTERM or SIGINT shut down gracefully: streams close with 1001, requests in flight \
+            finish, the store is checkpointed.
 
-            Several processes may serve one store (SQLite arbitrates the writes); with --redis each \
-            process hears of the others' events at once, and without it within half a second (every \
-            process watches the log).
+            Several processes may serve one embedded store (SQLite arbitrates the writes); with --redis \
+            each process hears of the others' events at once, and without it within half a second (every \
+            process watches the log). With --postgres any number of nodes on any number of hosts serve one \
+            store: each commit is announced with NOTIFY, so every node hears of it at once, and nodes drain \
+            the tidings_outbox table that applications insert into inside their own transactions.
 
               tidings serve --data ./data --port 8080
               TOKEN=$(tidings token --data ./data --role publisher --sub backend)
@@ -26,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
                 -d '{"type":"notification.created","user_id":"alice",
                      "data":{"notification_id":"n-1","title":"Hi"}}' \\
                 http://127.0.0.1:8080/v1/events
+
+              export TIDINGS_JWT_SECRET=$(head -c 32 /dev/urandom | base64)
+              tidings serve --postgres postgres://tidings:PASSWORD@db1:5432/tidings,postgres://tidings:PASSWORD@db2:5432/tidings
             """
     )
 
@@ -60,6 +67,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Decompressed log blocks kept for replays, in MiB.", valueName: "mib"))
     var blockCacheMib = StoreOptions().blockCacheBytes >> 20
 
+    @Option(
+        help: ArgumentHelp(
+            "Connections this node opens to the PostgreSQL primary at most (one more listens for NOTIFY).",
+            valueName: "count"))
+    var postgresConnections = PostgresOptions().connectionsMax
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a level")
@@ -67,6 +80,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard pageCacheMib >= 1, blockCacheMib >= 1 else {
             throw ValidationError("--page-cache-mib and --block-cache-mib must be at least 1")
+        }
+        guard (2...1_000).contains(postgresConnections) else {
+            throw ValidationError("--postgres-connections must be between 2 and 1000")
         }
         if let redis, RedisURL(redis) == nil {
             throw ValidationError("--redis \(redis) is not a redis://host:port/db URL")
@@ -86,7 +102,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.redisURL = redis.flatMap(RedisURL.init)
         limits.apply(to: &configuration)
-        let secret = try JWTSecret.load(generatedIn: store.data, secretFile: jwtSecretFile)
+        let engine = try store.engine
+        let secret = try JWTSecret.load(generatedIn: engine.secretDirectory, secretFile: jwtSecretFile)
         let opened: any EventStore
         do {
             opened = try await store.open(rebuildProgress: { progress in
@@ -97,15 +114,19 @@ struct ServeCommand: AsyncParsableCommand {
                         "total": "\(progress.total)",
                     ])
             }) { options in
-                options.pageCacheBytes = pageCacheMib << 20
-                options.blockCacheBytes = blockCacheMib << 20
+                options.sqlite.pageCacheBytes = pageCacheMib << 20
+                options.sqlite.blockCacheBytes = blockCacheMib << 20
+                options.postgres.blockCacheBytes = blockCacheMib << 20
+                options.postgres.connectionsMax = postgresConnections
+                options.isServer = true
+                options.logger = Logger(label: "tidings.postgres")
             }
         } catch let error as StoreError {
             throw CLIError("\(error.code): \(error.message)")
         }
         let server = NotificationServer(store: opened, secret: secret, configuration: configuration, logger: logger)
         try await server.run { port in
-            logger.info("listening", metadata: ["address": "http://\(host):\(port)", "data": "\(store.data)"])
+            logger.info("listening", metadata: ["address": "http://\(host):\(port)", "store": "\(engine.description)"])
             // A parent process (tools/serve, tests) waits for this line on standard output.
             print("tidings listening on http://\(host):\(port)")
             fflush(nil)
@@ -120,12 +141,21 @@ struct TokenCommand: ParsableCommand {
         discussion: """
               tidings token --data ./data --role user --sub alice --ttl 1h
               tidings token --data ./data --role admin --sub ops --ttl 15m
+              TIDINGS_JWT_SECRET=... tidings token --postgres postgres://tidings@db1/tidings --role user --sub alice
             Roles: user (its own stream), publisher (appends), auditor (reads everything), admin.
             """
     )
 
-    @Option(help: ArgumentHelp("The store's directory, whose jwt-secret signs the token.", valueName: "dir"))
-    var data = "./data"
+    @Option(
+        help: ArgumentHelp(
+            "The embedded store's directory, whose jwt-secret signs the token (default ./data).", valueName: "dir"))
+    var data: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The store is in PostgreSQL (also \(PostgresLocation.environmentVariable)): the secret must come from TIDINGS_JWT_SECRET or --jwt-secret-file.",
+            valueName: "url"))
+    var postgres: String?
 
     @Option(help: "user, publisher, auditor or admin.")
     var role: String
@@ -150,9 +180,18 @@ struct TokenCommand: ParsableCommand {
     }
 
     func run() throws {
-        let secret = try JWTSecret.load(generatedIn: data, secretFile: jwtSecretFile)
+        let secret = try JWTSecret.load(generatedIn: secretDirectory, secretFile: jwtSecretFile)
         let expiresAt = Int64(Date().timeIntervalSince1970) + Self.seconds(ttl)!
         print(TokenSigner(secret: secret).token(subject: sub, role: Role(rawValue: role)!, expiresAt: expiresAt))
+    }
+
+    /// The directory whose generated secret signs, unless the store is in PostgreSQL, which keeps
+    /// none: a token must be signed with the secret every node was given.
+    private var secretDirectory: String? {
+        if postgres != nil { return nil }
+        if let data { return data }
+        let url = ProcessInfo.processInfo.environment[PostgresLocation.environmentVariable] ?? ""
+        return url.isEmpty ? "./data" : nil
     }
 
     static func seconds(_ text: String) -> Int64? {

@@ -6,7 +6,11 @@ struct StatsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
         abstract: "Show the store's size: events, users, blocks, raw and stored bytes, compression ratio.",
-        discussion: "  tidings stats --data ./data\n  tidings stats --data ./data --json"
+        discussion: """
+              tidings stats --data ./data
+              tidings stats --data ./data --json
+              tidings stats --postgres postgres://tidings@db1:5432/tidings
+            """
     )
 
     @OptionGroup var store: StoreLocation
@@ -15,7 +19,8 @@ struct StatsCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let store = try await store.open()
+        let engine = try self.store.engine
+        let store = try await self.store.open()
         defer { store.close() }
         let stats = try await store.stats()
         if json {
@@ -34,6 +39,9 @@ struct StatsCommand: AsyncParsableCommand {
         print("raw bytes          \(stats.rawBytes)  (events as appended, compact JSON)")
         print("stored bytes       \(stats.storedBytes)  (compressed blocks and tail)")
         print(String(format: "compression ratio  %.2f", stats.compressionRatio))
-        print("database file      \(stats.fileBytes) bytes (with its write-ahead log)")
+        switch engine {
+        case .sqlite: print("database file      \(stats.fileBytes) bytes (with its write-ahead log)")
+        case .postgres: print("database tables    \(stats.fileBytes) bytes (every tidings_ table with its indexes)")
+        }
     }
 }
