@@ -124,6 +124,9 @@ let package = Package(
             dependencies: [
                 "TidingsStore",
                 "TidingsSQLite",
+                "TidingsPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 "TidingsFanout",
                 "TidingsServer",
                 "TidingsTestSupport",

@@ -34,7 +34,8 @@ public final class PostgresCluster: Sendable {
         }
     }
 
-    private init(adminURL: String) {
+    /// A cluster that runs elsewhere (its admin URL given), which this process will not stop.
+    public init(adminURL: String) {
         self.adminURL = adminURL
         directory = nil
         port = URLComponents(string: adminURL)?.port ?? 5432
@@ -94,6 +95,12 @@ public final class PostgresCluster: Sendable {
         let name = prefix + "_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
         try psql("CREATE DATABASE \(name)")
         return databaseURL(name)
+    }
+
+    /// Drops the database of `url` (made by `makeDatabase`), closing its connections.
+    public func dropDatabase(_ url: String) {
+        guard let name = URLComponents(string: url)?.path.dropFirst(), !name.isEmpty else { return }
+        _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
     public func databaseURL(_ name: String) -> String {

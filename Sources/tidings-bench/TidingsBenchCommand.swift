@@ -17,6 +17,7 @@ struct TidingsBenchCommand: AsyncParsableCommand {
               tidings-bench all --events 1000000 --runs 3 --json results.json
               tidings-bench w2 w5 --events 200000
               tidings-bench store --events 1000000 --json store.json
+              tidings-bench postgres --events 200000 --runs 3
               tidings-bench http --events 50000 --clients 64
               tidings-bench fanout --clients 10000 --events 200000
               tidings-bench corpus --events 10000 > events.ndjson
@@ -24,8 +25,8 @@ struct TidingsBenchCommand: AsyncParsableCommand {
             (`swift build -c release` builds both programs; tools/bench does it).
             """,
         subcommands: [
-            WorkloadBench.self, StoreBench.self, HTTPBench.self, FanoutBench.self, AllocationsBench.self,
-            CorpusBench.self,
+            WorkloadBench.self, StoreBench.self, PostgresBench.self, HTTPBench.self, FanoutBench.self,
+            AllocationsBench.self, CorpusBench.self,
         ],
         defaultSubcommand: WorkloadBench.self
     )
@@ -71,6 +72,53 @@ struct StoreBench: AsyncParsableCommand {
         benchmark.only = Set(workloads.compactMap(StoreBenchmark.Workload.init(rawValue:)))
         let figures = try await benchmark.run()
         let report = BenchmarkReport(machine: .current(), events: events, figures: figures)
+        print(report.table)
+        if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
+    }
+}
+
+struct PostgresBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "postgres",
+        abstract: "P1-P5: the PostgreSQL engine beside the same PostgreSQL driven directly.",
+        discussion: """
+            The peer keeps each event's JSON as a row with a (user_id, seq) index: 64 clients inserting \
+            and committing one row each (P1), COPY of 1,000 rows (P2), its bytes (P3), the indexed page \
+            of 100 after a position (P4), SELECT payload ORDER BY seq (P5). Without --postgres a durable \
+            throwaway cluster (fsync on, synchronous_commit on) is started as the postgres user.
+              tidings-bench postgres --events 200000 --runs 3
+              tidings-bench postgres --postgres postgres://postgres@127.0.0.1:5432/postgres --runs 1
+            """
+    )
+
+    @Option(help: "Events in the corpus (P2-P5).")
+    var events = 200_000
+
+    @Option(help: "Single-event appends for P1, per side.")
+    var singles = 20_000
+
+    @Option(help: "Concurrent appenders for P1.")
+    var clients = 64
+
+    @Option(help: "Runs, alternating which side goes first; medians are reported.")
+    var runs = 3
+
+    @Option(
+        help: ArgumentHelp(
+            "A cluster's admin URL to make the benchmark's databases in (dropped afterwards).", valueName: "url"))
+    var postgres: String?
+
+    @Option(help: "Write the figures as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        let started = postgres == nil ? try PostgresCluster.start(durable: true) : nil
+        defer { started?.stop() }
+        let benchmark = PostgresBenchmark(
+            events: events, singles: singles, appenders: clients, runs: runs,
+            adminURL: postgres ?? started!.adminURL
+        ) { Console.note($0) }
+        let report = BenchmarkReport(machine: .current(), events: events, figures: try await benchmark.run())
         print(report.table)
         if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
     }
