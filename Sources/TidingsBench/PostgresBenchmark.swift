@@ -46,7 +46,8 @@ public struct PostgresBenchmark: Sendable {
             let tidingsFirst = run % 2 == 0
             for (name, sample) in try await oneRun(corpus: corpus, rows: rows, tidingsFirst: tidingsFirst) {
                 samples[name, default: []].append(sample)
-                progress("run \(run + 1): \(name): tidings \(Self.format(sample.tidings)), peer \(Self.format(sample.peer))")
+                progress(
+                    "run \(run + 1): \(name): tidings \(Self.format(sample.tidings)), peer \(Self.format(sample.peer))")
             }
         }
         func median(_ name: String, _ key: KeyPath<Sample, Double>) -> Double {
@@ -67,7 +68,9 @@ public struct PostgresBenchmark: Sendable {
             figure(
                 "P1", workload: "P1 append", metric: "single events, \(appenders) appenders, durable", unit: "ev/s",
                 floor: .ratioAtLeast(2.0)),
-            figure("P2", workload: "P2 append", metric: "batches of 1,000 vs COPY", unit: "ev/s", floor: .ratioAtLeast(0.7)),
+            figure(
+                "P2", workload: "P2 append", metric: "batches of 1,000 vs COPY", unit: "ev/s", floor: .ratioAtLeast(0.7)
+            ),
             figure(
                 "P3", workload: "P3 size", metric: "bytes per event, every table and index", unit: "B",
                 lowerIsBetter: true, floor: .ratioAtMost(0.4)),
