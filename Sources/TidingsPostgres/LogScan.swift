@@ -33,6 +33,20 @@ struct LogScan {
             return nil
         }
         if let userID = filter.userID { return try await nextOfUser(userID, on: connection, eventsMax: eventsMax) }
+        guard let wanted = try await nextSeqs(on: connection, eventsMax: eventsMax) else { return nil }
+        guard !wanted.isEmpty else { return [] }
+        return try await context.events(seqs: wanted, unreadCounts: nil, on: connection)
+    }
+
+    /// The seqs of the next matching events of the `all` stream (possibly none), read from a
+    /// run of blocks that the context's cache then holds; nil once the scan is past `through`.
+    /// Not for a user filter, which `next` follows through the user's stream index.
+    mutating func nextSeqs(on connection: PostgresConnection, eventsMax: Int) async throws -> [Int64]? {
+        precondition(filter.userID == nil, "a user's scan follows the stream index")
+        guard !finished, position < through else {
+            finished = true
+            return nil
+        }
         var start = try await context.blockStart(holding: [position + 1], on: connection)[0]
         if let since = filter.since {
             // Timestamps never decrease along seq: skip the blocks that end before `since`.
@@ -55,37 +69,36 @@ struct LogScan {
         guard !rows.isEmpty else {
             throw StoreError(.internal, "the log is damaged: no block holds seq \(position + 1)")
         }
-        var events: [StoredEvent] = []
+        // The matching seqs of every block fetched, made into events at once: one lookup of the
+        // users they name, not one per block.
+        var wanted: [Int64] = []
         for row in rows {
             let lastSeq = row.0 + Int64(row.1) - 1
             let typeMatches = Int(row.3) & filter.typeMask != 0
             if typeMatches {
                 var block = context.blocks.block(firstSeq: row.0)
                 if block == nil { block = try await context.decode(row, on: connection) }
-                try await collect(from: block!, into: &events, on: connection)
+                try collect(from: block!, into: &wanted)
             }
             position = min(max(position, lastSeq), through)
             if let until = filter.until, row.2 >= until {
                 finished = true
                 break
             }
-            if events.count >= eventsMax { break }
+            if wanted.count >= eventsMax { break }
         }
         if position >= through { finished = true }
-        return events
+        return wanted
     }
 
-    /// The matching events of one block after the position, through the head.
-    private func collect(
-        from block: DecodedBlock, into events: inout [StoredEvent], on connection: PostgresConnection
-    ) async throws {
-        let seqs = Array(max(block.firstSeq, position + 1)...min(block.lastSeq, through))
-        guard !seqs.isEmpty else { return }
-        var wanted: [Int64] = []
-        try block.withRecords(seqs: seqs[...]) { seq, record in
+    /// The seqs of one block's matching events after the position, through the head.
+    private func collect(from block: DecodedBlock, into wanted: inout [Int64]) throws {
+        let first = max(block.firstSeq, position + 1)
+        let last = min(block.lastSeq, through)
+        guard first <= last else { return }
+        try block.withRecords(seqs: Array(first...last)[...]) { seq, record in
             if filter.matches(record) { wanted.append(seq) }
         }
-        if !wanted.isEmpty { events += try await context.events(seqs: wanted, unreadCounts: nil, on: connection) }
     }
 
     private mutating func nextOfUser(

@@ -157,10 +157,14 @@ extension PostgresStore {
             return (try allPosition(after, head: head.seq), head.seq)
         }
         return LogExport(throughSeq: through) { [self] in
-            let next = ExportCursor(position)
+            let next = ExportCursor(
+                position, writer: EnvelopeWriter(epoch: self.epoch, derivedIDs: self.context.derivedIDs))
             return {
                 // Each run reads in its own short snapshot, resuming after the last seq sent.
                 guard let after = next.position, after < through else { return nil }
+                if filter.userID == nil {
+                    return try await self.exportRun(after: after, through: through, filter: filter, next: next)
+                }
                 return try await self.withSnapshot { [self] connection in
                     var scan = LogScan(context: self.context, filter: filter, after: after, through: through)
                     var bytes: [UInt8] = []
@@ -186,9 +190,56 @@ extension PostgresStore {
     }
 }
 
-/// Where one iteration of an export is.
+extension PostgresStore {
+    /// One run of an export of the `all` stream: envelopes written from the records in place,
+    /// with the ids of the users they name looked up once per run.
+    fileprivate func exportRun(
+        after: Int64, through: Int64, filter: EventFilter, next: ExportCursor
+    ) async throws -> LogExport.Chunk? {
+        try await withSnapshot { [self] connection in
+            var scan = LogScan(context: self.context, filter: filter, after: after, through: through)
+            var writer = next.writer
+            writer.bytes.removeAll(keepingCapacity: true)
+            var count = 0
+            var last = after
+            while writer.bytes.count < self.context.options.exportRunBytes,
+                let seqs = try await scan.nextSeqs(on: connection, eventsMax: 1_000)
+            {
+                guard !seqs.isEmpty else { continue }
+                var users: Set<Int64> = []
+                try await self.context.withRecords(seqs: seqs, on: connection) { _, record in
+                    users.insert(record.userNo)
+                }
+                let names = try await self.context.userNames(users, on: connection)
+                try await self.context.withRecords(seqs: seqs, on: connection) { seq, record in
+                    try writer.append(seq: seq, record: record) { number in
+                        guard let name = names[number] else {
+                            throw StoreError(.internal, "the log is damaged: event \(seq) names unknown user \(number)")
+                        }
+                        return name
+                    }
+                }
+                count += seqs.count
+                last = seqs.last!
+            }
+            last = max(last, scan.scannedThrough)
+            next.position = scan.finished ? nil : last
+            let bytes = writer.bytes
+            writer.bytes = []
+            next.writer = writer
+            if count == 0 { return scan.finished ? nil : LogExport.Chunk(bytes: [], lastSeq: last, events: 0) }
+            return LogExport.Chunk(bytes: bytes, lastSeq: last, events: count)
+        }
+    }
+}
+
+/// Where one iteration of an export is, with the envelope writer it carries from run to run.
 final class ExportCursor: @unchecked Sendable {
     // Touched only by the iteration that owns it, one chunk at a time.
     var position: Int64?
-    init(_ position: Int64) { self.position = position }
+    var writer: EnvelopeWriter
+    init(_ position: Int64, writer: EnvelopeWriter) {
+        self.position = position
+        self.writer = writer
+    }
 }
