@@ -63,14 +63,19 @@ public final class PostgresStore: EventStore {
         let existing = try await connection.rows(
             "SELECT to_regclass('tidings_head') IS NOT NULL", as: Bool.self, logger: logger)
         if existing.first == true {
+            // The head row first, as every group commit takes it first: a schema change below
+            // takes table locks that running appends need, and must wait for them rather than
+            // deadlock with one that holds the head and wants a table.
             let version = try await connection.rows(
-                "SELECT schema_version FROM tidings_head WHERE id = 1", as: Int64.self, logger: logger)
+                "SELECT schema_version FROM tidings_head WHERE id = 1 FOR UPDATE", as: Int64.self, logger: logger)
             if let version = version.first, version > PostgresSchema.version {
                 throw StoreError(
                     .internal,
                     "the database holds a Tidings store of schema version \(version), newer than this tidings (\(PostgresSchema.version)); upgrade tidings"
                 )
             }
+            // A node joining a store of its own version changes nothing and locks no table.
+            if version.first == PostgresSchema.version { return try await identity(connection, logger: logger) }
         }
         for statement in PostgresSchema.statements {
             try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger)
@@ -87,6 +92,12 @@ public final class PostgresStore: EventStore {
             """, logger: logger)
         try await connection.run(
             "UPDATE tidings_head SET schema_version = \(PostgresSchema.version) WHERE id = 1", logger: logger)
+        return try await identity(connection, logger: logger)
+    }
+
+    private static func identity(
+        _ connection: PostgresConnection, logger: Logger
+    ) async throws -> (epoch: UInt64, fanoutKey: [UInt8]) {
         let rows = try await connection.rows(
             "SELECT epoch, fanout_key FROM tidings_head WHERE id = 1", as: (Int64, ByteBuffer).self, logger: logger)
         return (UInt64(bitPattern: rows[0].0), rows[0].1.bytes)

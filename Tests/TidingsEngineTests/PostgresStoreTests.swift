@@ -9,6 +9,27 @@ import TidingsTestSupport
 /// the log refuses changes, verify names damage, a rebuild runs while appends go on, and nodes
 /// hear of each other's commits.
 @Suite struct PostgresStoreTests {
+    /// A node that starts while others append and drain the outbox (a rolling deploy) joins
+    /// without a schema change, so it neither blocks their commits nor deadlocks with them.
+    @Test func nodesJoinWhileOthersAppend() async throws {
+        let url = try PostgresCluster.shared().makeDatabase()
+        let first = try await EngineStore.openPostgres(url, blockTargetBytes: 512)
+        defer { first.close() }
+        let appending = Task {
+            for index in 0..<200 { _ = try await first.append([created("u\(index % 3)", "n-\(index)")]) }
+        }
+        for _ in 0..<6 {
+            let joining = try await EngineStore.openPostgres(url, blockTargetBytes: 512)
+            #expect(joining.epoch == first.epoch)
+            _ = try await joining.append([created("joiner", "n-\(UUID().uuidString)")])
+            joining.close()
+        }
+        try await appending.value
+        #expect(try await first.headSeq() == 206)
+        let log = try await first.verifyLog()
+        #expect(log.ok)
+    }
+
     @Test func nodesOnOneDatabaseAppendOneGaplessLogInCommitOrder() async throws {
         let url = try PostgresCluster.shared().makeDatabase()
         let nodes = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
