@@ -115,7 +115,8 @@ public struct PostgresBenchmark: Sendable {
         var p1 = Sample(tidings: 0, peer: 0)
         for side in tidingsFirst ? [true, false] : [false, true] {
             if side {
-                p1.tidings = try await appendConcurrently(singleCorpus, store: singleStore)
+                p1.tidings = try await StoreBenchmark.appendConcurrently(
+                    singleCorpus, appenders: appenders, store: singleStore)
             } else {
                 p1.peer = try await singlePeer.insertConcurrently(singleRows, appenders: appenders)
             }
@@ -208,24 +209,6 @@ public struct PostgresBenchmark: Sendable {
         results.append(("P5", p5))
         return results
     }
-
-    private func appendConcurrently(_ corpus: [NewEvent], store: PostgresStore) async throws -> Double {
-        let appenders = self.appenders
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<appenders {
-                group.addTask {
-                    var index = worker
-                    while index < corpus.count {
-                        _ = try await store.append([corpus[index]])
-                        index += appenders
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-        return Double(corpus.count) / (ContinuousClock.now - start).seconds
-    }
 }
 
 /// One event as the peer keeps it: the user and the event's JSON as appended.
@@ -280,23 +263,12 @@ final class PeerDatabase: Sendable {
     func insertConcurrently(_ rows: [PeerRow], appenders: Int) async throws -> Double {
         let client = client
         let logger = logger
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<appenders {
-                group.addTask {
-                    var index = worker
-                    while index < rows.count {
-                        let row = rows[index]
-                        try await client.query(
-                            "INSERT INTO peer_events (user_id, payload) VALUES (\(row.userID), \(row.payload)::json)",
-                            logger: logger)
-                        index += appenders
-                    }
-                }
-            }
-            try await group.waitForAll()
+        return try await Workers.rate(count: rows.count, workers: appenders) { index in
+            let row = rows[index]
+            try await client.query(
+                "INSERT INTO peer_events (user_id, payload) VALUES (\(row.userID), \(row.payload)::json)",
+                logger: logger)
         }
-        return Double(rows.count) / (ContinuousClock.now - start).seconds
     }
 
     /// `COPY` of `batch` rows at a time, each its own transaction.

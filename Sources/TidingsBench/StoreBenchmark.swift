@@ -137,21 +137,14 @@ public struct StoreBenchmark: Sendable {
         options.durability = durability
         let store = try await SQLiteStore.open(directory: path, options: options)
         defer { store.close() }
-        let appenders = self.appenders
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<appenders {
-                group.addTask {
-                    var index = worker
-                    while index < corpus.count {
-                        _ = try await store.append([corpus[index]])
-                        index += appenders
-                    }
-                }
-            }
-            try await group.waitForAll()
+        return try await Self.appendConcurrently(corpus, appenders: appenders, store: store)
+    }
+
+    /// Single-event appends of `corpus` from `appenders` tasks at once, in events per second.
+    static func appendConcurrently(_ corpus: [NewEvent], appenders: Int, store: any EventStore) async throws -> Double {
+        try await Workers.rate(count: corpus.count, workers: appenders) { index in
+            _ = try await store.append([corpus[index]])
         }
-        return Double(corpus.count) / (ContinuousClock.now - start).seconds
     }
 
     func appendBatches(
@@ -224,6 +217,29 @@ enum FileSizes {
             let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + file)
             return total + ((attributes?[.size] as? NSNumber)?.int64Value ?? 0)
         }
+    }
+}
+
+/// Work items spread over concurrent tasks, each taking every `workers`-th item.
+enum Workers {
+    /// Runs `body` for every index below `count`; returns items per second.
+    static func rate(
+        count: Int, workers: Int, _ body: @escaping @Sendable (Int) async throws -> Void
+    ) async throws -> Double {
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    var index = worker
+                    while index < count {
+                        try await body(index)
+                        index += workers
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
     }
 }
 

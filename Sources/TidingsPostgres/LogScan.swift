@@ -33,15 +33,19 @@ struct LogScan {
             return nil
         }
         if let userID = filter.userID { return try await nextOfUser(userID, on: connection, eventsMax: eventsMax) }
-        guard let wanted = try await nextSeqs(on: connection, eventsMax: eventsMax) else { return nil }
+        var users: Set<Int64> = []
+        guard let wanted = try await nextSeqs(on: connection, eventsMax: eventsMax, users: &users) else { return nil }
         guard !wanted.isEmpty else { return [] }
         return try await context.events(seqs: wanted, unreadCounts: nil, on: connection)
     }
 
     /// The seqs of the next matching events of the `all` stream (possibly none), read from a
-    /// run of blocks that the context's cache then holds; nil once the scan is past `through`.
-    /// Not for a user filter, which `next` follows through the user's stream index.
-    mutating func nextSeqs(on connection: PostgresConnection, eventsMax: Int) async throws -> [Int64]? {
+    /// run of blocks that the context's cache then holds, adding the user numbers they name to
+    /// `users`; nil once the scan is past `through`. Not for a user filter, which `next`
+    /// follows through the user's stream index.
+    mutating func nextSeqs(
+        on connection: PostgresConnection, eventsMax: Int, users: inout Set<Int64>
+    ) async throws -> [Int64]? {
         precondition(filter.userID == nil, "a user's scan follows the stream index")
         guard !finished, position < through else {
             finished = true
@@ -78,7 +82,7 @@ struct LogScan {
             if typeMatches {
                 var block = context.blocks.block(firstSeq: row.0)
                 if block == nil { block = try await context.decode(row, on: connection) }
-                try collect(from: block!, into: &wanted)
+                try collect(from: block!, into: &wanted, users: &users)
             }
             position = min(max(position, lastSeq), through)
             if let until = filter.until, row.2 >= until {
@@ -91,13 +95,17 @@ struct LogScan {
         return wanted
     }
 
-    /// The seqs of one block's matching events after the position, through the head.
-    private func collect(from block: DecodedBlock, into wanted: inout [Int64]) throws {
+    /// The seqs of one block's matching events after the position, through the head, and the
+    /// users they name.
+    private func collect(from block: DecodedBlock, into wanted: inout [Int64], users: inout Set<Int64>) throws {
         let first = max(block.firstSeq, position + 1)
         let last = min(block.lastSeq, through)
         guard first <= last else { return }
         try block.withRecords(seqs: Array(first...last)[...]) { seq, record in
-            if filter.matches(record) { wanted.append(seq) }
+            if filter.matches(record) {
+                wanted.append(seq)
+                users.insert(record.userNo)
+            }
         }
     }
 

@@ -202,14 +202,12 @@ extension PostgresStore {
             writer.bytes.removeAll(keepingCapacity: true)
             var count = 0
             var last = after
+            var users: Set<Int64> = []
             while writer.bytes.count < self.context.options.exportRunBytes,
-                let seqs = try await scan.nextSeqs(on: connection, eventsMax: 1_000)
+                let seqs = try await scan.nextSeqs(on: connection, eventsMax: 1_000, users: &users)
             {
                 guard !seqs.isEmpty else { continue }
-                var users: Set<Int64> = []
-                try await self.context.withRecords(seqs: seqs, on: connection) { _, record in
-                    users.insert(record.userNo)
-                }
+                defer { users.removeAll(keepingCapacity: true) }
                 let names = try await self.context.userNames(users, on: connection)
                 try await self.context.withRecords(seqs: seqs, on: connection) { seq, record in
                     try writer.append(seq: seq, record: record) { number in

@@ -121,12 +121,7 @@ public final class PostgresStore: EventStore {
     public func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome {
         try Self.checkUser(userID)
         let events = try AppendBatch.readEvents(userID: userID, notificationIDs: notificationIDs)
-        if events.isEmpty {
-            let head = try await userHead(userID: userID)
-            return ReadOutcome(
-                read: [], unreadCount: head.unreadCount, cursor: userCursor(userID, streamSeq: head.streamSeq),
-                headStreamSeq: head.streamSeq, lastSeq: nil)
-        }
+        if events.isEmpty { return try await ReadOutcome.unchanged(userID: userID, store: self) }
         let response = try await writer.append(
             AppendRequest(events: try AppendBatch.validate(events), reportUser: userID))
         let head = response.userHead ?? (0, 0)

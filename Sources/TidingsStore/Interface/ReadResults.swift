@@ -85,6 +85,14 @@ public struct StreamStart: Sendable, Equatable {
 }
 
 extension ReadOutcome {
+    /// The answer to a read that marks nothing (no id was unread): the user's head as it is.
+    package static func unchanged(userID: String, store: some EventStore) async throws -> ReadOutcome {
+        let head = try await store.userHead(userID: userID)
+        return ReadOutcome(
+            read: [], unreadCount: head.unreadCount, cursor: store.userCursor(userID, streamSeq: head.streamSeq),
+            headStreamSeq: head.streamSeq, lastSeq: nil)
+    }
+
     /// The answer to a read of `notificationIDs` whose `notification.read` events got `results`
     /// (in request order), with the user's head after it.
     package static func of(
