@@ -16,79 +16,17 @@ struct GroupCommit {
     func plan(
         _ requests: [AppendRequest], head: LogHead
     ) async throws -> (GroupPlan, [Result<AppendResponse, any Error>]) {
-        let events = requests.flatMap(\.events)
-        var view = GroupView(nextUserNo: head.nextUserNo)
-        // Users.
-        let userIDs = Array(Set(events.map(\.userID)))
-        let users = try await connection.rows(
-            "SELECT user_no, user_id, stream_seq, unread FROM tidings_users WHERE user_id = ANY(\(userIDs))",
-            as: (Int64, String, Int64, Int64).self, logger: logger)
-        for (number, name, streamSeq, unread) in users {
-            view.load(
-                user: GroupView.User(userNo: number, userID: name, streamSeq: streamSeq, unread: unread, isNew: false))
-        }
-        context.rememberUsers(users.map { ($0.0, $0.1) })
-        // Notifications the events name, and every unread one of users who read all.
-        var pairUsers: [Int64] = []
-        var pairIDs: [ByteBuffer] = []
-        var readAllUsers: Set<Int64> = []
-        for event in events {
-            guard let number = view.existingUserNo(event.userID) else { continue }
-            if event.type == .readAll {
-                readAllUsers.insert(number)
-            } else {
-                pairUsers.append(number)
-                pairIDs.append(event.notificationKey.buffer)
-            }
-        }
-        if !pairUsers.isEmpty {
-            let rows = try await connection.rows(
-                """
-                SELECT n.user_no, n.notification_id, n.created_seq, n.unread FROM tidings_notifications n
-                JOIN unnest(\(pairUsers)::int8[], \(pairIDs)::bytea[]) AS k(user_no, notification_id)
-                    USING (user_no, notification_id)
-                """, as: (Int64, ByteBuffer, Int64, Bool).self, logger: logger)
-            for (user, id, created, unread) in rows {
-                view.load(userNo: user, id: id.bytes, createdSeq: created, isUnread: unread)
-            }
-        }
-        if !readAllUsers.isEmpty {
-            let numbers = Array(readAllUsers)
-            let rows = try await connection.rows(
-                """
-                SELECT user_no, notification_id, created_seq FROM tidings_notifications
-                WHERE user_no = ANY(\(numbers)) AND unread
-                """, as: (Int64, ByteBuffer, Int64).self, logger: logger)
-            for (user, id, created) in rows {
-                view.load(userNo: user, id: id.bytes, createdSeq: created, isUnread: true)
-            }
-            for number in numbers { view.markUnreadComplete(userNo: number) }
-        }
-        let originals = try await originals(of: events, head: head)
+        let ahead = try await readAhead(requests.flatMap(\.events), head: head)
+        let originals = try await originals(ahead.seqsByID)
         var plan = GroupPlan(
-            view: view, head: head, now: context.options.clock(), originals: originals, derivedIDs: context.derivedIDs)
+            view: ahead.view, head: head, now: context.options.clock(), originals: originals,
+            derivedIDs: context.derivedIDs)
         let outcomes = requests.map { plan.apply($0) }
         return (plan, outcomes)
     }
 
     /// The events of the log that the group's client ids already name.
-    private func originals(of events: [ValidatedEvent], head: LogHead) async throws -> [String: StoredEvent] {
-        var explicit: [String] = []
-        var seqsByID: [String: Int64] = [:]
-        for event in events {
-            guard let id = event.id else { continue }
-            if let seq = context.derivedIDs.seq(of: id.utf8) {
-                if seq >= 1 && seq <= head.seq { seqsByID[id] = seq }
-            } else {
-                explicit.append(id)
-            }
-        }
-        if !explicit.isEmpty {
-            let rows = try await connection.rows(
-                "SELECT event_id, seq FROM tidings_event_ids WHERE event_id = ANY(\(Array(Set(explicit))))",
-                as: (String, Int64).self, logger: logger)
-            for (id, seq) in rows { seqsByID[id] = seq }
-        }
+    private func originals(_ seqsByID: [String: Int64]) async throws -> [String: StoredEvent] {
         guard !seqsByID.isEmpty else { return [:] }
         let seqs = Array(Set(seqsByID.values)).sorted()
         let stored = try await context.events(seqs: seqs, unreadCounts: nil, on: connection)
@@ -100,20 +38,19 @@ struct GroupCommit {
         return originals
     }
 
-    /// Writes what the plan appended: blocks, projection rows, the head. Returns the new head.
+    /// Writes what the plan appended (blocks, projection rows, the head) and notifies every
+    /// node, in one statement (`GroupWriteStatement`). Returns the new head.
     func write(_ plan: GroupPlan, startHead: LogHead) async throws -> (head: LogHead, blocks: [Block]) {
         var head = plan.head
         let blocks = try await seal(plan.pending, head: &head)
-        try await insert(blocks)
-        try await writeProjection(plan)
         head.nextUserNo = plan.view.nextUserNo
         head.blocks += Int64(blocks.count)
         for block in blocks {
             head.rawBytes += Int64(block.rawBytes)
             head.storedBytes += Int64(block.payload.count + block.checks.count)
         }
-        try await head.write(connection, logger: logger)
-        try await connection.run("SELECT pg_notify('tidings_log', \(String(head.seq)))", logger: logger)
+        let statement = GroupWriteStatement(plan: plan, blocks: blocks, head: head)
+        for try await _ in try await connection.execute(statement, logger: logger) {}
         return (head, blocks)
     }
 
@@ -143,77 +80,95 @@ struct GroupCommit {
         }
         return blocks
     }
+}
 
-    private func insert(_ blocks: [Block]) async throws {
-        guard !blocks.isEmpty else { return }
-        let firstSeqs = blocks.map(\.firstSeq)
-        let counts = blocks.map { Int32($0.eventCount) }
-        let firstTimestamps = blocks.map(\.firstTimestamp)
-        let lastTimestamps = blocks.map(\.lastTimestamp)
-        let typeMasks = blocks.map { Int32($0.typeMask) }
-        let rawBytes = blocks.map { Int32($0.rawBytes) }
-        let recordsBytes = blocks.map { Int32($0.recordsBytes) }
-        let dictionaries = blocks.map(\.dictionaryID)
-        let checksums = blocks.map(\.payloadCheck)
-        let checks = blocks.map(\.checks.buffer)
-        let endHashes = blocks.map(\.endHash.buffer)
-        let payloads = blocks.map(\.payload.buffer)
-        try await connection.run(
-            """
+/// What a group writes, in one statement of data-modifying CTEs: the blocks it sealed, the
+/// projection rows it changed, the head, and the notification to every node. One round trip
+/// where there were seven, prepared once per connection.
+struct GroupWriteStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH blocks AS (
             INSERT INTO tidings_blocks (first_seq, event_count, first_ts, last_ts, type_mask, raw_bytes,
                 records_bytes, dictionary_id, payload_check, checks, end_hash, payload)
-            SELECT * FROM unnest(\(firstSeqs)::int8[], \(counts)::int4[], \(firstTimestamps)::int8[],
-                \(lastTimestamps)::int8[], \(typeMasks)::int4[], \(rawBytes)::int4[], \(recordsBytes)::int4[],
-                \(dictionaries)::int8[], \(checksums)::int8[], \(checks)::bytea[], \(endHashes)::bytea[],
-                \(payloads)::bytea[])
-            """, logger: logger)
-    }
+            SELECT * FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[], $5::int4[], $6::int4[],
+                $7::int4[], $8::int8[], $9::int8[], $10::bytea[], $11::bytea[], $12::bytea[])
+        ), users AS (
+            INSERT INTO tidings_users (user_no, user_id, stream_seq, unread)
+            SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[])
+            ON CONFLICT (user_no) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, unread = EXCLUDED.unread
+        ), entries AS (
+            INSERT INTO tidings_user_events (user_no, stream_seq, seq, unread_after)
+            SELECT * FROM unnest($17::int8[], $18::int8[], $19::int8[], $20::int8[])
+        ), notifications AS (
+            INSERT INTO tidings_notifications (user_no, notification_id, created_seq, unread)
+            SELECT * FROM unnest($21::int8[], $22::bytea[], $23::int8[], $24::bool[])
+            ON CONFLICT (user_no, notification_id) DO UPDATE SET unread = EXCLUDED.unread
+        ), ids AS (
+            INSERT INTO tidings_event_ids (event_id, seq) SELECT * FROM unnest($25::text[], $26::int8[])
+        ), head AS (
+            UPDATE tidings_head SET seq = $27, hash = $28, ts = $29, next_user_no = $30, dictionary_id = $31,
+                undictionaried_bytes = $32, blocks = $33, raw_bytes = $34, stored_bytes = $35, generation = $36
+            WHERE id = 1
+        )
+        SELECT 1::int4 FROM (SELECT pg_notify('tidings_log', $27::text)) AS notified
+        """
+    typealias Row = Int32
 
-    private func writeProjection(_ plan: GroupPlan) async throws {
-        let changedUsers = plan.view.users.values.filter(\.changed)
-        if !changedUsers.isEmpty {
-            try await connection.run(
-                """
-                INSERT INTO tidings_users (user_no, user_id, stream_seq, unread)
-                SELECT * FROM unnest(\(changedUsers.map(\.userNo))::int8[], \(changedUsers.map(\.userID))::text[],
-                    \(changedUsers.map(\.streamSeq))::int8[], \(changedUsers.map(\.unread))::int8[])
-                ON CONFLICT (user_no) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, unread = EXCLUDED.unread
-                """, logger: logger)
-        }
-        if !plan.entries.isEmpty {
-            try await connection.run(
-                """
-                INSERT INTO tidings_user_events (user_no, stream_seq, seq, unread_after)
-                SELECT * FROM unnest(\(plan.entries.map(\.userNo))::int8[], \(plan.entries.map(\.streamSeq))::int8[],
-                    \(plan.entries.map(\.seq))::int8[], \(plan.entries.map(\.unreadAfter))::int8[])
-                """, logger: logger)
-        }
-        var users: [Int64] = []
-        var ids: [ByteBuffer] = []
-        var created: [Int64] = []
-        var unread: [Bool] = []
+    private var bindings = PostgresBindings(capacity: 36)
+
+    init(plan: GroupPlan, blocks: [Block], head: LogHead) {
+        bindings.append(blocks.map(\.firstSeq))
+        bindings.append(blocks.map { Int32($0.eventCount) })
+        bindings.append(blocks.map(\.firstTimestamp))
+        bindings.append(blocks.map(\.lastTimestamp))
+        bindings.append(blocks.map { Int32($0.typeMask) })
+        bindings.append(blocks.map { Int32($0.rawBytes) })
+        bindings.append(blocks.map { Int32($0.recordsBytes) })
+        bindings.append(blocks.map(\.dictionaryID))
+        bindings.append(blocks.map(\.payloadCheck))
+        bindings.append(blocks.map(\.checks.buffer))
+        bindings.append(blocks.map(\.endHash.buffer))
+        bindings.append(blocks.map(\.payload.buffer))
+        let users = plan.view.users.values.filter(\.changed)
+        bindings.append(users.map(\.userNo))
+        bindings.append(users.map(\.userID))
+        bindings.append(users.map(\.streamSeq))
+        bindings.append(users.map(\.unread))
+        bindings.append(plan.entries.map(\.userNo))
+        bindings.append(plan.entries.map(\.streamSeq))
+        bindings.append(plan.entries.map(\.seq))
+        bindings.append(plan.entries.map(\.unreadAfter))
+        var notificationUsers: [Int64] = []
+        var notificationIDs: [ByteBuffer] = []
+        var notificationCreated: [Int64] = []
+        var notificationUnread: [Bool] = []
         for (user, notifications) in plan.view.notifications {
             for (id, state) in notifications where state.changed {
-                users.append(user)
-                ids.append(id.buffer)
-                created.append(state.createdSeq)
-                unread.append(state.isUnread)
+                notificationUsers.append(user)
+                notificationIDs.append(id.buffer)
+                notificationCreated.append(state.createdSeq)
+                notificationUnread.append(state.isUnread)
             }
         }
-        if !users.isEmpty {
-            try await connection.run(
-                """
-                INSERT INTO tidings_notifications (user_no, notification_id, created_seq, unread)
-                SELECT * FROM unnest(\(users)::int8[], \(ids)::bytea[], \(created)::int8[], \(unread)::bool[])
-                ON CONFLICT (user_no, notification_id) DO UPDATE SET unread = EXCLUDED.unread
-                """, logger: logger)
-        }
-        if !plan.explicitIDs.isEmpty {
-            try await connection.run(
-                """
-                INSERT INTO tidings_event_ids (event_id, seq)
-                SELECT * FROM unnest(\(plan.explicitIDs.map(\.id))::text[], \(plan.explicitIDs.map(\.seq))::int8[])
-                """, logger: logger)
-        }
+        bindings.append(notificationUsers)
+        bindings.append(notificationIDs)
+        bindings.append(notificationCreated)
+        bindings.append(notificationUnread)
+        bindings.append(plan.explicitIDs.map(\.id))
+        bindings.append(plan.explicitIDs.map(\.seq))
+        bindings.append(head.seq)
+        bindings.append(head.hash.buffer)
+        bindings.append(head.timestamp)
+        bindings.append(head.nextUserNo)
+        bindings.append(head.dictionaryID)
+        bindings.append(head.undictionariedBytes)
+        bindings.append(head.blocks)
+        bindings.append(head.rawBytes)
+        bindings.append(head.storedBytes)
+        bindings.append(head.generation)
     }
+
+    func makeBindings() throws -> PostgresBindings { bindings }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
 }

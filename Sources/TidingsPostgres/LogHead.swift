@@ -20,16 +20,23 @@ struct LogHead: Sendable {
     /// Bumped by every rebuild of the projection.
     var generation: Int64
 
-    private static let columns =
+    fileprivate static let columns =
         "seq, hash, ts, next_user_no, dictionary_id, undictionaried_bytes, blocks, raw_bytes, stored_bytes, generation"
 
-    /// Reads the head, locking it for this transaction when `lock`.
+    fileprivate typealias Row = (Int64, ByteBuffer, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64)
+
+    /// Reads the head, locking it for this transaction when `lock` (a statement prepared once
+    /// per connection: every group commit begins with it).
     static func read(_ connection: PostgresConnection, lock: Bool, logger: Logger) async throws -> LogHead {
-        let query: PostgresQuery =
-            "SELECT \(unescaped: columns) FROM tidings_head WHERE id = 1\(unescaped: lock ? " FOR UPDATE" : "")"
-        let rows = try await connection.rows(
-            query, as: (Int64, ByteBuffer, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self,
-            logger: logger)
+        var rows: [Row] = []
+        if lock {
+            for try await row in try await connection.execute(LockedHeadStatement(), logger: logger) {
+                rows.append(row)
+            }
+        } else {
+            rows = try await connection.rows(
+                "SELECT \(unescaped: columns) FROM tidings_head WHERE id = 1", as: Row.self, logger: logger)
+        }
         guard let row = rows.first else { throw StoreError(.internal, "the store's head row is missing") }
         return LogHead(
             seq: row.0, hash: row.1.bytes, timestamp: row.2, nextUserNo: row.3, dictionaryID: row.4,
@@ -46,4 +53,13 @@ struct LogHead: Sendable {
             WHERE id = 1
             """, logger: logger)
     }
+}
+
+private struct LockedHeadStatement: PostgresPreparedStatement {
+    static let sql = "SELECT \(LogHead.columns) FROM tidings_head WHERE id = 1 FOR UPDATE"
+    typealias Row = LogHead.Row
+
+    func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
