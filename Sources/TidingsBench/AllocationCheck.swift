@@ -107,7 +107,8 @@ public struct AllocationCheck: Sendable {
                 batch.append(
                     StoredEvent(
                         seq: seq, streamSeq: seq, userID: users[index % users.count], id: "evt-1",
-                        type: .created, timestampMilliseconds: 1_700_000_000_000 + seq, data: data, unreadCount: 3))
+                        type: .created, timestampMilliseconds: 1_700_000_000_000 + seq, data: data, unreadCount: 3,
+                        anchor: CursorAnchor(seq: seq, check: 0)))
             }
             hub.publish(batch)
             for subscription in subscriptions {

@@ -167,6 +167,7 @@ public struct PostgresBenchmark: Sendable {
             positions.append((user, Int64(random.next() % UInt64(counts[user]!))))
         }
         let peerSeqs = try await peer.userSeqs(positions)
+        let anchor = try await movedOnAnchor(store)
         var p4 = Sample(tidings: 0, peer: 0)
         for side in tidingsFirst ? [true, false] : [false, true] {
             var samples: [Double] = []
@@ -174,7 +175,7 @@ public struct PostgresBenchmark: Sendable {
                 let start = ContinuousClock.now
                 if side {
                     let page = try await store.userEvents(
-                        userID: user, after: store.userCursor(user, streamSeq: position), limit: 100)
+                        userID: user, after: store.userCursor(user, streamSeq: position, anchor: anchor), limit: 100)
                     precondition(page.events.count == min(100, Int(counts[user]! - position)))
                 } else {
                     _ = try await peer.userPage(user, after: peerSeqs[index])
@@ -197,7 +198,7 @@ public struct PostgresBenchmark: Sendable {
                     counter.add(chunk.count)
                     return true
                 }
-                precondition(count == corpus.count)
+                precondition(count == corpus.count + 1, "the corpus and the event P4 appended")
                 p5.tidings = Double(count) / (ContinuousClock.now - start).seconds
             } else {
                 let count = try await peer.readAll()

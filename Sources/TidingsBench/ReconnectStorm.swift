@@ -72,6 +72,9 @@ public struct ReconnectStorm: Sendable {
             batch.append(NewEvent(type: .created, userID: "s\(user)", data: #"{"notification_id":"seen"}"#))
             if batch.count == 1_000 { try await flush() }
         }
+        try await flush()
+        // Where each client's cursor was made: when it had seen its first event.
+        let seen = try await store.head()
         let total = behind.reduce(0, +)
         var remaining = behind
         var round = 0
@@ -87,7 +90,7 @@ public struct ReconnectStorm: Sendable {
             round += 1
         }
         try await flush()
-        let cursors = (0..<clients).map { store.userCursor("s\($0)", streamSeq: 1) }
+        let cursors = (0..<clients).map { store.userCursor("s\($0)", streamSeq: 1, anchor: seen) }
         store.close()
         progress("storm: \(clients) clients, \(total) events missed in all")
 

@@ -19,6 +19,12 @@ final class CompressionState: Sendable {
 
     private let current = Mutex<Current>(Current(dictionaryID: 0, compressor: LZ4Compressor(dictionary: nil)))
 
+    /// Loads the dictionary again at the next group: the log it came from may not be the log
+    /// any more (a failover).
+    func forget() {
+        current.withLock { $0 = Current(dictionaryID: 0, compressor: LZ4Compressor(dictionary: nil)) }
+    }
+
     /// The compressor for the head's dictionary, loading the dictionary when it is new here.
     func compressor(
         for head: LogHead, on connection: PostgresConnection, context: PostgresContext

@@ -17,7 +17,7 @@ struct GroupCommit {
         _ requests: [AppendRequest], head: LogHead
     ) async throws -> (GroupPlan, [Result<AppendResponse, any Error>]) {
         let ahead = try await readAhead(requests.flatMap(\.events), head: head)
-        let originals = try await originals(ahead.seqsByID)
+        let originals = try await originals(ahead.seqsByID, anchor: CursorAnchor(seq: head.seq, hash: head.hash))
         var plan = GroupPlan(
             view: ahead.view, head: head, now: context.options.clock(), originals: originals,
             derivedIDs: context.derivedIDs)
@@ -26,10 +26,10 @@ struct GroupCommit {
     }
 
     /// The events of the log that the group's client ids already name.
-    private func originals(_ seqsByID: [String: Int64]) async throws -> [String: StoredEvent] {
+    private func originals(_ seqsByID: [String: Int64], anchor: CursorAnchor) async throws -> [String: StoredEvent] {
         guard !seqsByID.isEmpty else { return [:] }
         let seqs = Array(Set(seqsByID.values)).sorted()
-        let stored = try await context.events(seqs: seqs, unreadCounts: nil, on: connection)
+        let stored = try await context.events(seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
         let bySeq = Dictionary(stored.map { ($0.seq, $0) }, uniquingKeysWith: { first, _ in first })
         var originals: [String: StoredEvent] = [:]
         for (id, seq) in seqsByID {

@@ -12,6 +12,8 @@ struct AppendRequest: Sendable {
 struct AppendResponse: Sendable {
     var results: [AppendResult] = []
     var headSeq: Int64 = 0
+    /// The group's head after this request, as cursors carry it.
+    var anchor = CursorAnchor.start
     var userHead: (streamSeq: Int64, unread: Int64)?
     /// The notification ids a read_all marked, oldest first.
     var markedIDs: [String] = []
@@ -63,6 +65,7 @@ struct GroupPlan {
                 response.userHead = try view.existingUserNo(user).map { try view.head(user: $0) } ?? (0, 0)
             }
             response.headSeq = head.seq
+            response.anchor = CursorAnchor(seq: head.seq, hash: head.hash)
             return .success(response)
         } catch {
             appended.removeLast(appended.count - mark.appended)
@@ -139,7 +142,8 @@ struct GroupPlan {
         head.timestamp = timestamp
         let stored = StoredEvent(
             seq: seq, streamSeq: streamSeq, userID: event.userID, id: String(decoding: idText, as: UTF8.self),
-            type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter)
+            type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter,
+            anchor: CursorAnchor(seq: seq, hash: hash))
         appended.append(stored)
         return AppendResult(status: .appended, event: stored)
     }

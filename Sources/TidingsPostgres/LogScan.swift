@@ -15,11 +15,14 @@ struct LogScan {
     /// Every event through here has been looked at.
     var scannedThrough: Int64 { position }
     private var userNo: Int64??
+    /// The head of the snapshot the scan reads in: the anchor of its events' cursors.
+    let anchor: CursorAnchor
 
     static let blocksPerQuery = 64
 
-    init(context: PostgresContext, filter: EventFilter, after: Int64, through: Int64) {
+    init(context: PostgresContext, filter: EventFilter, after: Int64, through: Int64, anchor: CursorAnchor) {
         self.context = context
+        self.anchor = anchor
         self.filter = filter
         position = after
         self.through = through
@@ -36,7 +39,7 @@ struct LogScan {
         var users: Set<Int64> = []
         guard let wanted = try await nextSeqs(on: connection, eventsMax: eventsMax, users: &users) else { return nil }
         guard !wanted.isEmpty else { return [] }
-        return try await context.events(seqs: wanted, unreadCounts: nil, on: connection)
+        return try await context.events(seqs: wanted, unreadCounts: nil, anchor: anchor, on: connection)
     }
 
     /// The seqs of the next matching events of the `all` stream (possibly none), read from a
@@ -126,7 +129,7 @@ struct LogScan {
             finished = true
             return []
         }
-        var events = try await context.events(seqs: seqs, unreadCounts: nil, on: connection)
+        var events = try await context.events(seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
         events = events.filter { event in
             filter.types.isEmpty || filter.types.contains(event.type)
         }.filter { event in

@@ -36,6 +36,16 @@ final class PostgresContext: Sendable {
         blocks = BlockCache(capacityBytes: options.blockCacheBytes)
     }
 
+    /// Drops everything cached from the log. Blocks, dictionaries and user numbers never change
+    /// within one history, but a failover to a standby that lacked the last commits gives the
+    /// lost seqs and user numbers to other blocks and users.
+    func forgetHistory() {
+        userNames.withLock { $0.removeAll() }
+        blockIndex.withLock { $0 = BlockIndex() }
+        blocks.removeAll()
+        dictionaries.removeAll()
+    }
+
     // MARK: Users
 
     func rememberUsers(_ users: some Sequence<(Int64, String)>) {
@@ -183,7 +193,7 @@ final class PostgresContext: Sendable {
 
     /// The public form of stored events at `seqs` (ascending), with unread counts as given.
     func events(
-        seqs: [Int64], unreadCounts: [Int64]?, on connection: PostgresConnection
+        seqs: [Int64], unreadCounts: [Int64]?, anchor: CursorAnchor, on connection: PostgresConnection
     ) async throws -> [StoredEvent] {
         while true {
             var events: [StoredEvent] = []
@@ -197,7 +207,7 @@ final class PostgresContext: Sendable {
                 events.append(
                     try StoredEvent(
                         seq: seq, view: view, userID: name, derivedIDs: derivedIDs,
-                        unreadCount: unreadCounts?[events.count]))
+                        unreadCount: unreadCounts?[events.count], anchor: anchor))
             }
             if unknownUsers.isEmpty { return events }
             let found = try await userNames(unknownUsers, on: connection)

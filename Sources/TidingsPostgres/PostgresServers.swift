@@ -13,6 +13,10 @@ final class PostgresServers: Sendable {
     private let clients: [PostgresClient]
     private let runs: Mutex<[Task<Void, Never>]>
     private let primaryIndex = Mutex<Int?>(nil)
+    /// The primary's WAL timeline when it was last found: a promoted standby writes on a new
+    /// one, a restarted primary on the same.
+    private let timeline = Mutex<String?>(nil)
+    private let timelineListeners = Mutex<[@Sendable (_ old: String, _ new: String) -> Void]>([])
     let logger: Logger
 
     init(location: PostgresLocation, connectionsMax: Int, logger: Logger) {
@@ -89,6 +93,12 @@ final class PostgresServers: Sendable {
         }
     }
 
+    /// Calls `listener` when the primary found is on another WAL timeline than the one before:
+    /// a standby was promoted (or a backup restored), and the log may have lost commits.
+    func onTimelineChange(_ listener: @escaping @Sendable (_ old: String, _ new: String) -> Void) {
+        timelineListeners.withLock { $0.append(listener) }
+    }
+
     /// A connection of its own to the primary, outside the pools (for LISTEN).
     func connectDirectly(id: Int) async throws -> PostgresConnection {
         let index = try await primary()
@@ -115,10 +125,21 @@ final class PostgresServers: Sendable {
         for (index, client) in clients.enumerated() {
             let label = location.servers[index].label
             do {
-                let inRecovery = try await leasing(client, server: label) { [logger] connection in
-                    try await connection.rows("SELECT pg_is_in_recovery()", as: Bool.self, logger: logger)
+                let state = try await leasing(client, server: label) { [logger] connection in
+                    try await connection.rows(
+                        """
+                        SELECT pg_is_in_recovery(),
+                            CASE WHEN pg_is_in_recovery() THEN '' ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END
+                        """, as: (Bool, String).self, logger: logger)
                 }
-                if inRecovery.first == false {
+                if let (inRecovery, current) = state.first, !inRecovery {
+                    let previous = timeline.withLock { timeline in
+                        defer { timeline = current }
+                        return timeline
+                    }
+                    if let previous, previous != current {
+                        for listener in timelineListeners.withLock({ $0 }) { listener(previous, current) }
+                    }
                     primaryIndex.withLock { $0 = index }
                     if clients.count > 1 { logger.info("PostgreSQL primary found", metadata: ["server": "\(label)"]) }
                     return index

@@ -15,7 +15,8 @@ extension PostgresStore {
                 """, as: Int64.self, logger: logger)
             return StoreStats(
                 events: head.seq, users: head.nextUserNo - 1, blocks: head.blocks, rawBytes: head.rawBytes,
-                storedBytes: head.storedBytes, fileBytes: sizes.first ?? 0)
+                storedBytes: head.storedBytes, fileBytes: sizes.first ?? 0,
+                head: CursorAnchor(seq: head.seq, hash: head.hash))
         }
     }
 

@@ -16,18 +16,16 @@ extension PostgresStore {
 
     var logger: Logger { context.logger }
 
-    /// The user's number and head as of the snapshot, nil for a user with no events.
+    /// The user's number and head as of the snapshot, with the log's head and the check bytes
+    /// `cursor`'s anchor needs.
     func userState(
-        _ userID: String, on connection: PostgresConnection
+        _ userID: String, cursor: String? = nil, on connection: PostgresConnection
     ) async throws
-        -> (userNo: Int64, streamSeq: Int64, unread: Int64)?
+        -> UserSnapshot
     {
-        let rows = try await connection.rows(
-            "SELECT user_no, stream_seq, unread FROM tidings_users WHERE user_id = \(userID)",
-            as: (Int64, Int64, Int64).self, logger: logger)
-        guard let row = rows.first else { return nil }
-        context.rememberUsers([(row.0, userID)])
-        return (row.0, row.1, row.2)
+        let state = try await UserSnapshot.read(userID, cursor: cursor, on: connection, logger: logger)
+        if let user = state.user { context.rememberUsers([(user.userNo, userID)]) }
+        return state
     }
 
     func entries(
@@ -49,19 +47,21 @@ extension PostgresStore {
         try Self.checkUser(userID)
         try Self.checkLimit(limit)
         return try await withSnapshot { [self] connection in
-            let user = try await userState(userID, on: connection)
-            let position = try userPosition(after, userID: userID, head: user?.streamSeq ?? 0)
-            guard let user else {
-                return EventPage(events: [], nextCursor: after ?? userCursor(userID, streamSeq: 0), hasMore: false)
+            let state = try await userState(userID, cursor: after, on: connection)
+            let position = try userPosition(after, userID: userID, head: state.streamSeq, log: state.history)
+            let anchor = state.history.head
+            guard let user = state.user else {
+                return EventPage(
+                    events: [], nextCursor: after ?? userCursor(userID, streamSeq: 0, anchor: anchor), hasMore: false)
             }
             var entries = try await entries(user: user.userNo, after: position, limit: limit + 1, on: connection)
             let hasMore = entries.count > limit
             if hasMore { entries.removeLast() }
             let events = try await context.events(
-                seqs: entries.map(\.seq), unreadCounts: entries.map(\.unreadAfter), on: connection)
+                seqs: entries.map(\.seq), unreadCounts: entries.map(\.unreadAfter), anchor: anchor, on: connection)
             let next =
-                events.last.map { userCursor(userID, streamSeq: $0.streamSeq) } ?? after
-                ?? userCursor(userID, streamSeq: 0)
+                events.last.map { cursor(of: $0, userStream: true) } ?? after
+                ?? userCursor(userID, streamSeq: 0, anchor: anchor)
             return EventPage(events: events, nextCursor: next, hasMore: hasMore)
         }
     }
@@ -70,25 +70,29 @@ extension PostgresStore {
         try Self.checkUser(userID)
         try Self.checkLimit(limit)
         return try await withSnapshot { [self] connection in
-            guard let user = try await userState(userID, on: connection) else {
-                return UnreadSnapshot(unreadCount: 0, notifications: [], cursor: userCursor(userID, streamSeq: 0))
+            let state = try await userState(userID, on: connection)
+            let anchor = state.history.head
+            guard let user = state.user else {
+                return UnreadSnapshot(
+                    unreadCount: 0, notifications: [], cursor: userCursor(userID, streamSeq: 0, anchor: anchor))
             }
             let seqs = try await connection.rows(
                 """
                 SELECT created_seq FROM tidings_notifications WHERE user_no = \(user.userNo) AND unread
                 ORDER BY created_seq LIMIT \(limit)
                 """, as: Int64.self, logger: logger)
-            let events = try await context.events(seqs: seqs, unreadCounts: nil, on: connection)
+            let events = try await context.events(seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
             return UnreadSnapshot(
-                unreadCount: user.unread, notifications: events, cursor: userCursor(userID, streamSeq: user.streamSeq))
+                unreadCount: user.unread, notifications: events,
+                cursor: userCursor(userID, streamSeq: user.streamSeq, anchor: anchor))
         }
     }
 
-    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64) {
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor) {
         try Self.checkUser(userID)
         return try await withSnapshot { [self] connection in
-            guard let user = try await userState(userID, on: connection) else { return (0, 0) }
-            return (user.streamSeq, user.unread)
+            let state = try await userState(userID, on: connection)
+            return (state.streamSeq, state.unread, state.history.head)
         }
     }
 
@@ -111,22 +115,25 @@ extension PostgresStore {
 
     public func startUserStream(userID: String, cursor: String?) async throws -> StreamStart {
         try Self.checkUser(userID)
-        let head = try await withSnapshot { [self] connection in
-            try await userState(userID, on: connection).map { ($0.streamSeq, $0.unread) } ?? (0, 0)
+        let state = try await withSnapshot { [self] connection in
+            try await userState(userID, cursor: cursor, on: connection)
         }
-        return try userStreamStart(userID: userID, cursor: cursor, head: head)
+        return try userStreamStart(
+            userID: userID, cursor: cursor, head: (state.streamSeq, state.unread), log: state.history)
     }
 
     public func startAllStream(cursor: String?) async throws -> StreamStart {
-        try allStreamStart(cursor: cursor, head: try await headSeq())
+        let history = try await servers.withConnection { [self] connection in
+            try await SnapshotHistory.read(for: cursor, on: connection, logger: logger)
+        }
+        return try allStreamStart(cursor: cursor, log: history)
     }
 
     // MARK: The all stream
 
-    public func headSeq() async throws -> Int64 {
+    public func head() async throws -> CursorAnchor {
         try await servers.withConnection { [self] connection in
-            try await connection.rows("SELECT seq FROM tidings_head WHERE id = 1", as: Int64.self, logger: logger)
-                .first ?? 0
+            try await SnapshotHistory.read(for: nil, on: connection, logger: logger).head
         }
     }
 
@@ -134,9 +141,10 @@ extension PostgresStore {
         try Self.checkLimit(limit)
         if let user = filter.userID { try Self.checkUser(user) }
         return try await withSnapshot { [self] connection in
-            let head = try await LogHead.read(connection, lock: false, logger: logger)
-            let position = try allPosition(after, head: head.seq)
-            var scan = LogScan(context: context, filter: filter, after: position, through: head.seq)
+            let history = try await SnapshotHistory.read(for: after, on: connection, logger: logger)
+            let position = try allPosition(after, log: history)
+            var scan = LogScan(
+                context: context, filter: filter, after: position, through: history.head.seq, anchor: history.head)
             var events: [StoredEvent] = []
             while events.count <= limit,
                 let more = try await scan.next(on: connection, eventsMax: limit + 1 - events.count)
@@ -145,7 +153,9 @@ extension PostgresStore {
             }
             let hasMore = events.count > limit
             if hasMore { events.removeLast(events.count - limit) }
-            let next = events.last.map { allCursor(seq: $0.seq) } ?? after ?? allCursor(seq: 0)
+            let next =
+                events.last.map { cursor(of: $0, userStream: false) } ?? after
+                ?? allCursor(seq: 0, anchor: history.head)
             return EventPage(events: events, nextCursor: next, hasMore: hasMore)
         }
     }
@@ -153,8 +163,8 @@ extension PostgresStore {
     public func export(after: String?, filter: EventFilter) async throws -> LogExport {
         if let user = filter.userID { try Self.checkUser(user) }
         let (position, through) = try await withSnapshot { [self] connection in
-            let head = try await LogHead.read(connection, lock: false, logger: logger)
-            return (try allPosition(after, head: head.seq), head.seq)
+            let history = try await SnapshotHistory.read(for: after, on: connection, logger: logger)
+            return (try allPosition(after, log: history), history.head.seq)
         }
         return LogExport(throughSeq: through) { [self] in
             let next = ExportCursor(
@@ -166,7 +176,9 @@ extension PostgresStore {
                     return try await self.exportRun(after: after, through: through, filter: filter, next: next)
                 }
                 return try await self.withSnapshot { [self] connection in
-                    var scan = LogScan(context: self.context, filter: filter, after: after, through: through)
+                    let anchor = try await SnapshotHistory.read(for: nil, on: connection, logger: logger).head
+                    var scan = LogScan(
+                        context: self.context, filter: filter, after: after, through: through, anchor: anchor)
                     var bytes: [UInt8] = []
                     var count = 0
                     var last = after
@@ -174,7 +186,7 @@ extension PostgresStore {
                         let events = try await scan.next(on: connection, eventsMax: 1_000)
                     {
                         for event in events {
-                            EnvelopeJSON.append(event, cursor: self.allCursor(seq: event.seq), to: &bytes)
+                            EnvelopeJSON.append(event, cursor: self.cursor(of: event, userStream: false), to: &bytes)
                             bytes.append(UInt8(ascii: "\n"))
                         }
                         count += events.count
@@ -197,8 +209,10 @@ extension PostgresStore {
         after: Int64, through: Int64, filter: EventFilter, next: ExportCursor
     ) async throws -> LogExport.Chunk? {
         try await withSnapshot { [self] connection in
-            var scan = LogScan(context: self.context, filter: filter, after: after, through: through)
+            let anchor = try await SnapshotHistory.read(for: nil, on: connection, logger: logger).head
+            var scan = LogScan(context: self.context, filter: filter, after: after, through: through, anchor: anchor)
             var writer = next.writer
+            writer.anchor = anchor
             writer.bytes.removeAll(keepingCapacity: true)
             var count = 0
             var last = after

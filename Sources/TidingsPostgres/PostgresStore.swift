@@ -45,6 +45,12 @@ public final class PostgresStore: EventStore {
             let context = PostgresContext(
                 epoch: identity.epoch, fanoutKey: identity.fanoutKey, options: options, logger: logger)
             let store = PostgresStore(servers: servers, context: context)
+            servers.onTimelineChange { [weak store] old, new in
+                logger.warning(
+                    "the PostgreSQL primary is on a new timeline (a standby was promoted): forgetting what this node cached of the log",
+                    metadata: ["old_timeline": "\(old)", "new_timeline": "\(new)"])
+                store?.forgetCachedHistory()
+            }
             store.listener.start(outboxChanged: { [weak store] in store?.writer.outboxChanged() })
             if options.drainsOutbox { store.writer.outboxChanged() }
             return store
@@ -127,7 +133,7 @@ public final class PostgresStore: EventStore {
         let head = response.userHead ?? (0, 0)
         return ReadOutcome.of(
             read: notificationIDs, results: response.results, head: head,
-            cursor: userCursor(userID, streamSeq: head.streamSeq))
+            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor))
     }
 
     public func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome {
@@ -137,7 +143,8 @@ public final class PostgresStore: EventStore {
             AppendRequest(events: validated, collectMarked: true, reportUser: userID))
         let head = response.userHead ?? (0, 0)
         return ReadOutcome(
-            read: response.markedIDs, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
+            read: response.markedIDs, unreadCount: head.unread,
+            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor),
             headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
     }
 
@@ -153,5 +160,13 @@ public final class PostgresStore: EventStore {
 
     public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {
         context.logAdvanced.withLock { $0.append(listener) }
+    }
+
+    /// Forgets every cached block, dictionary and user name, and has live delivery look at the
+    /// log at once (which finds out whether commits it streamed were lost).
+    public func forgetCachedHistory() {
+        context.forgetHistory()
+        writer.forgetHistory()
+        for listener in context.logAdvanced.withLock({ $0 }) { listener() }
     }
 }

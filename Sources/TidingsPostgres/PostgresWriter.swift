@@ -27,6 +27,11 @@ final class PostgresWriter: Sendable {
     private let compression = CompressionState()
     let outbox: PostgresOutbox
 
+    /// Drops the compressor's dictionary with the context's caches (`forgetHistory`).
+    func forgetHistory() {
+        compression.forget()
+    }
+
     init(servers: PostgresServers, context: PostgresContext) {
         self.servers = servers
         self.context = context

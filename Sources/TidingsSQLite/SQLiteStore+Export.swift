@@ -42,7 +42,7 @@ extension SQLiteStore {
     public func export(after: String?, filter: EventFilter = EventFilter()) async throws -> LogExport {
         if let user = filter.userID { try Self.checkUser(user) }
         let (position, head) = try await withSnapshot { read in
-            (try self.allPosition(after, head: read.snapshot.headSeq), read.snapshot.headSeq)
+            (try self.allPosition(after, log: read), read.snapshot.headSeq)
         }
         return LogExport(throughSeq: head) { [self] in
             var run = ExportRun(store: self, afterSeq: position)
@@ -64,6 +64,7 @@ extension SQLiteStore {
             var events = 0
             var lastSeq: Int64 = 0
             let through = min(through, read.snapshot.headSeq)
+            run.writer.anchor = read.head
             run.writer.bytes.reserveCapacity(options.exportRunBytes + Limits.eventBytesMax + 1_024)
             if let userID = filter.userID {
                 try self.readUserRun(&run, read, userID: userID, through: through, filter: filter) { seq in
@@ -122,9 +123,8 @@ extension SQLiteStore {
                 return
             }
             if filter.matches(found.record) {
-                let event = try context.storedEvent(
-                    seq: found.seq, record: found.record, database: read.database, unreadCount: nil)
-                EnvelopeJSON.append(event, cursor: allCursor(seq: found.seq), to: &run.writer.bytes)
+                let event = try read.storedEvent(seq: found.seq, record: found.record)
+                EnvelopeJSON.append(event, cursor: cursor(of: event, userStream: false), to: &run.writer.bytes)
                 run.writer.bytes.append(10)
                 written(found.seq)
             }

@@ -12,7 +12,7 @@ extension SQLiteStore {
         let head = response.userHead ?? (0, 0)
         return ReadOutcome.of(
             read: notificationIDs, results: response.results, head: head,
-            cursor: userCursor(userID, streamSeq: head.streamSeq))
+            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor))
     }
 
     /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
@@ -33,7 +33,8 @@ extension SQLiteStore {
             }
         let head = response.userHead ?? (0, 0)
         return ReadOutcome(
-            read: read, unreadCount: head.unread, cursor: userCursor(userID, streamSeq: head.streamSeq),
+            read: read, unreadCount: head.unread,
+            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor),
             headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
     }
 
@@ -58,7 +59,7 @@ extension SQLiteStore {
             return StoreStats(
                 events: read.snapshot.headSeq, users: statement.int64(2), blocks: sealed.blocks,
                 rawBytes: sealed.rawBytes + statement.int64(0), storedBytes: sealed.storedBytes + statement.int64(1),
-                fileBytes: fileBytes)
+                fileBytes: fileBytes, head: read.head)
         }
     }
 }

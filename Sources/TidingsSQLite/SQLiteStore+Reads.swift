@@ -1,12 +1,23 @@
 public import TidingsStore
 
 /// One consistent read: a SQLite snapshot plus the overlay window that matches it.
-struct ReadContext {
+struct ReadContext: LogHistory {
     let database: Database
     let snapshot: LogSnapshot
     let view: ProjectionView
     let log: LogReader
     let context: StoreContext
+
+    var head: CursorAnchor { snapshot.anchor }
+
+    func check(at seq: Int64) throws -> UInt32 {
+        try log.check(at: seq, sealedSeq: snapshot.sealedSeq)
+    }
+
+    /// The public form of a record read in this snapshot.
+    func storedEvent(seq: Int64, record: LogRecord, unreadCount: Int64? = nil) throws -> StoredEvent {
+        try context.storedEvent(seq: seq, record: record, database: database, unreadCount: unreadCount, anchor: head)
+    }
 
     func userNumber(_ userID: String) throws -> Int64? {
         try context.users.number(userID, database: database)
@@ -18,7 +29,8 @@ struct ReadContext {
         try log.withRecords(seqs: entries.map(\.seq), sealedSeq: snapshot.sealedSeq) { seq, record in
             events.append(
                 try context.storedEvent(
-                    seq: seq, view: record, database: database, unreadCount: entries[events.count].unreadAfter))
+                    seq: seq, view: record, database: database, unreadCount: entries[events.count].unreadAfter,
+                    anchor: head))
         }
         return events
     }
@@ -89,17 +101,19 @@ extension SQLiteStore {
         return try await withSnapshot { read in
             let userNo = try read.userNumber(userID)
             let head = try userNo.map { try read.view.head(user: $0).streamSeq } ?? 0
-            let position = try self.userPosition(after, userID: userID, head: head)
+            let position = try self.userPosition(after, userID: userID, head: head, log: read)
             guard let userNo else {
-                return EventPage(events: [], nextCursor: after ?? self.userCursor(userID, streamSeq: 0), hasMore: false)
+                return EventPage(
+                    events: [], nextCursor: after ?? self.userCursor(userID, streamSeq: 0, anchor: read.head),
+                    hasMore: false)
             }
             var entries = try read.view.entries(user: userNo, afterStreamSeq: position, limit: limit + 1)
             let hasMore = entries.count > limit
             if hasMore { entries.removeLast() }
             let events = try read.events(entries: entries)
             let next =
-                events.last.map { self.userCursor(userID, streamSeq: $0.streamSeq) } ?? after
-                ?? self.userCursor(userID, streamSeq: 0)
+                events.last.map { self.cursor(of: $0, userStream: true) } ?? after
+                ?? self.userCursor(userID, streamSeq: 0, anchor: read.head)
             return EventPage(events: events, nextCursor: next, hasMore: hasMore)
         }
     }
@@ -110,27 +124,26 @@ extension SQLiteStore {
         try Self.checkLimit(limit)
         return try await withSnapshot { read in
             guard let userNo = try read.userNumber(userID) else {
-                return UnreadSnapshot(unreadCount: 0, notifications: [], cursor: self.userCursor(userID, streamSeq: 0))
+                return UnreadSnapshot(
+                    unreadCount: 0, notifications: [], cursor: self.userCursor(userID, streamSeq: 0, anchor: read.head))
             }
             let head = try read.view.head(user: userNo)
             let seqs = try read.view.unreadSeqs(user: userNo, limit: limit)
             let records = try read.log.records(seqs: seqs, sealedSeq: read.snapshot.sealedSeq)
-            let events = try records.map {
-                try self.context.storedEvent(seq: $0.seq, record: $0.record, database: read.database, unreadCount: nil)
-            }
+            let events = try records.map { try read.storedEvent(seq: $0.seq, record: $0.record) }
             return UnreadSnapshot(
                 unreadCount: head.unread, notifications: events,
-                cursor: self.userCursor(userID, streamSeq: head.streamSeq))
+                cursor: self.userCursor(userID, streamSeq: head.streamSeq, anchor: read.head))
         }
     }
 
     /// The user's stream head: its stream_seq and unread count.
-    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64) {
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor) {
         try Self.checkUser(userID)
         return try await withSnapshot { read in
-            guard let userNo = try read.userNumber(userID) else { return (0, 0) }
+            guard let userNo = try read.userNumber(userID) else { return (0, 0, read.head) }
             let head = try read.view.head(user: userNo)
-            return (head.streamSeq, head.unread)
+            return (head.streamSeq, head.unread, read.head)
         }
     }
 
@@ -151,9 +164,9 @@ extension SQLiteStore {
 
     // MARK: The all stream
 
-    /// The seq of the newest event.
-    public func headSeq() async throws -> Int64 {
-        try await withSnapshot { $0.snapshot.headSeq }
+    /// The newest event: its seq and check bytes.
+    public func head() async throws -> CursorAnchor {
+        try await withSnapshot { $0.head }
     }
 
     /// A page of the `all` stream after `after`, filtered.
@@ -167,7 +180,7 @@ extension SQLiteStore {
         // A filtered page reads as far as the filter makes it (a type that is rare, a user with
         // few events): a scan, not a short read.
         return try await withSnapshot(filter.isEmpty ? .short : .scan) { read in
-            let position = try self.allPosition(after, head: read.snapshot.headSeq)
+            let position = try self.allPosition(after, log: read)
             var events: [StoredEvent] = []
             try self.scanAll(read, after: position, filter: filter) { event in
                 events.append(event)
@@ -175,7 +188,9 @@ extension SQLiteStore {
             }
             let hasMore = events.count > limit
             if hasMore { events.removeLast() }
-            let next = events.last.map { self.allCursor(seq: $0.seq) } ?? after ?? self.allCursor(seq: 0)
+            let next =
+                events.last.map { self.cursor(of: $0, userStream: false) } ?? after
+                ?? self.allCursor(seq: 0, anchor: read.head)
             return EventPage(events: events, nextCursor: next, hasMore: hasMore)
         }
     }
@@ -192,8 +207,7 @@ extension SQLiteStore {
                 let wanted = entries.filter { $0.seq > after }
                 let records = try read.log.records(seqs: wanted.map(\.seq), sealedSeq: read.snapshot.sealedSeq)
                 for entry in records where filter.matches(entry.record) {
-                    let event = try context.storedEvent(
-                        seq: entry.seq, record: entry.record, database: read.database, unreadCount: nil)
+                    let event = try read.storedEvent(seq: entry.seq, record: entry.record)
                     guard try body(event) else { return }
                 }
             }
@@ -217,9 +231,7 @@ extension SQLiteStore {
             entry in
             if let until = filter.until, entry.record.timestampMilliseconds >= until { return false }
             guard filter.matches(entry.record) else { return true }
-            return try body(
-                try context.storedEvent(seq: entry.seq, record: entry.record, database: read.database, unreadCount: nil)
-            )
+            return try body(try read.storedEvent(seq: entry.seq, record: entry.record))
         }
     }
 }

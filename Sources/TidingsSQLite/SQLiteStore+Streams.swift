@@ -9,14 +9,14 @@ extension SQLiteStore {
         return try await withSnapshot { read in
             let userNo = try read.userNumber(userID)
             let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, unread: 0)
-            return try self.userStreamStart(userID: userID, cursor: cursor, head: head)
+            return try self.userStreamStart(userID: userID, cursor: cursor, head: head, log: read)
         }
     }
 
     /// The same for the `all` stream.
     public func startAllStream(cursor: String?) async throws -> StreamStart {
         try await withSnapshot { read in
-            try self.allStreamStart(cursor: cursor, head: read.snapshot.headSeq)
+            try self.allStreamStart(cursor: cursor, log: read)
         }
     }
 }

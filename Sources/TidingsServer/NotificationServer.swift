@@ -53,6 +53,19 @@ public final class NotificationServer: Sendable {
             bridge?.publish(events)
         }
         bridge?.onReconnect { watcher.checkNow() }
+        let forkMetrics = metrics
+        let registry = sessions
+        watcher.onFork { fork in
+            // Events this node streamed are gone from the log (a failover to a standby that
+            // had not received them) and their seqs may name other events now. Every stream
+            // closes; each client resumes through its cursor and gets `reset` where its
+            // history was lost, never a gap or someone else's events.
+            forkMetrics.historyForked()
+            logger.error(
+                "the log's history changed under this node: events it had streamed are no longer in the log; closing every stream so clients resume through their cursors",
+                metadata: ["streamed_through": "\(fork.lost.seq)", "log_head": "\(fork.head.seq)"])
+            registry.closeAll(code: 1012)
+        }
         // Engines shared by several nodes say when others committed: read the log at once.
         store.onLogAdvanced { watcher.checkNow() }
         let metrics = self.metrics

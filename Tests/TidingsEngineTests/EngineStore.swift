@@ -55,10 +55,55 @@ final class EngineStore: @unchecked Sendable {
     /// Closes the store and opens it again, as a restart would.
     func reopen() async throws {
         store.close()
+        store = try await Self.open(engine, directory: directory, url: url, blockTargetBytes: blockTargetBytes)
+    }
+
+    private static func open(
+        _ engine: Engine, directory: String?, url: String?, blockTargetBytes: Int
+    ) async throws -> any EventStore {
         switch engine {
-        case .sqlite: store = try await Self.openSQLite(directory!, blockTargetBytes: blockTargetBytes)
-        case .postgres: store = try await Self.openPostgres(url!, blockTargetBytes: blockTargetBytes)
+        case .sqlite: try await openSQLite(directory!, blockTargetBytes: blockTargetBytes)
+        case .postgres: try await openPostgres(url!, blockTargetBytes: blockTargetBytes)
         }
+    }
+
+    /// A copy of the store as it is now, under the same epoch, opened beside it: what a standby
+    /// that stops receiving commits at this moment holds. Each goes on with its own history.
+    func forkedCopy() async throws -> EngineStore {
+        store.close()
+        let copy: EngineStore
+        switch engine {
+        case .sqlite:
+            let target = NSTemporaryDirectory() + "tidings-test-" + UUID().uuidString
+            try FileManager.default.copyItem(atPath: directory!, toPath: target)
+            copy = EngineStore(
+                engine: engine, directory: target, url: nil, blockTargetBytes: blockTargetBytes,
+                store: try await Self.openSQLite(target, blockTargetBytes: blockTargetBytes))
+        case .postgres:
+            let cluster = try PostgresCluster.shared()
+            let name =
+                "tidings_test_fork_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+            let source = URLComponents(string: url!)!.path.dropFirst()
+            // The closed store's connections go away on their own time; a template needs none.
+            var attempt = 0
+            while true {
+                do {
+                    try cluster.psql(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(source)'")
+                    try cluster.psql("CREATE DATABASE \(name) TEMPLATE \(source)")
+                    break
+                } catch  where attempt < 50 {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            let target = cluster.databaseURL(name)
+            copy = EngineStore(
+                engine: engine, directory: nil, url: target, blockTargetBytes: blockTargetBytes,
+                store: try await Self.openPostgres(target, blockTargetBytes: blockTargetBytes))
+        }
+        try await reopen()
+        return copy
     }
 
     deinit {

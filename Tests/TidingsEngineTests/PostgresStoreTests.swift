@@ -186,16 +186,16 @@ import TidingsTestSupport
             _ = try await store.append([created("u\(index % 6)", "n\(index)", id: index % 3 == 0 ? "x\(index)" : nil)])
         }
         var exported: [UInt8] = []
-        let count = try await store.exportNDJSON(after: store.allCursor(seq: 17)) { chunk, _ in
+        let count = try await store.exportNDJSON(after: store.unanchoredAllCursor(seq: 17)) { chunk, _ in
             exported += chunk
             return true
         }
         var expected: [UInt8] = []
-        var cursor = store.allCursor(seq: 17)
+        var cursor = store.unanchoredAllCursor(seq: 17)
         while true {
             let page = try await store.allEvents(after: cursor, filter: EventFilter(), limit: 50)
             for event in page.events {
-                expected += EnvelopeJSON.encode(event, cursor: store.allCursor(seq: event.seq))
+                expected += EnvelopeJSON.encode(event, cursor: store.cursor(of: event, userStream: false))
                 expected.append(UInt8(ascii: "\n"))
             }
             cursor = page.nextCursor

@@ -12,7 +12,7 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
     StoredEvent(
         seq: seq, streamSeq: streamSeq ?? seq, userID: user, id: "id-\(seq)", type: .created,
         timestampMilliseconds: 1_800_000_000_000 + seq, data: Array(#"{"notification_id":"n-\#(seq)"}"#.utf8),
-        unreadCount: unread)
+        unreadCount: unread, anchor: CursorAnchor(seq: seq, check: UInt32(truncatingIfNeeded: seq &* 2_654_435_761)))
 }
 
 @Suite struct HubTests {
@@ -107,7 +107,10 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
         for original in [
             event(1), event(99, user: "u:1@x", streamSeq: 3, unread: nil), event(Int64.max / 4, unread: 0),
         ] {
-            #expect(EventMessage.decode(EventMessage.encode(original, key: Self.key), key: Self.key) == original)
+            let decoded = EventMessage.decode(EventMessage.encode(original, key: Self.key), key: Self.key)
+            #expect(decoded == original)
+            // The anchor rides along: the receiving node's cursors carry the same history.
+            #expect(decoded?.anchor == original.anchor)
         }
     }
 

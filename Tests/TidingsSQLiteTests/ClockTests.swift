@@ -20,7 +20,7 @@ import Testing
             clock.set(Int64(now))
             for index in 0..<25 {
                 let result = try await temporary.store.append([created("alice", "n-\(phase)-\(index)")])
-                cursors.append(temporary.store.userCursor("alice", streamSeq: result[0].event!.streamSeq))
+                cursors.append(temporary.store.unanchoredUserCursor("alice", streamSeq: result[0].event!.streamSeq))
             }
         }
         try await temporary.reopen(options: options)

@@ -9,10 +9,16 @@ import TidingsTestSupport
         var random = SeededGenerator(seed: 3)
         for _ in 0..<2_000 {
             let position = Int64(random.next() >> 2)
+            // Version 2 cursors carry an anchor; version 1 cursors (nil) still read back.
+            let anchor =
+                random.next() % 4 == 0
+                ? nil
+                : CursorAnchor(
+                    seq: position + Int64(random.next() % 1_000), check: UInt32(truncatingIfNeeded: random.next()))
             let cursor: Cursor =
                 random.next() % 2 == 0
-                ? .all(epoch: random.next(), seq: position)
-                : .user("user-\(random.next() % 1000)", epoch: random.next(), streamSeq: position)
+                ? .all(epoch: random.next(), seq: position, anchor: anchor)
+                : .user("user-\(random.next() % 1000)", epoch: random.next(), streamSeq: position, anchor: anchor)
             let text = cursor.text
             #expect(text.utf8.count <= Limits.cursorCharactersMax)
             #expect(
@@ -25,7 +31,12 @@ import TidingsTestSupport
         var random = SeededGenerator(seed: 4)
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8)
         for _ in 0..<5_000 {
-            var bytes = Array(Cursor.user("alice", epoch: 42, streamSeq: Int64(random.next() % 1000)).text.utf8)
+            let anchor = CursorAnchor(
+                seq: Int64(random.next() % 5000), check: UInt32(truncatingIfNeeded: random.next()))
+            let anchored = random.next() % 2 == 0
+            var bytes = Array(
+                Cursor.user("alice", epoch: 42, streamSeq: Int64(random.next() % 1000), anchor: anchored ? anchor : nil)
+                    .text.utf8)
             switch random.next() % 4 {
             case 0:
                 bytes[Int(random.next() % UInt64(bytes.count))] = alphabet[Int(random.next() % UInt64(alphabet.count))]
@@ -34,13 +45,13 @@ import TidingsTestSupport
             default: bytes.swapAt(Int(random.next() % UInt64(bytes.count)), Int(random.next() % UInt64(bytes.count)))
             }
             let text = String(decoding: bytes, as: UTF8.self)
-            guard text != Cursor.user("alice", epoch: 42, streamSeq: 0).text else { continue }
-            do {
-                let parsed = try Cursor.parse(text)
+            guard text != Cursor.user("alice", epoch: 42, streamSeq: 0, anchor: nil).text else { continue }
+            switch Result(catching: { () throws(StoreError) in try Cursor.parse(text) }) {
+            case .success(let parsed):
                 // The checksum lets through about one mangled cursor in 2^32; a byte swap of
                 // equal characters leaves it unchanged.
                 #expect(parsed.text == text)
-            } catch {
+            case .failure(let error):
                 #expect(error.code == .invalidCursor)
             }
         }
@@ -60,27 +71,27 @@ import TidingsTestSupport
         #expect(error?.message == "cursor is malformed")
         // Another kind.
         error = await expectStoreError(.invalidCursor) {
-            _ = try await store.userEvents(userID: "alice", after: store.allCursor(seq: 1))
+            _ = try await store.userEvents(userID: "alice", after: store.unanchoredAllCursor(seq: 1))
         }
         #expect(error?.message == "cursor belongs to the all stream, not a user stream")
         // Another user's.
         error = await expectStoreError(.invalidCursor) {
-            _ = try await store.userEvents(userID: "alice", after: store.userCursor("bob", streamSeq: 1))
+            _ = try await store.userEvents(userID: "alice", after: store.unanchoredUserCursor("bob", streamSeq: 1))
         }
         #expect(error?.message == "cursor belongs to another user's stream")
         // Another epoch: reset with the head, even when the position would also be ahead.
-        let foreign = Cursor.user("alice", epoch: store.epoch &+ 1, streamSeq: 99).text
+        let foreign = Cursor.user("alice", epoch: store.epoch &+ 1, streamSeq: 99, anchor: .start).text
         error = await expectStoreError(.cursorReset) { _ = try await store.userEvents(userID: "alice", after: foreign) }
         #expect(error?.resetReason == .epochMismatch)
-        #expect(error?.head == store.userCursor("alice", streamSeq: 2))
+        #expect(Cursor.samePosition(error?.head, store.unanchoredUserCursor("alice", streamSeq: 2)))
         // Past the head.
         error = await expectStoreError(.cursorReset) {
-            _ = try await store.userEvents(userID: "alice", after: store.userCursor("alice", streamSeq: 3))
+            _ = try await store.userEvents(userID: "alice", after: store.unanchoredUserCursor("alice", streamSeq: 3))
         }
         #expect(error?.resetReason == .cursorAhead)
-        #expect(error?.head == store.userCursor("alice", streamSeq: 2))
+        #expect(Cursor.samePosition(error?.head, store.unanchoredUserCursor("alice", streamSeq: 2)))
         // At the head: an empty page whose next cursor is the one given.
-        let head = store.userCursor("alice", streamSeq: 2)
+        let head = store.unanchoredUserCursor("alice", streamSeq: 2)
         let page = try await store.userEvents(userID: "alice", after: head)
         #expect(page.events.isEmpty)
         #expect(page.nextCursor == head)
@@ -92,15 +103,17 @@ import TidingsTestSupport
         let store = temporary.store!
         _ = try await store.append([created("alice", "n-1")])
         await expectStoreError(.invalidCursor) {
-            _ = try await store.allEvents(after: store.userCursor("alice", streamSeq: 1))
+            _ = try await store.allEvents(after: store.unanchoredUserCursor("alice", streamSeq: 1))
         }
         let error = await expectStoreError(.cursorReset) {
-            _ = try await store.allEvents(after: store.allCursor(seq: 2))
+            _ = try await store.allEvents(after: store.unanchoredAllCursor(seq: 2))
         }
-        #expect(error?.head == store.allCursor(seq: 1))
+        #expect(Cursor.samePosition(error?.head, store.unanchoredAllCursor(seq: 1)))
         // A cursor of another store is another epoch.
         let other = try await TemporaryStore()
-        await expectStoreError(.cursorReset) { _ = try await store.allEvents(after: other.store.allCursor(seq: 0)) }
+        await expectStoreError(.cursorReset) {
+            _ = try await store.allEvents(after: other.store.unanchoredAllCursor(seq: 0))
+        }
     }
 
     @Test func emptyStreamOfAnUnknownUser() async throws {
@@ -108,14 +121,14 @@ import TidingsTestSupport
         let store = temporary.store!
         let page = try await store.userEvents(userID: "nobody", after: nil)
         #expect(page.events.isEmpty)
-        #expect(page.nextCursor == store.userCursor("nobody", streamSeq: 0))
+        #expect(Cursor.samePosition(page.nextCursor, store.unanchoredUserCursor("nobody", streamSeq: 0)))
         #expect(!page.hasMore)
         let unread = try await store.unread(userID: "nobody")
         #expect(unread.unreadCount == 0)
         #expect(unread.notifications.isEmpty)
-        #expect(unread.cursor == store.userCursor("nobody", streamSeq: 0))
+        #expect(Cursor.samePosition(unread.cursor, store.unanchoredUserCursor("nobody", streamSeq: 0)))
         await expectStoreError(.cursorReset) {
-            _ = try await store.userEvents(userID: "nobody", after: store.userCursor("nobody", streamSeq: 1))
+            _ = try await store.userEvents(userID: "nobody", after: store.unanchoredUserCursor("nobody", streamSeq: 1))
         }
     }
 
@@ -126,8 +139,9 @@ import TidingsTestSupport
         let first = try await store.userEvents(userID: "alice", after: nil, limit: 2)
         #expect(first.events.map(\.streamSeq) == [1, 2])
         #expect(first.hasMore)
-        #expect(first.nextCursor == store.userCursor("alice", streamSeq: 2))
-        let last = try await store.userEvents(userID: "alice", after: store.userCursor("alice", streamSeq: 3), limit: 2)
+        #expect(Cursor.samePosition(first.nextCursor, store.unanchoredUserCursor("alice", streamSeq: 2)))
+        let last = try await store.userEvents(
+            userID: "alice", after: store.unanchoredUserCursor("alice", streamSeq: 3), limit: 2)
         #expect(last.events.map(\.streamSeq) == [4, 5])
         #expect(!last.hasMore)
         await expectStoreError(.badRequest) { _ = try await store.userEvents(userID: "alice", after: nil, limit: 0) }
@@ -155,7 +169,7 @@ import TidingsTestSupport
         let alice = try await store.allEvents(after: nil, filter: EventFilter(userID: "alice"), limit: 1000)
         #expect(alice.events.allSatisfy { $0.userID == "alice" })
         #expect(alice.events.count == 20)
-        #expect(alice.nextCursor == store.allCursor(seq: alice.events.last!.seq))
+        #expect(Cursor.samePosition(alice.nextCursor, store.unanchoredAllCursor(seq: alice.events.last!.seq)))
         let window = try await store.allEvents(
             after: nil, filter: EventFilter(since: 1_005_000, until: 1_010_000), limit: 1000)
         #expect(
@@ -168,8 +182,9 @@ import TidingsTestSupport
         #expect(rest.events.count == 1)
         #expect(!rest.hasMore)
         // An empty filtered page keeps the cursor given.
-        let none = try await store.allEvents(after: store.allCursor(seq: 5), filter: EventFilter(types: [.readAll]))
+        let none = try await store.allEvents(
+            after: store.unanchoredAllCursor(seq: 5), filter: EventFilter(types: [.readAll]))
         #expect(none.events.isEmpty)
-        #expect(none.nextCursor == store.allCursor(seq: 5))
+        #expect(Cursor.samePosition(none.nextCursor, store.unanchoredAllCursor(seq: 5)))
     }
 }

@@ -59,7 +59,7 @@ import TidingsTestSupport
     func expected(_ events: [StoredEvent], _ store: SQLiteStore) -> [UInt8] {
         var out: [UInt8] = []
         for event in events {
-            EnvelopeJSON.append(event, cursor: store.allCursor(seq: event.seq), to: &out)
+            EnvelopeJSON.append(event, cursor: store.cursor(of: event, userStream: false), to: &out)
             out.append(10)
         }
         return out
@@ -88,7 +88,7 @@ import TidingsTestSupport
 
         #expect(try await exported(store) == expected(all, store))
         for after in [Int64(0), 1, 17, sealed - 1, sealed, sealed + 3, head - 1, head] {
-            let got = try await exported(store, after: store.allCursor(seq: after))
+            let got = try await exported(store, after: store.unanchoredAllCursor(seq: after))
             #expect(got == expected(all.filter { $0.seq > after }, store), "after \(after)")
         }
         let middle = all[700].timestampMilliseconds

@@ -72,8 +72,10 @@ import TidingsTestSupport
     @Test func cursors() throws {
         let epoch: UInt64 = 0xA5A5_0102_0304_0506
         let seeds: [[UInt8]] = [
-            Cursor.all(epoch: epoch, seq: 0), Cursor.all(epoch: epoch, seq: 1 << 40),
-            Cursor.user("alice", epoch: epoch, streamSeq: 77),
+            Cursor.all(epoch: epoch, seq: 0, anchor: .start),
+            Cursor.all(epoch: epoch, seq: 1 << 40, anchor: CursorAnchor(seq: 1 << 41, check: 0xDEAD_BEEF)),
+            Cursor.user("alice", epoch: epoch, streamSeq: 77, anchor: CursorAnchor(seq: 500, check: 7)),
+            Cursor.user("alice", epoch: epoch, streamSeq: 77, anchor: nil),
         ].map { Array($0.text.utf8) }
         var accepted = 0
         let count = try Self.fuzz(seeds, salt: 2) { input in

@@ -95,7 +95,7 @@ import TidingsTestSupport
         #expect(event["event"]?["seq"]?.integerValue == 1)
         #expect(event["event"]?["id"]?.stringValue == "e-1")
         let cursor = try #require(event["event"]?["cursor"]?.stringValue)
-        #expect(cursor == server.store.userCursor("alice", streamSeq: 1))
+        #expect(Cursor.samePosition(cursor, server.store.unanchoredUserCursor("alice", streamSeq: 1)))
         let again = try await server.request(
             .POST, "/v1/events", token: publisher,
             body:
@@ -191,9 +191,11 @@ import TidingsTestSupport
         let alice = ServerHarness.user("alice")
         var reply = try await server.request(
             .POST, "/v1/users/alice/read", token: alice, body: #"{"notification_ids":["n-2","zzz","n-2"]}"#)
+        var head = try await server.store.head()
         #expect(
             reply.text
-                == #"{"read":["n-2"],"unread_count":3,"cursor":"\#(server.store.userCursor("alice", streamSeq: 5))"}"#)
+                == #"{"read":["n-2"],"unread_count":3,"cursor":"\#(server.store.userCursor("alice", streamSeq: 5, anchor: head))"}"#
+        )
         reply = try await server.request(
             .POST, "/v1/users/alice/read", token: alice, body: #"{"all":true,"up_to_seq":3}"#)
         #expect(reply.json["read"]?.arrayValue?.compactMap(\.stringValue) == ["n-1", "n-3"])
@@ -201,9 +203,10 @@ import TidingsTestSupport
         #expect(reply.json["unread_count"]?.integerValue == 1)
         #expect(reply.json["notifications"]?.arrayValue?.count == 1)
         reply = try await server.request(.GET, "/v1/users/nobody/unread", token: ServerHarness.auditor)
+        head = try await server.store.head()
         #expect(
             reply.text
-                == #"{"unread_count":0,"notifications":[],"cursor":"\#(server.store.userCursor("nobody", streamSeq: 0))"}"#
+                == #"{"unread_count":0,"notifications":[],"cursor":"\#(server.store.userCursor("nobody", streamSeq: 0, anchor: head))"}"#
         )
         for body in [
             #"{"all":false}"#, #"{"notification_ids":"n-1"}"#, #"{"notification_ids":[1]}"#,
@@ -245,14 +248,16 @@ import TidingsTestSupport
         reply = try await server.request(.GET, "/v1/users/alice/events?after=nonsense", token: alice)
         #expect(reply.text == #"{"error":{"code":"invalid_cursor","message":"cursor is malformed"}}"#)
         reply = try await server.request(
-            .GET, "/v1/users/alice/events?after=\(server.store.userCursor("bob", streamSeq: 0))", token: alice)
+            .GET, "/v1/users/alice/events?after=\(server.store.unanchoredUserCursor("bob", streamSeq: 0))", token: alice
+        )
         #expect(reply.status == 400)
-        let ahead = server.store.userCursor("alice", streamSeq: 9)
+        let ahead = server.store.unanchoredUserCursor("alice", streamSeq: 9)
         reply = try await server.request(.GET, "/v1/users/alice/events?after=\(ahead)", token: alice)
         #expect(reply.status == 409)
+        let head = try await server.store.head()
         #expect(
             reply.text
-                == #"{"error":{"code":"cursor_reset","message":"cursor is past the head of the stream","head":"\#(server.store.userCursor("alice", streamSeq: 5))"}}"#
+                == #"{"error":{"code":"cursor_reset","message":"cursor is past the head of the stream","head":"\#(server.store.userCursor("alice", streamSeq: 5, anchor: head))"}}"#
         )
         reply = try await server.request(
             .GET, "/v1/events?type=notification.created&type=notification.read&limit=3", token: ServerHarness.auditor)
@@ -283,12 +288,12 @@ import TidingsTestSupport
             lines.enumerated().allSatisfy { index, line in (try? JSONValue.parse(String(line)))?.seq == Int64(index + 1)
             })
         let after = try await server.request(
-            .GET, "/v1/events?after=\(server.store.allCursor(seq: 5990))&type=notification.created",
+            .GET, "/v1/events?after=\(server.store.unanchoredAllCursor(seq: 5990))&type=notification.created",
             token: ServerHarness.auditor,
             headers: [("Accept", "application/x-ndjson")])
         #expect(after.text.split(separator: "\n").count == 10)
         let reset = try await server.request(
-            .GET, "/v1/events?after=\(server.store.allCursor(seq: 7000))", token: ServerHarness.auditor,
+            .GET, "/v1/events?after=\(server.store.unanchoredAllCursor(seq: 7000))", token: ServerHarness.auditor,
             headers: [("Accept", "application/x-ndjson")])
         #expect(reset.status == 409)
         await server.stop()

@@ -19,26 +19,32 @@ import TidingsTestSupport
         try await server.append((1...10).map { ServerHarness.created("alice", "n-\($0)") })
         _ = try await server.request(
             .POST, "/v1/users/alice/read", token: ServerHarness.user("alice"), body: #"{"notification_ids":["n-2"]}"#)
-        let cursor = server.store.userCursor("alice", streamSeq: 4)
+        let cursor = server.store.unanchoredUserCursor("alice", streamSeq: 4)
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice"), cursor: cursor))
         let messages = await client.wait { $0.contains { $0.type == "caught_up" } }
         #expect(messages.first?.type == "welcome")
         #expect(messages.first?["stream"]?.stringValue == "user:alice")
         #expect(messages.first?["epoch"]?.stringValue == server.store.epochText)
-        #expect(messages.first?["head"]?.stringValue == server.store.userCursor("alice", streamSeq: 11))
+        #expect(
+            Cursor.samePosition(
+                messages.first?["head"]?.stringValue, server.store.unanchoredUserCursor("alice", streamSeq: 11)))
         #expect(messages.first?["unread_count"]?.integerValue == 9)
         #expect(events(messages) == [5, 6, 7, 8, 9, 10, 11])
         let unreadCounts = messages.filter { $0.type == "event" }.compactMap { $0["unread_count"]?.integerValue }
         #expect(unreadCounts == [5, 6, 7, 8, 9, 10, 9])
         let caughtUp = try #require(messages.last)
         #expect(caughtUp.type == "caught_up")
-        #expect(caughtUp["cursor"]?.stringValue == server.store.userCursor("alice", streamSeq: 11))
+        #expect(
+            Cursor.samePosition(
+                caughtUp["cursor"]?.stringValue, server.store.unanchoredUserCursor("alice", streamSeq: 11)))
         #expect(caughtUp["unread_count"]?.integerValue == 9)
         // Live events follow.
         try await server.append([ServerHarness.created("alice", "live")])
         let live = await client.wait { self.events($0).count == 8 }
         #expect(events(live).last == 12)
-        #expect(live.last?["event"]?["cursor"]?.stringValue == server.store.userCursor("alice", streamSeq: 12))
+        #expect(
+            Cursor.samePosition(
+                live.last?["event"]?["cursor"]?.stringValue, server.store.unanchoredUserCursor("alice", streamSeq: 12)))
         try await client.close()
         await server.stop()
     }
@@ -48,7 +54,7 @@ import TidingsTestSupport
     ) async throws {
         let server = try await ServerHarness(engine: engine)
         try await server.append((1...3).map { ServerHarness.created("alice", "n-\($0)") })
-        let head = server.store.userCursor("alice", streamSeq: 3)
+        let head = server.store.unanchoredUserCursor("alice", streamSeq: 3)
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("alice"), cursor: head))
         let messages = await client.wait { $0.contains { $0.type == "caught_up" } }
         #expect(messages.map { $0.type ?? "" } == ["welcome", "caught_up"])
@@ -146,7 +152,8 @@ import TidingsTestSupport
             (ServerHarness.hello(token: alice, stream: "everything"), [], 4400, "bad_request"),
             (ServerHarness.hello(token: alice, cursor: "garbage"), [], 4400, "invalid_cursor"),
             (
-                ServerHarness.hello(token: alice, cursor: server.store.userCursor("bob", streamSeq: 0)), [], 4400,
+                ServerHarness.hello(token: alice, cursor: server.store.unanchoredUserCursor("bob", streamSeq: 0)), [],
+                4400,
                 "invalid_cursor"
             ),
             (#"{"type":"hello","token":"\#(alice)","colour":"red"}"#, [], 4400, "bad_request"),
@@ -172,14 +179,17 @@ import TidingsTestSupport
         try await server.append((1...3).map { ServerHarness.created("alice", "n-\($0)") })
         let alice = ServerHarness.user("alice")
         for (round, (cursor, reason)) in [
-            (Cursor.user("alice", epoch: server.store.epoch &+ 1, streamSeq: 2).text, "epoch_mismatch"),
-            (server.store.userCursor("alice", streamSeq: 9), "cursor_ahead"),
+            (Cursor.user("alice", epoch: server.store.epoch &+ 1, streamSeq: 2, anchor: .start).text, "epoch_mismatch"),
+            (server.store.unanchoredUserCursor("alice", streamSeq: 9), "cursor_ahead"),
         ].enumerated() {
             let client = await server.stream(hello: ServerHarness.hello(token: alice, cursor: cursor))
             let messages = await client.wait { $0.contains { $0.type == "reset" } }
             #expect(messages.map { $0.type ?? "" } == ["welcome", "reset"])
             #expect(messages[1]["reason"]?.stringValue == reason)
-            #expect(messages[1]["head"]?.stringValue == server.store.userCursor("alice", streamSeq: Int64(3 + round)))
+            #expect(
+                Cursor.samePosition(
+                    messages[1]["head"]?.stringValue,
+                    server.store.unanchoredUserCursor("alice", streamSeq: Int64(3 + round))))
             #expect(messages[1]["unread_count"]?.integerValue == Int64(3 + round))
             try await server.append([ServerHarness.created("alice", "after-\(reason)")])
             let live = await client.wait { self.events($0).count == 1 }
@@ -200,7 +210,9 @@ import TidingsTestSupport
         #expect(messages.first(where: { $0.type == "event" })?["unread_count"] == nil)
         try await server.append([ServerHarness.created("carol", "n-1")])
         messages = await auditor.wait { self.events($0).count == 3 }
-        #expect(messages.last?["event"]?["cursor"]?.stringValue == server.store.allCursor(seq: 3))
+        #expect(
+            Cursor.samePosition(
+                messages.last?["event"]?["cursor"]?.stringValue, server.store.unanchoredAllCursor(seq: 3)))
         try await auditor.send(#"{"type":"read","ref":"a","all":true}"#)
         messages = await auditor.wait { $0.contains { $0.type == "ack" } }
         #expect(messages.last?["status"]?.stringValue == "forbidden")
@@ -294,7 +306,7 @@ import TidingsTestSupport
         for round in 0..<30 {
             let head = try await server.store.userHead(userID: "racer").streamSeq
             let position: Int64? = round % 3 == 0 || Int64(round) > head ? nil : Int64(round)
-            let cursor = position.map { server.store.userCursor("racer", streamSeq: $0) }
+            let cursor = position.map { server.store.unanchoredUserCursor("racer", streamSeq: $0) }
             let client = await server.stream(
                 hello: ServerHarness.hello(token: ServerHarness.user("racer"), cursor: cursor))
             clients.append((client, (position ?? 0) + 1))

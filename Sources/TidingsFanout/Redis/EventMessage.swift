@@ -3,13 +3,15 @@ public import TidingsStore
 
 /// A committed event as one process tells the others over Redis Pub/Sub.
 ///
-/// Bytes: version (1), seq, stream_seq, ts, unread count + 1 (0: none) as LEB128 varints, the
-/// type, then user id, event id and data, each length-prefixed, and 16 bytes of HMAC-SHA256
+/// Bytes: version (2), seq, stream_seq, ts, unread count + 1 (0: none), the anchor's seq as
+/// LEB128 varints, the anchor's 4 check bytes, the type, then user id, event id and data, each
+/// length-prefixed, and 16 bytes of HMAC-SHA256
 /// over everything before them, keyed with the store's fan-out key. Redis is shared
 /// infrastructure: a message that is damaged, forged, or from another store fails the check and
-/// is dropped (the log watcher delivers the event from the store instead).
+/// is dropped (the log watcher delivers the event from the store instead), as is a message of
+/// another version, from a process of another release.
 public enum EventMessage {
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
     static let macBytes = 16
 
     public static func encode(_ event: StoredEvent, key: [UInt8]) -> [UInt8] {
@@ -19,6 +21,8 @@ public enum EventMessage {
         appendVarint(UInt64(event.streamSeq), &out)
         appendVarint(UInt64(event.timestampMilliseconds), &out)
         appendVarint(event.unreadCount.map { UInt64($0) + 1 } ?? 0, &out)
+        appendVarint(UInt64(event.anchor.seq), &out)
+        BigEndian.append(event.anchor.check, to: &out)
         out.append(event.type.rawValue)
         for field in [Array(event.userID.utf8), Array(event.id.utf8), event.data] {
             appendVarint(UInt64(field.count), &out)
@@ -55,8 +59,15 @@ public enum EventMessage {
         }
         guard let seq = varint(), let streamSeq = varint(), let ts = varint(), let unread = varint(),
             seq >= 1, seq < UInt64(Int64.max), streamSeq >= 1, streamSeq < UInt64(Int64.max), ts < UInt64(Int64.max),
-            unread < UInt64(Int64.max), index < body.count, let type = EventType(rawValue: body[index])
+            unread < UInt64(Int64.max), let anchorSeq = varint(), anchorSeq >= seq, anchorSeq < UInt64(Int64.max),
+            index + 4 < body.count
         else { return nil }
+        var check: UInt32 = 0
+        for _ in 0..<4 {
+            check = check << 8 | UInt32(body[index])
+            index += 1
+        }
+        guard let type = EventType(rawValue: body[index]) else { return nil }
         index += 1
         guard let user = field(max: Limits.identifierCharactersMax),
             let id = field(max: Limits.identifierCharactersMax),
@@ -65,7 +76,8 @@ public enum EventMessage {
         return StoredEvent(
             seq: Int64(seq), streamSeq: Int64(streamSeq), userID: String(decoding: user, as: UTF8.self),
             id: String(decoding: id, as: UTF8.self), type: type, timestampMilliseconds: Int64(ts), data: data,
-            unreadCount: unread == 0 ? nil : Int64(unread - 1))
+            unreadCount: unread == 0 ? nil : Int64(unread - 1),
+            anchor: CursorAnchor(seq: Int64(anchorSeq), check: check))
     }
 
     private static func mac(_ bytes: [UInt8], key: [UInt8]) -> [UInt8] {

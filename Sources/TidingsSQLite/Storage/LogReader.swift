@@ -50,6 +50,31 @@ struct LogReader {
         return block
     }
 
+    /// The first 4 bytes of the chain hash after `seq` (at or before the snapshot head): from
+    /// the check bytes its block keeps, or the tail row's hash. Reads no payload.
+    func check(at seq: Int64, sealedSeq: Int64) throws -> UInt32 {
+        if seq > sealedSeq {
+            let statement = try database.cached("SELECT substr(hash, 1, 4) FROM tail WHERE seq = ?1")
+            statement.bind(1, seq)
+            defer { statement.reset() }
+            guard try statement.step() else { throw StoreError(.internal, "the log's tail lacks seq \(seq)") }
+            return CursorAnchor.check(statement.bytes(0))
+        }
+        let statement = try database.cached(
+            """
+            SELECT substr(checks, (?1 - first_seq) * 4 + 1, 4) FROM blocks
+            WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1
+            """)
+        statement.bind(1, seq)
+        defer { statement.reset() }
+        guard try statement.step() else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
+        let bytes = statement.bytes(0)
+        guard bytes.count == Block.checkBytes else {
+            throw StoreError(.internal, "the log has no block holding seq \(seq)")
+        }
+        return CursorAnchor.check(bytes)
+    }
+
     /// Visits the records of `seqs` (ascending) in place, from blocks or the tail. Each block
     /// is walked once for all the seqs it holds.
     func withRecords(seqs: [Int64], sealedSeq: Int64, _ body: (Int64, RecordView) throws -> Void) throws {

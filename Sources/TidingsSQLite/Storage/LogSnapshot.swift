@@ -13,6 +13,9 @@ struct LogSnapshot: Sendable, Equatable {
     /// Bumped whenever a rebuild replaces the base tables, so other processes drop their overlay.
     var projectionGeneration: Int64
 
+    /// The head as cursors carry it.
+    var anchor: CursorAnchor { CursorAnchor(seq: headSeq, hash: headHash) }
+
     static func read(_ database: Database) throws -> LogSnapshot {
         let statement = try database.cached(
             "SELECT seq, hash, ts, sealed_seq, checkpoint_seq, projection_generation FROM head WHERE id = 1")

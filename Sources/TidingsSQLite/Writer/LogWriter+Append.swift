@@ -109,6 +109,7 @@ extension LogWriter {
             }
         }
         response.headSeq = group.head.headSeq
+        response.anchor = group.head.anchor
         return response
     }
 
@@ -199,7 +200,8 @@ extension LogWriter {
         group.head.headTimestamp = timestamp
         let stored = StoredEvent(
             seq: seq, streamSeq: record.streamSeq, userID: event.userID, id: String(decoding: idText, as: UTF8.self),
-            type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter)
+            type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter,
+            anchor: CursorAnchor(seq: seq, hash: hash))
         group.appended.append(stored)
         return AppendResult(status: .appended, event: stored)
     }
@@ -233,6 +235,7 @@ extension LogWriter {
             else { return nil }
             record = entry.record
         }
-        return try context.storedEvent(seq: seq, record: record, database: database, unreadCount: nil)
+        return try context.storedEvent(
+            seq: seq, record: record, database: database, unreadCount: nil, anchor: head.anchor)
     }
 }

@@ -40,6 +40,8 @@ final class LogWriter: @unchecked Sendable {
         var userHead: (streamSeq: Int64, unread: Int64)? = nil
         /// The committed head after this request (for the caller's next snapshot).
         var headSeq: Int64
+        /// The same head as cursors carry it.
+        var anchor = CursorAnchor.start
     }
 
     private enum Job {

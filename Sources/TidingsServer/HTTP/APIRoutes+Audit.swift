@@ -55,7 +55,7 @@ extension APIRoutes {
         // Beyond the protocol's fields: the `all` stream's head, so a console can tail the log
         // from now on (a hello with a null cursor would replay all of it).
         writer.field("head_seq", stats.events)
-        writer.field("head", store.allCursor(seq: stats.events))
+        writer.field("head", store.allCursor(seq: stats.events, anchor: stats.head))
         return Self.json(writer.finish())
     }
 

@@ -143,9 +143,7 @@ struct APIRoutes: Sendable {
     }
 
     func envelope(_ event: StoredEvent, userStream: Bool) -> [UInt8] {
-        let cursor =
-            userStream ? store.userCursor(event.userID, streamSeq: event.streamSeq) : store.allCursor(seq: event.seq)
-        return EnvelopeJSON.encode(event, cursor: cursor)
+        EnvelopeJSON.encode(event, cursor: store.cursor(of: event, userStream: userStream))
     }
 
     func page(_ page: EventPage, userStream: Bool) -> Response {

@@ -46,6 +46,12 @@ final class SessionRegistry: Sendable {
         }
     }
 
+    /// Closes every connection with `code` (each after what is queued before it), waiting for
+    /// none.
+    func closeAll(code: UInt16) {
+        for session in all { session.requestClose(code: code, fault: nil) }
+    }
+
     /// Closes every connection with 1001 and waits (bounded) for them to go.
     func shutDownAll(waitingAtMost limit: Duration) async {
         for session in all { session.shutDown() }

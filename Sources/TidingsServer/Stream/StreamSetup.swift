@@ -50,25 +50,27 @@ struct StreamSetup: Sendable {
         }
         try await session.send(
             ServerMessage.welcome(
-                stream: key.description, epoch: store.epochText, head: cursorText(start.head),
+                stream: key.description, epoch: store.epochText,
+                head: cursorText(Reached(position: start.head, anchor: start.anchor)),
                 unreadCount: start.headUnreadCount))
-        var last: Int64
+        var last: Reached
         if let position = start.position {
             var unread: Int64?
-            (last, unread) = try await replay(after: position, session: session)
+            (last, unread) = try await replay(
+                after: Reached(position: position, anchor: start.anchor), session: session)
             if userID != nil, unread == nil {
                 unread = try await store.unreadCount(userID: userID!, atStreamSeq: position)
             }
             try await session.send(ServerMessage.caughtUp(cursor: cursorText(last), unreadCount: unread))
         } else {
-            last = start.head
+            last = Reached(position: start.head, anchor: start.anchor)
             try await session.send(
                 ServerMessage.reset(
-                    reason: start.resetReason ?? .cursorAhead, head: cursorText(start.head),
+                    reason: start.resetReason ?? .cursorAhead, head: cursorText(last),
                     unreadCount: start.headUnreadCount))
         }
         session.startedStreaming()
-        try await session.delivered(position: last)
+        try await session.delivered(position: last.position)
         while true {
             switch await subscription.next() {
             case .events(let events):
@@ -84,47 +86,54 @@ struct StreamSetup: Sendable {
             case .closed:
                 return
             }
-            try await session.delivered(position: last)
+            try await session.delivered(position: last.position)
         }
     }
 
-    private func position(_ event: StoredEvent) -> Int64 {
-        userID != nil ? event.streamSeq : event.seq
+    /// How far the stream has gone: the last position sent, with the newest history it was
+    /// seen in (what its cursor carries).
+    private struct Reached {
+        var position: Int64
+        var anchor: CursorAnchor
     }
 
-    private func cursorText(_ position: Int64) -> String {
+    private func reached(_ event: StoredEvent) -> Reached {
+        Reached(position: userID != nil ? event.streamSeq : event.seq, anchor: event.anchor)
+    }
+
+    private func cursorText(_ reached: Reached) -> String {
         // The store's cursors, built without a round trip.
-        Cursor(epoch: epoch, stream: cursorStream, position: position).text
+        Cursor(epoch: epoch, stream: cursorStream, position: reached.position, anchor: reached.anchor).text
     }
 
     /// A live event: skip what was already sent, fill a gap from the log, then send.
-    private func deliverLive(_ event: StoredEvent, last: Int64, session: StreamSession) async throws -> Int64 {
-        let eventPosition = position(event)
+    private func deliverLive(_ event: StoredEvent, last: Reached, session: StreamSession) async throws -> Reached {
+        let next = reached(event)
         var last = last
-        if eventPosition <= last { return last }
+        if next.position <= last.position { return last }
         if userID != nil && event.unreadCount == nil {
             // Seen in the log by the watcher, without the user's unread count: read the stream.
-            return try await replay(after: last, upTo: eventPosition, session: session).last
+            return try await replay(after: last, upTo: next.position, session: session).last
         }
-        if eventPosition > last + 1 {
-            last = try await replay(after: last, upTo: eventPosition - 1, session: session).last
-            if eventPosition <= last { return last }
+        if next.position > last.position + 1 {
+            last = try await replay(after: last, upTo: next.position - 1, session: session).last
+            if next.position <= last.position { return last }
         }
         try await send(event, session: session)
-        return eventPosition
+        return next
     }
 
     /// Sends events from the log after `start` (through `upTo`, or to the head), page by
-    /// page. Returns the last position sent and the unread count as of it (user streams).
+    /// page. Returns how far it went and the unread count as of there (user streams).
     private func replay(
-        after start: Int64, upTo: Int64 = .max, session: StreamSession
-    ) async throws -> (last: Int64, unread: Int64?) {
+        after start: Reached, upTo: Int64 = .max, session: StreamSession
+    ) async throws -> (last: Reached, unread: Int64?) {
         let store = session.dependencies.store
         let pageSize = session.dependencies.configuration.replayPageSize
         var last = start
         var unread: Int64?
-        while last < upTo {
-            let limit = Int(min(Int64(pageSize), upTo - last))
+        while last.position < upTo {
+            let limit = Int(min(Int64(pageSize), upTo - last.position))
             let page: EventPage
             if let userID {
                 page = try await store.userEvents(userID: userID, after: cursorText(last), limit: limit)
@@ -133,19 +142,19 @@ struct StreamSetup: Sendable {
             }
             for event in page.events {
                 try await send(event, session: session)
-                last = position(event)
+                last = reached(event)
                 unread = event.unreadCount
             }
-            try await session.delivered(position: last)
+            try await session.delivered(position: last.position)
             if !page.hasMore || page.events.isEmpty { break }
         }
         return (last, unread)
     }
 
     private func send(_ event: StoredEvent, session: StreamSession) async throws {
-        let cursor = userID != nil ? cursorText(event.streamSeq) : cursorText(event.seq)
         try await session.send(
-            StreamEventMessage.encode(event, cursor: cursor, unreadCount: userID != nil ? event.unreadCount : nil))
+            StreamEventMessage.encode(
+                event, cursor: cursorText(reached(event)), unreadCount: userID != nil ? event.unreadCount : nil))
         session.dependencies.metrics.delivered()
     }
 }

@@ -110,6 +110,11 @@ public final class ServerMetrics: Sendable {
             .increment()
     }
 
+    /// The log's history changed under this node (a failover lost commits it had delivered).
+    func historyForked() {
+        Counter(label: "tidings_history_forks_total", factory: factory).increment()
+    }
+
     func closed(code: UInt16) {
         Counter(label: "tidings_connections_closed_total", dimensions: [("code", String(code))], factory: factory)
             .increment()

@@ -37,12 +37,12 @@ public protocol EventStore: AnyObject, Sendable {
     func allEvents(after: String?, filter: EventFilter, limit: Int) async throws -> EventPage
     /// The user's unread count, oldest unread notifications (at most `limit`) and stream head.
     func unread(userID: String, limit: Int) async throws -> UnreadSnapshot
-    /// The user's stream head and unread count, in one snapshot.
-    func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64)
+    /// The user's stream head and unread count, in one snapshot, with that snapshot's head.
+    func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor)
     /// The user's unread count as it was right after their event at `streamSeq`.
     func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64
-    /// The seq of the newest event of the log.
-    func headSeq() async throws -> Int64
+    /// The newest event of the log: its seq and its chain hash's check bytes.
+    func head() async throws -> CursorAnchor
     /// Checks a WebSocket hello's cursor for a user stream against the head, in one snapshot.
     func startUserStream(userID: String, cursor: String?) async throws -> StreamStart
     /// The same for the `all` stream.
@@ -83,6 +83,10 @@ public protocol EventStore: AnyObject, Sendable {
     /// appended (a notification from the database, a reconnect), so that live delivery reads
     /// the log at once instead of at its next tick. Engines that cannot tell never call it.
     func onLogAdvanced(_ listener: @escaping @Sendable () -> Void)
+    /// Drops what the engine cached of the log (blocks, dictionaries, user names): the log's
+    /// history changed under it (a failover lost commits), so what it learned may name other
+    /// events now. Engines whose history cannot change under them need not do anything.
+    func forgetCachedHistory()
 
     /// Finishes queued appends and lets go of the store's files or connections.
     func close()
@@ -90,6 +94,7 @@ public protocol EventStore: AnyObject, Sendable {
 
 extension EventStore {
     public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {}
+    public func forgetCachedHistory() {}
 
     /// The epoch as text (16 lowercase hex digits), as the WebSocket `welcome` shows it.
     public var epochText: String {
@@ -97,12 +102,35 @@ extension EventStore {
         return String(repeating: "0", count: 16 - text.count) + text
     }
 
-    public func userCursor(_ userID: String, streamSeq: Int64) -> String {
-        Cursor.user(userID, epoch: epoch, streamSeq: streamSeq).text
+    /// The cursor of a position of the user's stream, made in the history `anchor` names.
+    public func userCursor(_ userID: String, streamSeq: Int64, anchor: CursorAnchor) -> String {
+        Cursor.user(userID, epoch: epoch, streamSeq: streamSeq, anchor: anchor).text
     }
 
-    public func allCursor(seq: Int64) -> String {
-        Cursor.all(epoch: epoch, seq: seq).text
+    public func allCursor(seq: Int64, anchor: CursorAnchor) -> String {
+        Cursor.all(epoch: epoch, seq: seq, anchor: anchor).text
+    }
+
+    /// The cursor of an event in the user stream (`userStream`) or the `all` stream.
+    public func cursor(of event: StoredEvent, userStream: Bool) -> String {
+        userStream
+            ? userCursor(event.userID, streamSeq: event.streamSeq, anchor: event.anchor)
+            : allCursor(seq: event.seq, anchor: event.anchor)
+    }
+
+    /// A cursor that names a position alone, as version 1 cursors did: it resumes without the
+    /// history check. For tools and tests that pick positions; every answer carries anchors.
+    package func unanchoredUserCursor(_ userID: String, streamSeq: Int64) -> String {
+        Cursor.user(userID, epoch: epoch, streamSeq: streamSeq, anchor: nil).text
+    }
+
+    package func unanchoredAllCursor(seq: Int64) -> String {
+        Cursor.all(epoch: epoch, seq: seq, anchor: nil).text
+    }
+
+    /// The seq of the newest event of the log.
+    public func headSeq() async throws -> Int64 {
+        try await head().seq
     }
 
     public func userEvents(userID: String, after: String?) async throws -> EventPage {

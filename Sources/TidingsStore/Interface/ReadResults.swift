@@ -69,15 +69,20 @@ extension EventFilter {
 public struct StreamStart: Sendable, Equatable {
     /// The stream's head position (stream_seq for user streams, seq for `all`).
     public let head: Int64
+    /// The log's head in the snapshot that checked the cursor: the anchor of the stream's
+    /// cursors until an event brings its own.
+    public let anchor: CursorAnchor
     /// User streams: the unread count as of the head.
     public let headUnreadCount: Int64?
     /// The position to replay after; nil when the cursor was reset.
     public let position: Int64?
     public let resetReason: StoreError.ResetReason?
     package init(
-        head: Int64, headUnreadCount: Int64? = nil, position: Int64? = nil, resetReason: StoreError.ResetReason? = nil
+        head: Int64, anchor: CursorAnchor, headUnreadCount: Int64? = nil, position: Int64? = nil,
+        resetReason: StoreError.ResetReason? = nil
     ) {
         self.head = head
+        self.anchor = anchor
         self.headUnreadCount = headUnreadCount
         self.position = position
         self.resetReason = resetReason
@@ -89,7 +94,8 @@ extension ReadOutcome {
     package static func unchanged(userID: String, store: some EventStore) async throws -> ReadOutcome {
         let head = try await store.userHead(userID: userID)
         return ReadOutcome(
-            read: [], unreadCount: head.unreadCount, cursor: store.userCursor(userID, streamSeq: head.streamSeq),
+            read: [], unreadCount: head.unreadCount,
+            cursor: store.userCursor(userID, streamSeq: head.streamSeq, anchor: head.anchor),
             headStreamSeq: head.streamSeq, lastSeq: nil)
     }
 

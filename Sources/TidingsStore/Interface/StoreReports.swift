@@ -33,7 +33,13 @@ public struct StoreStats: Sendable, Equatable {
     public var compressionRatio: Double { storedBytes == 0 ? 1.0 : Double(rawBytes) / Double(storedBytes) }
     /// Size of the database file and its write-ahead log.
     public let fileBytes: Int64
-    package init(events: Int64, users: Int64, blocks: Int64, rawBytes: Int64, storedBytes: Int64, fileBytes: Int64) {
+    /// The newest event and its chain hash's check bytes: the anchor of the head cursor.
+    public let head: CursorAnchor
+    package init(
+        events: Int64, users: Int64, blocks: Int64, rawBytes: Int64, storedBytes: Int64, fileBytes: Int64,
+        head: CursorAnchor
+    ) {
+        self.head = head
         self.events = events
         self.users = users
         self.blocks = blocks

@@ -1,12 +1,47 @@
 import Crypto
 
+/// Where in the log's history a cursor was made: a seq at or after the cursor's position and
+/// the first 4 bytes of the chain hash after it. The chain hash covers every event up to that
+/// seq, so a log that still has the same 4 bytes there has the same history up to the cursor's
+/// position. A log whose history forked (a failover to a standby that had not received the last
+/// commits, whose seqs then went to other events) does not, and the cursor is reset instead of
+/// resuming in someone else's history.
+public struct CursorAnchor: Sendable, Equatable, CustomStringConvertible {
+    public let seq: Int64
+    public let check: UInt32
+
+    public init(seq: Int64, check: UInt32) {
+        self.seq = seq
+        self.check = check
+    }
+
+    /// The anchor at `seq` whose chain hash after it is `hash` (32 bytes; its first 4 count).
+    public init(seq: Int64, hash: some Collection<UInt8>) {
+        self.init(seq: seq, check: Self.check(hash))
+    }
+
+    /// Before the first event: the chain's genesis, all zeros.
+    public static let start = CursorAnchor(seq: 0, check: 0)
+
+    /// The first 4 bytes of a chain hash, as a cursor carries them.
+    public static func check(_ hash: some Collection<UInt8>) -> UInt32 {
+        var value: UInt32 = 0
+        for byte in hash.prefix(4) { value = value << 8 | UInt32(byte) }
+        return value
+    }
+
+    public var description: String { "\(seq)/\(String(check, radix: 16))" }
+}
+
 /// A position in one stream, as the opaque text clients store and hand back.
 ///
-/// Bytes: version (1), stream kind (0 = `all`, 1 = user), the store's epoch (8), for user
+/// Bytes: version (2), stream kind (0 = `all`, 1 = user), the store's epoch (8), for user
 /// streams the first 8 bytes of SHA-256 of the user id, the position (8: a seq for `all`, a
-/// stream_seq for user streams; 0 is the start), and a 4-byte FNV-1a checksum, so a mistyped cursor is
-/// `invalid_cursor` rather than another position. Written as unpadded base64url: 30 or 40
-/// characters of `A-Z a-z 0-9 - _`.
+/// stream_seq for user streams; 0 is the start), the anchor (`CursorAnchor`: its seq, 8, and
+/// its 4 check bytes), and a 4-byte FNV-1a checksum, so a mistyped cursor is `invalid_cursor`
+/// rather than another position. Written as unpadded base64url: 46 or 56 characters of
+/// `A-Z a-z 0-9 - _`. Version 1 cursors (no anchor: 30 or 40 characters) are still read; they
+/// resume without the history check.
 public struct Cursor: Sendable, Equatable, CustomStringConvertible {
     public enum Stream: Sendable, Equatable {
         case all
@@ -16,22 +51,32 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
     public let epoch: UInt64
     public let stream: Stream
     public let position: Int64
+    /// Nil only for a version 1 cursor read back.
+    public let anchor: CursorAnchor?
 
-    private static let version: UInt8 = 1
+    private static let version: UInt8 = 2
+    private static let unanchoredVersion: UInt8 = 1
+    /// Bytes of each form: (version, kind) -> length.
+    private static func length(version: UInt8, user: Bool) -> Int {
+        (version == unanchoredVersion ? 22 : 34) + (user ? 8 : 0)
+    }
 
-    public init(epoch: UInt64, stream: Stream, position: Int64) {
+    public init(epoch: UInt64, stream: Stream, position: Int64, anchor: CursorAnchor?) {
         precondition(position >= 0, "cursor positions are never negative")
+        precondition(
+            anchor.map { stream != .all || $0.seq >= position } ?? true, "an anchor is at or after its position")
         self.epoch = epoch
         self.stream = stream
         self.position = position
+        self.anchor = anchor
     }
 
-    public static func all(epoch: UInt64, seq: Int64) -> Cursor {
-        Cursor(epoch: epoch, stream: .all, position: seq)
+    public static func all(epoch: UInt64, seq: Int64, anchor: CursorAnchor?) -> Cursor {
+        Cursor(epoch: epoch, stream: .all, position: seq, anchor: anchor)
     }
 
-    public static func user(_ userID: String, epoch: UInt64, streamSeq: Int64) -> Cursor {
-        Cursor(epoch: epoch, stream: .user(hash: userHash(userID)), position: streamSeq)
+    public static func user(_ userID: String, epoch: UInt64, streamSeq: Int64, anchor: CursorAnchor?) -> Cursor {
+        Cursor(epoch: epoch, stream: .user(hash: userHash(userID)), position: streamSeq, anchor: anchor)
     }
 
     /// The stream identity a user cursor carries.
@@ -43,7 +88,7 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var text: String {
-        var bytes: [UInt8] = [Self.version]
+        var bytes: [UInt8] = [anchor == nil ? Self.unanchoredVersion : Self.version]
         switch stream {
         case .all: bytes.append(0)
         case .user: bytes.append(1)
@@ -51,6 +96,10 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
         BigEndian.append(epoch, to: &bytes)
         if case .user(let hash) = stream { BigEndian.append(hash, to: &bytes) }
         BigEndian.append(UInt64(position), to: &bytes)
+        if let anchor {
+            BigEndian.append(UInt64(anchor.seq), to: &bytes)
+            BigEndian.append(anchor.check, to: &bytes)
+        }
         bytes += Self.checksum(bytes)
         return Base64URL.encode(bytes)
     }
@@ -59,47 +108,66 @@ public struct Cursor: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses cursor text; throws `invalid_cursor` when it is not one this software wrote.
     public static func parse(_ text: String) throws(StoreError) -> Cursor {
-        guard !text.isEmpty, text.utf8.count <= Limits.cursorCharactersMax,
-            let bytes = Base64URL.decode(text), bytes.count == 30 || bytes.count == 22
+        guard !text.isEmpty, text.utf8.count <= Limits.cursorCharactersMax, let bytes = Base64URL.decode(text),
+            bytes.count >= 22
         else { throw .invalidCursor("cursor is malformed") }
-        guard bytes[0] == version else { throw .invalidCursor("cursor is malformed (unknown version)") }
+        guard bytes[0] == version || bytes[0] == unanchoredVersion else {
+            throw .invalidCursor("cursor is malformed (unknown version)")
+        }
+        guard bytes[1] <= 1 else { throw .invalidCursor("cursor is malformed (unknown stream kind)") }
+        guard bytes.count == length(version: bytes[0], user: bytes[1] == 1) else {
+            throw .invalidCursor("cursor is malformed")
+        }
         guard Array(bytes.suffix(4)) == checksum(Array(bytes.dropLast(4))) else {
             throw .invalidCursor("cursor is malformed (checksum mismatch)")
         }
         var reader = 2
-        func read64() -> UInt64 {
+        func read(_ count: Int) -> UInt64 {
             var value: UInt64 = 0
-            for _ in 0..<8 {
+            for _ in 0..<count {
                 value = value << 8 | UInt64(bytes[reader])
                 reader += 1
             }
             return value
         }
-        let epoch = read64()
-        let stream: Stream
-        switch (bytes[1], bytes.count) {
-        case (0, 22): stream = .all
-        case (1, 30): stream = .user(hash: read64())
-        default: throw .invalidCursor("cursor is malformed (unknown stream kind)")
-        }
-        let position = read64()
+        let epoch = read(8)
+        let stream: Stream = bytes[1] == 0 ? .all : .user(hash: read(8))
+        let position = read(8)
         guard position <= UInt64(Int64.max) else { throw .invalidCursor("cursor is malformed (position)") }
-        return Cursor(epoch: epoch, stream: stream, position: Int64(position))
+        var anchor: CursorAnchor?
+        if bytes[0] == version {
+            let seq = read(8)
+            guard seq <= UInt64(Int64.max), stream != .all || seq >= position else {
+                throw .invalidCursor("cursor is malformed (anchor)")
+            }
+            anchor = CursorAnchor(seq: Int64(seq), check: UInt32(read(4)))
+        }
+        return Cursor(epoch: epoch, stream: stream, position: Int64(position), anchor: anchor)
     }
 
-    /// Appends the text of the `all` cursor at `seq`: what `Cursor.all(epoch:seq:).text` is,
-    /// written without intermediate arrays (the export writes one per event).
-    package static func appendAllText(epoch: UInt64, seq: Int64, to out: inout [UInt8]) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 22) { buffer in
+    /// Whether two cursor texts name the same position of the same stream of the same store,
+    /// wherever in the log's history each was made (their anchors aside).
+    public static func samePosition(_ left: String?, _ right: String?) -> Bool {
+        guard let left, let right, let a = try? parse(left), let b = try? parse(right) else { return left == right }
+        return a.epoch == b.epoch && a.stream == b.stream && a.position == b.position
+    }
+
+    /// Appends the text of the `all` cursor at `seq`: what `Cursor.all(epoch:seq:anchor:).text`
+    /// is, written without intermediate arrays (the export writes one per event).
+    package static func appendAllText(epoch: UInt64, seq: Int64, anchor: CursorAnchor, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 34) { buffer in
             let bytes = buffer.baseAddress!
             bytes[0] = version
             bytes[1] = 0
             for index in 0..<8 {
-                bytes[2 + index] = UInt8(truncatingIfNeeded: epoch >> UInt64(56 - 8 * index))
-                bytes[10 + index] = UInt8(truncatingIfNeeded: UInt64(seq) >> UInt64(56 - 8 * index))
+                let shift = UInt64(56 - 8 * index)
+                bytes[2 + index] = UInt8(truncatingIfNeeded: epoch >> shift)
+                bytes[10 + index] = UInt8(truncatingIfNeeded: UInt64(seq) >> shift)
+                bytes[18 + index] = UInt8(truncatingIfNeeded: UInt64(anchor.seq) >> shift)
             }
-            let hash = fnv1a(UnsafeBufferPointer(start: bytes, count: 18))
-            for index in 0..<4 { bytes[18 + index] = UInt8(truncatingIfNeeded: hash >> UInt32(24 - 8 * index)) }
+            for index in 0..<4 { bytes[26 + index] = UInt8(truncatingIfNeeded: anchor.check >> UInt32(24 - 8 * index)) }
+            let hash = fnv1a(UnsafeBufferPointer(start: bytes, count: 30))
+            for index in 0..<4 { bytes[30 + index] = UInt8(truncatingIfNeeded: hash >> UInt32(24 - 8 * index)) }
             Base64URL.append(UnsafeBufferPointer(buffer), to: &out)
         }
     }

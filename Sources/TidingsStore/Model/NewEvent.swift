@@ -49,11 +49,16 @@ public struct StoredEvent: Sendable, Equatable {
     /// The user's unread count just after this event, when the read looked it up (user streams
     /// and append results); nil on the `all` stream, where it is not needed.
     public let unreadCount: Int64?
+    /// Where the read or commit that produced this event stood in the log's history: this
+    /// event's own seq and chain hash, or the head of the snapshot it was read in. Its cursors
+    /// carry it.
+    public let anchor: CursorAnchor
 
     public init(
         seq: Int64, streamSeq: Int64, userID: String, id: String, type: EventType, timestampMilliseconds: Int64,
-        data: [UInt8], unreadCount: Int64?
+        data: [UInt8], unreadCount: Int64?, anchor: CursorAnchor
     ) {
+        precondition(anchor.seq >= seq, "an event's anchor is at or after the event")
         self.seq = seq
         self.streamSeq = streamSeq
         self.userID = userID
@@ -62,6 +67,14 @@ public struct StoredEvent: Sendable, Equatable {
         self.timestampMilliseconds = timestampMilliseconds
         self.data = data
         self.unreadCount = unreadCount
+        self.anchor = anchor
+    }
+
+    /// The same event: the anchor says where it was read, not what it is.
+    public static func == (lhs: StoredEvent, rhs: StoredEvent) -> Bool {
+        lhs.seq == rhs.seq && lhs.streamSeq == rhs.streamSeq && lhs.userID == rhs.userID && lhs.id == rhs.id
+            && lhs.type == rhs.type && lhs.timestampMilliseconds == rhs.timestampMilliseconds && lhs.data == rhs.data
+            && lhs.unreadCount == rhs.unreadCount
     }
 }
 
@@ -69,7 +82,8 @@ extension StoredEvent {
     /// The public form of a record read in place, its id derived from the seq when the client
     /// gave none.
     package init(
-        seq: Int64, view record: RecordView, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?
+        seq: Int64, view record: RecordView, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?,
+        anchor: CursorAnchor
     ) throws {
         var notification: [UInt8] = []
         if !record.notificationID.isEmpty { RecordView.appendIdentifierText(record.notificationID, to: &notification) }
@@ -89,12 +103,13 @@ extension StoredEvent {
         self.init(
             seq: seq, streamSeq: record.streamSeq, userID: userID, id: String(decoding: id, as: UTF8.self),
             type: record.type, timestampMilliseconds: record.timestampMilliseconds, data: data,
-            unreadCount: unreadCount)
+            unreadCount: unreadCount, anchor: anchor)
     }
 
     /// The public form of a decoded record.
     package init(
-        seq: Int64, record: LogRecord, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?
+        seq: Int64, record: LogRecord, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?,
+        anchor: CursorAnchor
     ) throws {
         let data: [UInt8]
         do {
@@ -105,6 +120,6 @@ extension StoredEvent {
         self.init(
             seq: seq, streamSeq: record.streamSeq, userID: userID,
             id: String(decoding: record.explicitID ?? derivedIDs.text(seq: seq), as: UTF8.self), type: record.type,
-            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount)
+            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount, anchor: anchor)
     }
 }

@@ -23,6 +23,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
     public enum ResetReason: String, Sendable {
         case epochMismatch = "epoch_mismatch"
         case cursorAhead = "cursor_ahead"
+        /// The cursor was made in a history the log no longer has: commits it had seen were
+        /// lost (a failover to a standby that had not received them) and their seqs went to
+        /// other events.
+        case historyForked = "history_forked"
     }
 
     public let code: Code

@@ -27,6 +27,11 @@ package final class BlockCache: Sendable {
         self.capacityBytes = capacityBytes
     }
 
+    /// Forgets every block: the log they came from is not the log any more (a failover).
+    package func removeAll() {
+        state.withLock { $0 = State() }
+    }
+
     package func block(firstSeq: Int64) -> DecodedBlock? {
         state.withLock { state in
             guard let index = state.indexByFirstSeq[firstSeq] else { return nil }
@@ -102,5 +107,9 @@ package final class DictionaryCache: Sendable {
 
     package func remember(_ id: Int64, _ bytes: [UInt8]) {
         dictionaries.withLock { $0[id] = bytes }
+    }
+
+    package func removeAll() {
+        dictionaries.withLock { $0.removeAll() }
     }
 }

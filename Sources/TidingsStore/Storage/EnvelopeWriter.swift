@@ -2,6 +2,9 @@
 /// does, caching what repeats: user ids (by number) and the second of the timestamp.
 package struct EnvelopeWriter: Sendable {
     package var bytes: [UInt8] = []
+    /// The head of the snapshot the records come from: the anchor of their cursors. Each run
+    /// of an export reads in its own snapshot and sets it.
+    package var anchor = CursorAnchor.start
     private let epoch: UInt64
     private let derivedIDs: DerivedEventID
     /// A reference, so the run that carries this writer from one read to the next copies no
@@ -54,7 +57,7 @@ package struct EnvelopeWriter: Sendable {
             throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
         }
         bytes.appendLiteral(#","cursor":""#)
-        Cursor.appendAllText(epoch: epoch, seq: seq, to: &bytes)
+        Cursor.appendAllText(epoch: epoch, seq: seq, anchor: anchor, to: &bytes)
         bytes.appendLiteral("\"}\n")
     }
 

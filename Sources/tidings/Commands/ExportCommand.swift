@@ -104,7 +104,7 @@ struct ExportCommand: AsyncParsableCommand {
             let page = try await store.userEvents(userID: user, after: cursor, limit: Limits.pageLimitMax)
             for event in page.events where filter.includes(event) {
                 writer.withBuffer {
-                    EnvelopeJSON.append(event, cursor: store.userCursor(user, streamSeq: event.streamSeq), to: &$0)
+                    EnvelopeJSON.append(event, cursor: store.cursor(of: event, userStream: true), to: &$0)
                     $0.append(10)
                 }
                 count += 1
