@@ -49,6 +49,9 @@ final class PostgresServers: Sendable {
         do {
             return try await leasing(clients[index], server: location.servers[index].label, body)
         } catch let error as StoreError {
+            // No connection within the lease timeout (a server that is gone): look for the
+            // primary again at the next call, as after a failed query.
+            if error.code == .unavailable { primaryIndex.withLock { $0 = nil } }
             throw error
         } catch {
             let mapped = PostgresErrors.storeError(error, server: location.servers[index].label)

@@ -157,7 +157,8 @@ def test_nodes_ride_out_node_network_and_database_faults(synchronous_cluster):
         publisher.stop()
     expected = heads(cluster)
     running.wait(lambda: all(f.last_stream_seq == expected.get(f.user, 0) for f in followers), timeout=90,
-                 what="every follower's head")
+                 what="every follower's head", detail=lambda: [
+                     (f.user, f.last_stream_seq, expected.get(f.user), f.turn % 3, f.closes[-3:]) for f in followers])
     running.stop()
 
     log = cluster.log(cluster.nodes[1])
@@ -193,6 +194,8 @@ def test_a_failover_that_loses_commits_resets_every_cursor_from_the_lost_history
         publisher.stop()
         lost = dict(publisher.acknowledged)
         running.wait(lambda: sum(f.last_stream_seq for f in followers) >= len(lost), what="the lost events streamed")
+        # Cursors from the lost history, held on to (a client that is away during the failover).
+        held = {f.user: (f.cursor, f.last_stream_seq) for f in followers}
         cluster.step("kill the primary, promote the standby")
         cluster.primary.kill()
         cluster.site.mend("pg2")
@@ -218,6 +221,21 @@ def test_a_failover_that_loses_commits_resets_every_cursor_from_the_lost_history
         assert follower.resets and set(follower.resets) <= {"history_forked", "cursor_ahead"}, follower.resets
         final = follower.runs[-1]
         assert all(log[seq]["id"] == event_id for _, seq, event_id in final), "an event not in the new history"
+    # A held cursor is refused once the new history has grown past its position, by the history
+    # check (the position alone would pass), and before that as past the head.
+    forked = 0
+    for follower in followers:
+        cursor, position = held[follower.user]
+        reply = requests.get(f"{cluster.nodes[2].base}/v1/users/{follower.user}/events", params={"after": cursor},
+                             headers={"Authorization": f"Bearer {cluster.admin_token}"}, timeout=30)
+        assert reply.status_code == 409, reply.text
+        message = reply.json()["error"]["message"]
+        if expected[follower.user] >= position:
+            assert "history of the log that was lost" in message, message
+            forked += 1
+        else:
+            assert "past the head" in message, message
+    assert forked > 0, "the new history grew past some lost position"
     forks = sum(node.metric("tidings_history_forks_total") for node in cluster.nodes)
     assert forks >= 1
     assert any("the log's history changed under this node" in line for node in cluster.nodes for line in node.log)
@@ -226,4 +244,4 @@ def test_a_failover_that_loses_commits_resets_every_cursor_from_the_lost_history
     assert cluster.post(cluster.nodes[1], "/v1/admin/projections/verify")["ok"]
     resets = sorted(reason for f in followers for reason in f.resets)
     cluster.step(f"figures: {len(lost_ids)} acknowledged appends lost with the primary, {len(log)} events in the "
-                 f"new log, resets {resets}, {int(forks)} nodes saw the fork")
+                 f"new log, resets {resets}, {int(forks)} nodes saw the fork, {forked} held cursors refused as a lost history")
