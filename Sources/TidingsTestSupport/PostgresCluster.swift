@@ -116,6 +116,13 @@ public final class PostgresCluster: Sendable {
         return try Self.run("/usr/bin/psql", [url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
     }
 
+    /// Runs each statement in turn, each in its own transaction, in one psql session (one
+    /// process and one connection for all of them: quick enough to swap databases under a node).
+    @discardableResult
+    public func psql(each statements: [String]) throws -> String {
+        try Self.run("/usr/bin/psql", [adminURL, "-v", "ON_ERROR_STOP=1", "-At"] + statements.flatMap { ["-c", $0] })
+    }
+
     @discardableResult
     static func asPostgres(_ tool: String, _ arguments: [String]) throws -> String {
         try run("/usr/sbin/runuser", ["-u", "postgres", "--", binaries + "/" + tool] + arguments)

@@ -33,13 +33,14 @@ import TidingsTestSupport
         let cursor = try #require(before.last { $0.type == "event" }?["event"]?["cursor"]?.stringValue)
 
         // The failover: the primary's database goes, the standby's takes its name.
-        try cluster.psql("ALTER DATABASE \(name) ALLOW_CONNECTIONS false")
-        try cluster.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(name)'")
-        try cluster.psql("ALTER DATABASE \(name) RENAME TO \(name)_lost")
-        try cluster.psql("ALTER DATABASE \(name)_standby RENAME TO \(name)")
+        try cluster.psql(each: [
+            "ALTER DATABASE \(name) ALLOW_CONNECTIONS false",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(name)'",
+            "ALTER DATABASE \(name) RENAME TO \(name)_lost", "ALTER DATABASE \(name)_standby RENAME TO \(name)",
+        ])
 
         // The node sees the log behind what it streamed, and closes its streams.
-        #expect(await client.waitForClose(timeout: .seconds(30)) == 1012)
+        #expect(await client.waitForClose(timeout: .seconds(60)) == 1012)
         // The new history grows past the client's position, through the same node.
         let deadline = ContinuousClock.now + .seconds(30)
         var appended: [JSONValue] = []
