@@ -11,8 +11,18 @@ public final class LogWatcher: Sendable {
     private let interval: Duration
     /// Every event up to here has been handed to the hub (by a local commit or a catch-up).
     private let covered: Mutex<Position>
-    private let wakeRequested = Atomic<Bool>(false)
+    /// The store said the log's history may have changed (its database failed over): nothing
+    /// goes to the hub but what a catch-up has read, anchored, from the log, until one has
+    /// found the history that was handed on still there (or reported the fork).
+    private let doubt = Mutex(Doubt())
+    private let wake = WakeSignal()
     private let forkListeners = Mutex<[@Sendable (HistoryFork) -> Void]>([])
+
+    private struct Doubt {
+        var inDoubt = false
+        /// Counts the doubts raised, so a catch-up begun before one cannot settle it.
+        var raised = 0
+    }
     /// Events read per page while catching up.
     static let pageSize = 1_000
 
@@ -50,28 +60,49 @@ public final class LogWatcher: Sendable {
         covered.withLock { if head.seq > $0.seq { $0 = Position(seq: head.seq, anchor: head) } }
     }
 
-    /// This process committed these events (and handed them to the hub already).
-    public func committedLocally(_ events: [StoredEvent]) {
-        guard let first = events.first, let last = events.last else { return }
-        covered.withLock { covered in
-            if first.seq == covered.seq + 1 { covered = Position(seq: last.seq, anchor: last.anchor) }
+    /// This process committed `events`, which follow `previous` in the log. Returns whether
+    /// they may go to the hub now: only when they continue exactly what was handed on, the
+    /// previous event's chain hash included. Otherwise (other processes committed in between, or
+    /// the log's history changed and the new one grew back to here) a catch-up is asked for,
+    /// which reads them from the log with everything before them and finds a fork if there is
+    /// one; handed on directly, a new history's event could reach a stream as the next of the
+    /// old one.
+    public func committedLocally(_ events: [StoredEvent], after previous: CursorAnchor) -> Bool {
+        guard let first = events.first, let last = events.last else { return false }
+        let inDoubt = doubt.withLock { $0.inDoubt }
+        let continues =
+            !inDoubt
+            && covered.withLock { covered in
+                guard first.seq == covered.seq + 1, previous == covered.anchor else { return false }
+                covered = Position(seq: last.seq, anchor: last.anchor)
+                return true
+            }
+        if !continues { checkNow() }
+        return continues
+    }
+
+    /// The store says the log's history may have changed: hold live events back until a
+    /// catch-up has checked it.
+    public func historyInDoubt() {
+        doubt.withLock {
+            $0.inDoubt = true
+            $0.raised += 1
         }
+        checkNow()
     }
 
-    /// Looks at the log now rather than at the next tick (after Redis reconnects).
+    /// Whether events from elsewhere (Redis) may go to the hub as they come.
+    public var acceptsLiveEvents: Bool { doubt.withLock { !$0.inDoubt } }
+
+    /// Looks at the log now rather than at the next tick.
     public func checkNow() {
-        wakeRequested.store(true, ordering: .relaxed)
+        wake.signal()
     }
 
-    /// Runs until cancelled: at every tick, or soon after `checkNow`.
+    /// Runs until cancelled: at every tick, or as soon as `checkNow` is called.
     public func run() async {
-        let step: Duration = .milliseconds(50)
-        var waited: Duration = .zero
         while !Task.isCancelled {
-            try? await Task.sleep(for: step)
-            waited += step
-            guard waited >= interval || wakeRequested.exchange(false, ordering: .relaxed) else { continue }
-            waited = .zero
+            await wake.wait(timeout: interval)
             do {
                 try await catchUp()
             } catch {
@@ -86,11 +117,15 @@ public final class LogWatcher: Sendable {
         // What was handed on before the head is read: every event of it was committed by then,
         // so a head behind it means a lost history, not a race with a local commit.
         var position = covered.withLock { $0 }
+        let doubtRaised = doubt.withLock { $0.raised }
         let head = try await store.head()
         if head.seq < position.anchor.seq || (head.seq == position.anchor.seq && head.check != position.anchor.check) {
             return forked(lost: position.anchor, head: head)
         }
-        guard head.seq > position.seq else { return }
+        guard head.seq > position.seq else {
+            settleDoubt(raised: doubtRaised)
+            return
+        }
         let wanted = hub.subscribedUsers
         let all = hub.followsAll
         while position.seq < head.seq {
@@ -102,6 +137,8 @@ public final class LogWatcher: Sendable {
             } catch let error as StoreError where error.code == .cursorReset {
                 return forked(lost: position.anchor, head: head)
             }
+            // The page was read after the anchor of what was handed on: the history holds.
+            settleDoubt(raised: doubtRaised)
             guard let last = page.events.last else { break }
             // Events of the all stream carry no unread count: a user stream's connection takes
             // such an event as a sign to read its stream from the log, which has the counts.
@@ -113,10 +150,61 @@ public final class LogWatcher: Sendable {
         }
     }
 
+    /// The history handed on was found in the log: live events flow again, unless another
+    /// doubt came since the catch-up began.
+    private func settleDoubt(raised: Int) {
+        doubt.withLock { doubt in
+            if doubt.raised == raised { doubt.inDoubt = false }
+        }
+    }
+
     private func forked(lost: CursorAnchor, head: CursorAnchor) {
         store.forgetCachedHistory()
         covered.withLock { $0 = Position(seq: head.seq, anchor: head) }
+        doubt.withLock { $0.inDoubt = false }
         let fork = HistoryFork(lost: lost, head: head)
         for listener in forkListeners.withLock({ $0 }) { listener(fork) }
+    }
+}
+
+/// Wakes one waiting task, or the next to wait; a wait also ends at its timeout.
+private final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait(timeout: Duration) async {
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            self.signal()
+        }
+        defer { timer.cancel() }
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Bool in
+                if state.pending {
+                    state.pending = false
+                    return true
+                }
+                precondition(state.waiter == nil, "one task waits at a time")
+                state.waiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
     }
 }

@@ -32,21 +32,62 @@ final class LogListener: Sendable {
                     }
                 }
                 defer { ticker.cancel() }
-                var connectionID = 1
                 while !Task.isCancelled {
+                    var server: Int?
                     do {
-                        let connection = try await servers.connectDirectly(id: connectionID)
-                        connectionID += 1
+                        let (connection, index) = try await servers.connectDirectly()
+                        server = index
                         defer { Task { try? await connection.close() } }
-                        try await Self.listen(connection, context: context, outboxChanged: outboxChanged)
+                        try await Self.listenUntilLost(connection, context: context, outboxChanged: outboxChanged)
                     } catch {
                         if Task.isCancelled { return }
                         context.logger.debug("LISTEN connection lost", metadata: ["error": "\(error)"])
                     }
+                    if let server { servers.connectionLost(server: server) }
                     Self.logAdvanced(context)
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
+        }
+    }
+
+    /// Listens until the connection fails, or until its server stops answering: a connection
+    /// whose host was cut off would wait for notifications for ever, so a query now and then
+    /// checks it, and the listener gives up on it without waiting for the driver to notice.
+    private static func listenUntilLost(
+        _ connection: PostgresConnection, context: PostgresContext, outboxChanged: @escaping @Sendable () -> Void
+    ) async throws {
+        let ended = Outcome<Void>()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                ended.start(continuation)
+                let listening = Task {
+                    do {
+                        try await listen(connection, context: context, outboxChanged: outboxChanged)
+                        ended.finish(.success(()))
+                    } catch {
+                        ended.finish(.failure(error))
+                    }
+                }
+                let heartbeat = Task {
+                    do {
+                        while true {
+                            try await Task.sleep(for: heartbeatInterval)
+                            try await connection.answering(within: heartbeatTimeout) { connection in
+                                try await connection.run("SELECT 1", logger: context.logger)
+                            }
+                        }
+                    } catch {
+                        ended.finish(.failure(error))
+                    }
+                }
+                ended.onFinish {
+                    listening.cancel()
+                    heartbeat.cancel()
+                }
+            }
+        } onCancel: {
+            ended.finish(.failure(CancellationError()))
         }
     }
 
@@ -70,6 +111,10 @@ final class LogListener: Sendable {
             group.cancelAll()
         }
     }
+
+    /// How often the listening connection is asked a question, and how long its answer may take.
+    static let heartbeatInterval: Duration = .seconds(10)
+    static let heartbeatTimeout: Duration = .seconds(5)
 
     private static func logAdvanced(_ context: PostgresContext) {
         for listener in context.logAdvanced.withLock({ $0 }) { listener() }

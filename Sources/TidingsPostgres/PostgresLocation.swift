@@ -82,23 +82,61 @@ extension PostgresLocation.Server {
         let tls: PostgresClient.Configuration.TLS
         switch sslMode {
         case "disable", "allow": tls = .disable
-        case "require", "verify-ca":
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            tls = .require(configuration)
+        case "require", "verify-ca": tls = .require(Self.unverifiedTLS)
         case "verify-full": tls = .require(.makeClientConfiguration())
-        default:
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            tls = .prefer(configuration)
+        default: tls = .prefer(Self.unverifiedTLS)
         }
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = connectionsMax
-        configuration.options.connectTimeout = .seconds(5)
-        configuration.options.additionalStartupParameters = [("application_name", "tidings")]
+        configuration.options.connectTimeout = .init(connectTimeout)
+        configuration.options.additionalStartupParameters = Self.sessionParameters
         return configuration
     }
+
+    /// Settings of every session a node opens, sent at connection start.
+    ///
+    /// A node cut off the network in the middle of a group transaction leaves its session idle
+    /// in transaction on the server, holding the head row that every node's group commit locks:
+    /// PostgreSQL would wait for that client until TCP gives up (hours), and every node's appends
+    /// with it. `idle_in_transaction_session_timeout` ends such a session, and releases the head,
+    /// after `idleInTransactionSeconds`; a group's statements follow each other within
+    /// milliseconds, so no live node comes near it. The keepalives make the server notice a
+    /// silent client of an idle session within about 25 s and free its connection slot.
+    static let sessionParameters: [(String, String)] = [
+        ("application_name", "tidings"),
+        ("idle_in_transaction_session_timeout", "\(idleInTransactionSeconds * 1000)"),
+        ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"),
+    ]
+
+    /// How long the server keeps a session that sits in a transaction without a statement.
+    static let idleInTransactionSeconds = 5
+
+    /// The configuration of a connection of its own to this server, outside any pool, with the
+    /// settings of the pool's sessions.
+    func connectionConfiguration(connectTimeout: TimeAmount) throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case "disable", "allow": tls = .disable
+        case "require", "verify-ca": tls = .require(try NIOSSLContext(configuration: Self.unverifiedTLS))
+        case "verify-full": tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        default: tls = .prefer(try NIOSSLContext(configuration: Self.unverifiedTLS))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.connectTimeout = connectTimeout
+        configuration.options.additionalStartupParameters = Self.sessionParameters
+        return configuration
+    }
+
+    /// How long a node waits for a connection to be made.
+    var connectTimeout: TimeAmount { .seconds(5) }
+
+    private static let unverifiedTLS: TLSConfiguration = {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return configuration
+    }()
 
     var label: String { "\(host):\(port)/\(database)" }
 }

@@ -17,6 +17,7 @@ final class PostgresContext: Sendable {
     let commitFeed = CommitFeed()
     let faults = FaultReporter()
     let logAdvanced = Mutex<[@Sendable () -> Void]>([])
+    let historyInDoubt = Mutex<[@Sendable () -> Void]>([])
     /// User numbers never change: names learned once are kept.
     private let userNames = Mutex<[Int64: String]>([:])
     /// The first seq of every block from the log's start through `end`, ascending: blocks are

@@ -51,7 +51,8 @@ extension PostgresStore {
     public func verifyLog(
         checkpoint: (seq: Int64, hash: [UInt8])?, progress: (@Sendable (Int64, Int64) -> Void)?
     ) async throws -> LogVerification {
-        try await withSnapshot { [self] connection in
+        // The whole log in one snapshot, however long it takes.
+        try await withSnapshot(deadline: nil) { [self] connection in
             let head = try await LogHead.read(connection, lock: false, logger: logger)
             let names = try await allUserNames(on: connection)
             var walk = ChainWalk(epoch: epoch, startingAfter: 0, previousHash: HashChain.genesis)
@@ -149,7 +150,7 @@ extension PostgresStore {
     }
 
     public func verifyProjections() async throws -> ProjectionVerification {
-        try await withSnapshot { [self] connection in
+        try await withSnapshot(deadline: nil) { [self] connection in
             let head = try await LogHead.read(connection, lock: false, logger: logger)
             var state = RebuildState(events: head.seq, usersMax: head.nextUserNo - 1)
             var ids: [(String, Int64)] = []

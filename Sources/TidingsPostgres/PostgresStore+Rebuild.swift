@@ -11,7 +11,8 @@ extension PostgresStore {
     static let rowsPerStatement = 20_000
 
     public func rebuildProjections(progress: (@Sendable (RebuildProgress) -> Void)?) async throws {
-        try await servers.withConnection { [self] connection in
+        // One connection for the whole rebuild (it holds the advisory lock), however long it takes.
+        try await servers.withConnection(deadline: nil) { [self] connection in
             let locked = try await connection.rows(
                 "SELECT pg_try_advisory_lock(\(PostgresSchema.rebuildLock))", as: Bool.self, logger: logger)
             guard locked.first == true else {

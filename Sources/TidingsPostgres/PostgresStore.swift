@@ -47,9 +47,10 @@ public final class PostgresStore: EventStore {
             let store = PostgresStore(servers: servers, context: context)
             servers.onTimelineChange { [weak store] old, new in
                 logger.warning(
-                    "the PostgreSQL primary is on a new timeline (a standby was promoted): forgetting what this node cached of the log",
+                    "the PostgreSQL primary is on a new timeline (a standby was promoted): forgetting what this node cached of the log and checking the history it streamed",
                     metadata: ["old_timeline": "\(old)", "new_timeline": "\(new)"])
                 store?.forgetCachedHistory()
+                for listener in context.historyInDoubt.withLock({ $0 }) { listener() }
             }
             store.listener.start(outboxChanged: { [weak store] in store?.writer.outboxChanged() })
             if options.drainsOutbox { store.writer.outboxChanged() }
@@ -114,6 +115,8 @@ public final class PostgresStore: EventStore {
         listener.stop()
         context.commitFeed.removeAll()
         context.faults.removeAll()
+        context.logAdvanced.withLock { $0.removeAll() }
+        context.historyInDoubt.withLock { $0.removeAll() }
         servers.shutdown()
     }
 
@@ -150,12 +153,16 @@ public final class PostgresStore: EventStore {
 
     // MARK: Listening
 
-    public func onCommit(_ listener: @escaping @Sendable ([StoredEvent]) -> Void) {
+    public func onCommit(_ listener: @escaping @Sendable ([StoredEvent], CursorAnchor) -> Void) {
         context.commitFeed.add(listener)
     }
 
     public func onFault(_ listener: @escaping @Sendable (StoreFault) -> Void) {
         context.faults.add(listener)
+    }
+
+    public func onHistoryInDoubt(_ listener: @escaping @Sendable () -> Void) {
+        context.historyInDoubt.withLock { $0.append(listener) }
     }
 
     public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {

@@ -110,8 +110,9 @@ final class PostgresWriter: Sendable {
             if committed.outboxMore { outboxChanged() }
             return committed.outcomes
         } catch {
+            // A failed drain is tried again at the next poll of the outbox, not at once: with
+            // the database down, it would fail again at once, in a loop.
             compression.reset()
-            if drainOutbox { outboxChanged() }
             let failure = PostgresErrors.storeError(error, server: "the primary")
             return requests.map { _ in .failure(failure) }
         }
@@ -124,12 +125,14 @@ final class PostgresWriter: Sendable {
         var blocks: [DecodedBlock]
         var users: [(Int64, String)]
         var outboxMore: Bool
+        /// The head the group locked: its events follow it.
+        var previous: CursorAnchor
 
         func finish(_ context: PostgresContext) {
             context.rememberUsers(users)
             for block in blocks { context.blocks.insert(block) }
             context.noteBlocks(blocks.map { ($0.firstSeq, $0.lastSeq) })
-            if !appended.isEmpty { context.commitFeed.publish(appended) }
+            if !appended.isEmpty { context.commitFeed.publish(appended, after: previous) }
         }
     }
 
@@ -152,7 +155,8 @@ final class PostgresWriter: Sendable {
         }
         guard !plan.pending.isEmpty else {
             return Committed(
-                outcomes: Array(outcomes[..<requests.count]), appended: [], blocks: [], users: [], outboxMore: more)
+                outcomes: Array(outcomes[..<requests.count]), appended: [], blocks: [], users: [], outboxMore: more,
+                previous: CursorAnchor(seq: head.seq, hash: head.hash))
         }
         let (_, blocks) = try await commit.write(plan, startHead: head)
         var decoded: [DecodedBlock] = []
@@ -173,6 +177,6 @@ final class PostgresWriter: Sendable {
         let users = plan.view.users.values.filter(\.isNew).map { ($0.userNo, $0.userID) }
         return Committed(
             outcomes: Array(outcomes[..<requests.count]), appended: plan.appended, blocks: decoded, users: users,
-            outboxMore: more)
+            outboxMore: more, previous: CursorAnchor(seq: head.seq, hash: head.hash))
     }
 }

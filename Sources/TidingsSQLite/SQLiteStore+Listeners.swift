@@ -4,7 +4,7 @@ extension SQLiteStore {
     /// Calls `listener` with the events of every transaction this process commits, in seq order,
     /// each with its user's unread count after it. Runs on the writer's queue: hand the events on
     /// and return. Events other processes append do not pass here.
-    public func onCommit(_ listener: @escaping @Sendable ([StoredEvent]) -> Void) {
+    public func onCommit(_ listener: @escaping @Sendable ([StoredEvent], CursorAnchor) -> Void) {
         context.commitFeed.add(listener)
     }
 }

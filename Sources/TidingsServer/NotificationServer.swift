@@ -47,12 +47,15 @@ public final class NotificationServer: Sendable {
         self.hub = hub
         self.watcher = watcher
         self.bridge = bridge
-        store.onCommit { events in
-            hub.publish(events)
-            watcher.committedLocally(events)
+        store.onCommit { events, previous in
+            // Straight to this node's streams when they continue what was handed on; else the
+            // watcher reads them from the log with what came between (and finds any fork).
+            if watcher.committedLocally(events, after: previous) { hub.publish(events) }
             bridge?.publish(events)
         }
         bridge?.onReconnect { watcher.checkNow() }
+        bridge?.acceptsEvents { watcher.acceptsLiveEvents }
+        store.onHistoryInDoubt { watcher.historyInDoubt() }
         let forkMetrics = metrics
         let registry = sessions
         watcher.onFork { fork in

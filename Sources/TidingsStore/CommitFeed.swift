@@ -6,9 +6,9 @@ import Synchronization
 package final class CommitFeed: Sendable {
     package init() {}
 
-    private let listeners = Mutex<[@Sendable ([StoredEvent]) -> Void]>([])
+    private let listeners = Mutex<[@Sendable ([StoredEvent], CursorAnchor) -> Void]>([])
 
-    package func add(_ listener: @escaping @Sendable ([StoredEvent]) -> Void) {
+    package func add(_ listener: @escaping @Sendable ([StoredEvent], CursorAnchor) -> Void) {
         listeners.withLock { $0.append(listener) }
     }
 
@@ -18,8 +18,9 @@ package final class CommitFeed: Sendable {
         listeners.withLock { $0.removeAll() }
     }
 
-    package func publish(_ events: [StoredEvent]) {
+    /// `events` were committed after `previous`, the log's head before them.
+    package func publish(_ events: [StoredEvent], after previous: CursorAnchor) {
         guard !events.isEmpty else { return }
-        for listener in listeners.withLock({ $0 }) { listener(events) }
+        for listener in listeners.withLock({ $0 }) { listener(events, previous) }
     }
 }

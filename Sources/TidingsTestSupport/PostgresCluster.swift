@@ -103,6 +103,23 @@ public final class PostgresCluster: Sendable {
         _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
+    /// Makes `copy` as a copy of the database `name`, as it is now. A node that stopped a moment
+    /// ago may still be closing its connections, which a copy must wait for: tried again for up
+    /// to 10 seconds while the source is in use.
+    public func copyDatabase(_ name: String, to copy: String) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                try psql("CREATE DATABASE \(copy) TEMPLATE \(name)")
+                return
+            } catch let error as HarnessError
+                where error.description.contains("is being accessed by other users") && ContinuousClock.now < deadline
+            {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+    }
+
     public func databaseURL(_ name: String) -> String {
         var url = URLComponents(string: adminURL)!
         url.path = "/" + name

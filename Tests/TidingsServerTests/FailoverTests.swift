@@ -24,7 +24,7 @@ import TidingsTestSupport
         let cluster = try PostgresCluster.shared()
         let url = try #require(server.databaseURL)
         let name = String(try #require(URLComponents(string: url)?.path.dropFirst()))
-        try cluster.psql("CREATE DATABASE \(name)_standby TEMPLATE \(name)")
+        try cluster.copyDatabase(name, to: name + "_standby")
         try await server.start()
 
         let alice = ServerHarness.user("alice")

@@ -56,6 +56,14 @@ class Node:
         return 0.0
 
 
+def wait_for_acknowledged(acknowledged, count, timeout, what):
+    """Polls until `acknowledged` (filled by another thread) holds `count` entries."""
+    deadline = time.monotonic() + timeout
+    while len(acknowledged) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(acknowledged) >= count, f"only {len(acknowledged)} of {count} {what} acknowledged"
+
+
 def token(postgres_url, secret_file, role, sub):
     return subprocess.run(
         [str(BINARY), "token", "--postgres", postgres_url, "--jwt-secret-file", str(secret_file), "--role", role,
@@ -70,6 +78,7 @@ class Publisher:
     def __init__(self, nodes, token, users, prefix="e"):
         self.nodes, self.token, self.users, self.prefix = nodes, token, users, prefix
         self.acknowledged = {}  # event id -> (seq, user)
+        self.acknowledged_at = []  # time.monotonic() of each acknowledgement, in order
         self.statuses = {}  # status or error kind -> count
         self.stopping = threading.Event()
         self.count = 0
@@ -107,6 +116,7 @@ class Publisher:
                 if reply.status_code in (200, 201):
                     result = reply.json()["results"][0]
                     self.acknowledged[event["id"]] = (result["event"]["seq"], user)
+                    self.acknowledged_at.append(time.monotonic())
                     break
                 if reply.status_code < 500:
                     raise AssertionError(f"append refused: {reply.status_code} {reply.text}")
@@ -115,14 +125,55 @@ class Publisher:
             time.sleep(0.01)
 
     def wait_for(self, count, timeout=60):
-        deadline = time.monotonic() + timeout
-        while len(self.acknowledged) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.acknowledged) >= count, f"only {len(self.acknowledged)} of {count} appends acknowledged"
+        wait_for_acknowledged(self.acknowledged, count, timeout, "appends")
+
+    def first_acknowledged_after(self, moment):
+        """Seconds from `moment` (time.monotonic()) to the first acknowledgement after it."""
+        return next((at - moment for at in self.acknowledged_at if at > moment), None)
 
     def stop(self):
         self.stopping.set()
         self.thread.join(timeout=60)
+
+
+class Batches:
+    """Keeps one node busy with batch appends for users nobody follows, from a few threads at
+    once, so that its group transactions follow each other with hardly a pause: a fault that
+    strikes the node then finds it holding the log's head. Counts what was acknowledged; what
+    failed is not retried (it may or may not be in the log)."""
+
+    def __init__(self, node, token, prefix, threads=4, size=200):
+        self.node, self.token, self.prefix, self.size = node, token, prefix, size
+        self.acknowledged = {}  # event id -> seq
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(index,), daemon=True) for index in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, thread):
+        batch = 0
+        while not self.stopping.is_set():
+            ids = [f"{self.prefix}-{thread}-{batch}-{index}" for index in range(self.size)]
+            events = [{"type": "notification.created", "user_id": f"load-{index % 50}", "id": event_id,
+                       "data": {"notification_id": event_id, "title": "load"}} for index, event_id in enumerate(ids)]
+            batch += 1
+            try:
+                reply = requests.post(self.node.base + "/v1/events", json={"events": events}, timeout=(1, 5),
+                                      headers={"Authorization": f"Bearer {self.token}"})
+            except requests.RequestException:
+                time.sleep(0.2)
+                continue
+            if reply.status_code in (200, 201):
+                for result in reply.json()["results"]:
+                    self.acknowledged[result["event"]["id"]] = result["event"]["seq"]
+
+    def wait_for(self, count, timeout=30):
+        wait_for_acknowledged(self.acknowledged, count, timeout, "batch events")
+
+    def stop(self):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
 
 
 class Follower:

@@ -9,6 +9,7 @@ client holding a cursor from the lost history is reset, never handed someone els
 """
 import json
 import os
+import pathlib
 import secrets
 import tempfile
 import time
@@ -16,7 +17,7 @@ import time
 import pytest
 import requests
 
-from cluster_clients import Follower, Followers, Node, Publisher, token
+from cluster_clients import Batches, Follower, Followers, Node, Publisher, token
 from postgres_hosts import PostgresHost
 from netns_site import Site, available
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.skipif(not available(), reason="network namespaces need
 
 ROUNDS = int(os.environ.get("TIDINGS_FAILOVER_ROUNDS", "1"))
 USERS = [f"user-{index}" for index in range(6)]
+OUTPUT = pathlib.Path(__file__).resolve().parents[2] / "test-output" / "cluster"
 
 
 class Cluster:
@@ -87,10 +89,16 @@ class Cluster:
         assert reply.status_code == 200, reply.text
         return {event["seq"]: event for event in map(json.loads, reply.text.splitlines())}
 
-    def close(self):
+    def close(self, name="cluster", failed=False):
         for node in getattr(self, "nodes", []):
             if node.process.poll() is None:
                 node.kill()
+        # Every node's log is kept in test-output/cluster/; a failed test prints their ends.
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        for node in getattr(self, "nodes", []):
+            (OUTPUT / f"{name}-{node.host}.log").write_text("".join(node.log))
+            if failed:
+                print(f"--- the last lines of {node.host}'s log:\n" + "".join(node.log[-25:]))
         for host in reversed(self.closing):
             host.close()
         self.site.close()
@@ -98,18 +106,21 @@ class Cluster:
             os.unlink(self.secret.name)
 
 
-@pytest.fixture
-def synchronous_cluster():
-    cluster = Cluster(synchronous=True)
+def running(request, synchronous):
+    cluster = Cluster(synchronous=synchronous)
     yield cluster
-    cluster.close()
+    report = getattr(request.node, "report_call", None)
+    cluster.close(request.node.name, failed=report is not None and report.failed)
 
 
 @pytest.fixture
-def asynchronous_cluster():
-    cluster = Cluster(synchronous=False)
-    yield cluster
-    cluster.close()
+def synchronous_cluster(request):
+    yield from running(request, synchronous=True)
+
+
+@pytest.fixture
+def asynchronous_cluster(request):
+    yield from running(request, synchronous=False)
 
 
 def follow(cluster, users):
@@ -132,27 +143,40 @@ def test_nodes_ride_out_node_network_and_database_faults(synchronous_cluster):
     cluster = synchronous_cluster
     followers, running = follow(cluster, USERS)
     publisher = Publisher(cluster.nodes, cluster.publisher_token, USERS)
+    loaded = {}  # event id -> seq, of the batches acknowledged during the cuts
     try:
-        for _ in range(ROUNDS):
+        restarts = []  # seconds from a database restart to the next acknowledged append
+        for index in range(ROUNDS):
             publisher.wait_for(len(publisher.acknowledged) + 30)
             cluster.step("SIGKILL n1: its clients resume on the others")
             cluster.nodes[0].kill()
             publisher.wait_for(len(publisher.acknowledged) + 30)
             cluster.nodes[0].start()
-            cluster.step("cut n2 off the network, then mend it")
+            cluster.step("cut n2 off the network in the middle of its group commits, then mend it")
+            # With n2 committing batch after batch, the cut most likely leaves one of its
+            # transactions open on the server, holding the head every node's commits lock: the
+            # server must end it, or no node appends again.
+            batches = Batches(cluster.nodes[1], cluster.publisher_token, prefix=f"load{index}")
+            batches.wait_for(2_000)
             cluster.site.cut("n2")
+            batches.stop()
             publisher.wait_for(len(publisher.acknowledged) + 30)
             cluster.site.mend("n2")
+            loaded.update(batches.acknowledged)
             cluster.step("restart PostgreSQL: appends answer 503 meanwhile, then recover")
             before = publisher.statuses.get(503, 0)
             cluster.primary.stop("immediate")
             cluster.wait_until(lambda: publisher.statuses.get(503, 0) > before, "503 while the database is down")
             cluster.primary.start()
+            started = time.monotonic()
             publisher.wait_for(len(publisher.acknowledged) + 30)
+            restarts.append(publisher.first_acknowledged_after(started))
         cluster.step("fail over to the synchronous standby: nothing acknowledged is lost")
         cluster.primary.kill()
         cluster.standby.promote()
+        promoted = time.monotonic()
         publisher.wait_for(len(publisher.acknowledged) + 30, timeout=90)
+        failover = publisher.first_acknowledged_after(promoted)
     finally:
         publisher.stop()
     expected = heads(cluster)
@@ -164,6 +188,8 @@ def test_nodes_ride_out_node_network_and_database_faults(synchronous_cluster):
     log = cluster.log(cluster.nodes[1])
     for event_id, (seq, user) in publisher.acknowledged.items():
         assert log[seq]["id"] == event_id and log[seq]["user_id"] == user, f"acknowledged {event_id} at {seq}"
+    for event_id, seq in loaded.items():
+        assert log[seq]["id"] == event_id, f"acknowledged {event_id} at {seq}"
     assert sorted(log) == list(range(1, len(log) + 1))
     assert len({event["id"] for event in log.values()}) == len(log), "an event appended twice"
     for follower in followers:
@@ -176,7 +202,10 @@ def test_nodes_ride_out_node_network_and_database_faults(synchronous_cluster):
     assert cluster.post(cluster.nodes[2], "/v1/admin/projections/verify")["ok"]
     cluster.step(f"figures: {len(publisher.acknowledged)} appends acknowledged, {len(log)} events in the log, "
                  f"answers {publisher.statuses}, {sum(len(f.runs[0]) for f in followers)} events streamed, "
-                 f"{sum(len(f.closes) for f in followers)} reconnects, none missed or twice")
+                 f"{sum(len(f.closes) for f in followers)} reconnects, none missed or twice; "
+                 f"{len(loaded)} batch events acknowledged by the nodes that were cut; the first append acknowledged "
+                 f"{', '.join(f'{s:.2f}' for s in restarts)} s after each database start and {failover:.2f} s after "
+                 f"the standby's promotion")
 
 
 def test_a_failover_that_loses_commits_resets_every_cursor_from_the_lost_history(asynchronous_cluster):

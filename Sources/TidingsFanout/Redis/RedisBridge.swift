@@ -41,6 +41,7 @@ public final class RedisBridge: Sendable {
     private let logger: Logger
     private let statusBox = Mutex(Status())
     private let queue = Mutex<(events: [StoredEvent], stopped: Bool)>(([], false))
+    private let gate = Mutex<@Sendable () -> Bool>({ true })
     private let publisherWake = DispatchSemaphore(value: 0)
     private let wakePipe: (read: Int32, write: Int32)
     private let reconnected = Mutex<[@Sendable () -> Void]>([])
@@ -66,6 +67,12 @@ public final class RedisBridge: Sendable {
     }
 
     public var status: Status { statusBox.withLock { $0 } }
+
+    /// Hands received events to the hub only while `gate` says so (the log's history is not in
+    /// doubt); dropped ones reach the streams through the log watcher.
+    public func acceptsEvents(when gate: @escaping @Sendable () -> Bool) {
+        self.gate.withLock { $0 = gate }
+    }
 
     /// Called after the subscriber (re)connects: messages may have been missed meanwhile.
     public func onReconnect(_ listener: @escaping @Sendable () -> Void) {
@@ -250,7 +257,7 @@ public final class RedisBridge: Sendable {
         }
         // The same event may come on a user channel and on the all channel: the hub hands each
         // to its subscriptions, which skip repeats.
-        hub.publish(events)
+        if gate.withLock({ $0 })() { hub.publish(events) }
     }
 
     private func connect(role: String) -> RedisConnection? {

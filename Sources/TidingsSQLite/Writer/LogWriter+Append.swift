@@ -80,7 +80,7 @@ extension LogWriter {
         context.overlay.withLock { $0.commit() }
         for user in group.newUsers { context.users.remember(user.userID, user.userNo) }
         head = group.head
-        context.commitFeed.publish(group.appended)
+        context.commitFeed.publish(group.appended, after: startHead.anchor)
         return outcomes
     }
 

@@ -73,9 +73,10 @@ public protocol EventStore: AnyObject, Sendable {
     // MARK: Listening
 
     /// Calls `listener` with the events of every transaction this process commits, in seq order,
-    /// each with its user's unread count after it. Hand the events on and return. Events other
-    /// processes or nodes append do not pass here.
-    func onCommit(_ listener: @escaping @Sendable ([StoredEvent]) -> Void)
+    /// each with its user's unread count after it, and the log's head before them (the anchor
+    /// they follow). Hand the events on and return. Events other processes or nodes append do
+    /// not pass here.
+    func onCommit(_ listener: @escaping @Sendable (_ events: [StoredEvent], _ previous: CursorAnchor) -> Void)
     /// Calls `listener` for every failure of the store's own I/O and once when a failing
     /// operation succeeds again. Log or count and return.
     func onFault(_ listener: @escaping @Sendable (StoreFault) -> Void)
@@ -87,6 +88,10 @@ public protocol EventStore: AnyObject, Sendable {
     /// history changed under it (a failover lost commits), so what it learned may name other
     /// events now. Engines whose history cannot change under them need not do anything.
     func forgetCachedHistory()
+    /// Calls `listener` when the engine learns that the log's history may have changed under
+    /// it (its database failed over to another server): what was streamed may be gone until a
+    /// read of the log shows otherwise. Engines whose history cannot change never call it.
+    func onHistoryInDoubt(_ listener: @escaping @Sendable () -> Void)
 
     /// Finishes queued appends and lets go of the store's files or connections.
     func close()
@@ -95,6 +100,7 @@ public protocol EventStore: AnyObject, Sendable {
 extension EventStore {
     public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {}
     public func forgetCachedHistory() {}
+    public func onHistoryInDoubt(_ listener: @escaping @Sendable () -> Void) {}
 
     /// The epoch as text (16 lowercase hex digits), as the WebSocket `welcome` shows it.
     public var epochText: String {
