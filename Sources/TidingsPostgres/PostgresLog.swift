@@ -40,7 +40,12 @@ final class PostgresContext: Sendable {
     /// Drops everything cached from the log. Blocks, dictionaries and user numbers never change
     /// within one history, but a failover to a standby that lacked the last commits gives the
     /// lost seqs and user numbers to other blocks and users.
+    /// Counts `forgetHistory` calls: work that spans several reads (an export) notices when the
+    /// log's history changed in between.
+    let historyGeneration = Atomic<Int>(0)
+
     func forgetHistory() {
+        historyGeneration.add(1, ordering: .relaxed)
         userNames.withLock { $0.removeAll() }
         blockIndex.withLock { $0 = BlockIndex() }
         blocks.removeAll()
@@ -128,8 +133,16 @@ final class PostgresContext: Sendable {
         "first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload_check, payload"
     typealias BlockRow = (Int64, Int32, Int64, Int32, Int32, Int64, Int64, ByteBuffer)
 
-    /// Decompresses a block row (its payload checked first).
+    /// Decompresses a block row (its payload checked first) and keeps it in the cache.
     func decode(_ row: BlockRow, on connection: PostgresConnection) async throws -> DecodedBlock {
+        let block = try await decodeUncached(row, on: connection)
+        blocks.insert(block)
+        return block
+    }
+
+    /// Decompresses a block row (its payload checked first), leaving the cache alone: a scan of
+    /// the whole log would push the blocks live reads want out of it.
+    func decodeUncached(_ row: BlockRow, on connection: PostgresConnection) async throws -> DecodedBlock {
         let (firstSeq, count, firstTimestamp, typeMask, recordsBytes, dictionaryID, check, payload) = row
         let dictionary = try await dictionary(dictionaryID, on: connection)
         let records = try payload.readableBytesView.withUnsafeBytes { bytes in
@@ -137,11 +150,9 @@ final class PostgresContext: Sendable {
                 payload: bytes, rawCount: Int(recordsBytes), dictionary: dictionary, payloadCheck: check,
                 firstSeq: firstSeq)
         }
-        let block = DecodedBlock(
+        return DecodedBlock(
             firstSeq: firstSeq, eventCount: Int(count), firstTimestamp: firstTimestamp, typeMask: Int(typeMask),
             records: records)
-        blocks.insert(block)
-        return block
     }
 
     func dictionary(_ id: Int64, on connection: PostgresConnection) async throws -> [UInt8]? {

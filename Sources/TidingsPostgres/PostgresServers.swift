@@ -122,6 +122,13 @@ final class PostgresServers: Sendable {
         }
     }
 
+    private struct ProbeAnswer: Sendable {
+        var index: Int
+        var inRecovery: Bool
+        var timeline: String
+        var problem: String?
+    }
+
     private enum PrimaryPool {
         case known(PostgresPool)
         case searching(Task<PostgresPool, any Error>)
@@ -131,26 +138,34 @@ final class PostgresServers: Sendable {
     /// not. Two that are not (an old primary started again after a failover) are told apart by
     /// their timelines: the promoted one is on the newer.
     private func findPrimary() async throws -> PostgresPool {
-        let answers = await withTaskGroup(of: (Int, Result<(Bool, String), any Error>).self) { group in
+        // What each server answered, by its place in the URL list. (A struct: the same answers as
+        // a tuple of index and Result trapped with a bad index in release builds of Swift 6.3.1.)
+        let answers = await withTaskGroup(of: ProbeAnswer.self) { group in
             for index in location.servers.indices {
                 group.addTask {
-                    do { return (index, .success(try await self.probe(index))) } catch {
-                        return (index, .failure(error))
+                    do {
+                        let (inRecovery, timeline) = try await self.probe(index)
+                        return ProbeAnswer(index: index, inRecovery: inRecovery, timeline: timeline, problem: nil)
+                    } catch {
+                        return ProbeAnswer(
+                            index: index, inRecovery: false, timeline: "", problem: PostgresErrors.describe(error))
                     }
                 }
             }
-            var answers: [(Int, Result<(Bool, String), any Error>)] = []
+            var answers: [ProbeAnswer] = []
             for await answer in group { answers.append(answer) }
-            return answers.sorted { $0.0 < $1.0 }
+            return answers.sorted { $0.index < $1.index }
         }
         var problems: [String] = []
         var primaries: [(index: Int, timeline: String)] = []
-        for (index, answer) in answers {
-            let label = location.servers[index].label
-            switch answer {
-            case .success((true, _)): problems.append("\(label) is in recovery (a standby)")
-            case .success((false, let timeline)): primaries.append((index, timeline))
-            case .failure(let error): problems.append("\(label): \(PostgresErrors.describe(error))")
+        for answer in answers {
+            let label = location.servers[answer.index].label
+            if let problem = answer.problem {
+                problems.append("\(label): \(problem)")
+            } else if answer.inRecovery {
+                problems.append("\(label) is in recovery (a standby)")
+            } else {
+                primaries.append((answer.index, answer.timeline))
             }
         }
         if primaries.count > 1 {

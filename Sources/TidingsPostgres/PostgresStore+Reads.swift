@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 public import TidingsStore
 
 extension PostgresStore {
@@ -164,23 +165,25 @@ extension PostgresStore {
 
     public func export(after: String?, filter: EventFilter) async throws -> LogExport {
         if let user = filter.userID { try Self.checkUser(user) }
-        let (position, through) = try await withSnapshot { [self] connection in
+        let (position, through, head) = try await withSnapshot { [self] connection in
             let history = try await SnapshotHistory.read(for: after, on: connection, logger: logger)
-            return (try allPosition(after, log: history), history.head.seq)
+            return (try allPosition(after, log: history), history.head.seq, history.head)
         }
+        let generation = context.historyGeneration.load(ordering: .relaxed)
         return LogExport(throughSeq: through) { [self] in
-            let next = ExportCursor(
-                position, writer: EnvelopeWriter(epoch: self.epoch, derivedIDs: self.context.derivedIDs))
+            var writer = EnvelopeWriter(epoch: self.epoch, derivedIDs: self.context.derivedIDs)
+            // Every cursor of the export is anchored at the head it exports through.
+            writer.anchor = head
+            let next = ExportCursor(position, writer: writer, generation: generation)
             return {
-                // Each run reads in its own short snapshot, resuming after the last seq sent.
                 guard let after = next.position, after < through else { return nil }
                 if filter.userID == nil {
                     return try await self.exportRun(after: after, through: through, filter: filter, next: next)
                 }
+                // A user's events, through the user's stream index, each run in its own snapshot.
                 return try await self.withSnapshot { [self] connection in
-                    let anchor = try await SnapshotHistory.read(for: nil, on: connection, logger: logger).head
                     var scan = LogScan(
-                        context: self.context, filter: filter, after: after, through: through, anchor: anchor)
+                        context: self.context, filter: filter, after: after, through: through, anchor: head)
                     var bytes: [UInt8] = []
                     var count = 0
                     var last = after
@@ -205,55 +208,161 @@ extension PostgresStore {
 }
 
 extension PostgresStore {
-    /// One run of an export of the `all` stream: envelopes written from the records in place,
-    /// with the ids of the users they name looked up once per run.
+    /// Blocks one fetch of an export reads.
+    static let exportBlocksPerFetch = 256
+
+    /// One run of an export of the `all` stream: at most `exportRunBytes` of envelopes, written
+    /// from the records in place. Blocks are fetched `exportBlocksPerFetch` at a time, with the
+    /// names of the users they name looked up once per fetch, and kept in the export's cursor
+    /// between runs; the next fetch runs while a batch is written. No snapshot is needed: blocks and user numbers never change, so a run is
+    /// one query or none, where a snapshot of its own cost a run five round trips. A failover
+    /// that lost commits (the node forgot its cached history) ends the export with an error.
     fileprivate func exportRun(
         after: Int64, through: Int64, filter: EventFilter, next: ExportCursor
     ) async throws -> LogExport.Chunk? {
-        try await withSnapshot { [self] connection in
-            let anchor = try await SnapshotHistory.read(for: nil, on: connection, logger: logger).head
-            var scan = LogScan(context: self.context, filter: filter, after: after, through: through, anchor: anchor)
-            var writer = next.writer
-            writer.anchor = anchor
-            writer.bytes.removeAll(keepingCapacity: true)
-            var count = 0
-            var last = after
-            var users: Set<Int64> = []
-            while writer.bytes.count < self.context.options.exportRunBytes,
-                let seqs = try await scan.nextSeqs(on: connection, eventsMax: 1_000, users: &users)
-            {
-                guard !seqs.isEmpty else { continue }
-                defer { users.removeAll(keepingCapacity: true) }
-                let names = try await self.context.userNames(users, on: connection)
-                try await self.context.withRecords(seqs: seqs, on: connection) { seq, record in
+        guard context.historyGeneration.load(ordering: .relaxed) == next.generation else {
+            throw StoreError(
+                .unavailable,
+                "the log's history changed during this export (its database failed over); export again from the last cursor received"
+            )
+        }
+        var writer = next.writer
+        writer.bytes.removeAll(keepingCapacity: true)
+        var count = 0
+        var last = after
+        var finished = false
+        while writer.bytes.count < context.options.exportRunBytes {
+            if next.pendingIndex == next.pending.count {
+                // The batch fetched in the background while the last one was written, or the first.
+                let batch: ExportBatch?
+                if let prefetch = next.prefetch {
+                    next.prefetch = nil
+                    batch = try await prefetch.value
+                } else {
+                    let start = try await servers.withConnection { [self, last] connection in
+                        try await context.blockStart(holding: [last + 1], on: connection)[0]
+                    }
+                    batch = try await fetchExportBatch(startingAt: start, through: through, filter: filter)
+                }
+                guard let batch else {
+                    finished = true
+                    break
+                }
+                next.pending = batch.blocks
+                next.pendingIndex = 0
+                next.names = batch.names
+                if batch.nextBlock <= through {
+                    next.prefetch = Task {
+                        try await self.fetchExportBatch(startingAt: batch.nextBlock, through: through, filter: filter)
+                    }
+                }
+            }
+            let block = next.pending[next.pendingIndex]
+            next.pendingIndex += 1
+            if let until = filter.until, block.firstTimestamp >= until {
+                finished = true
+                break
+            }
+            if block.typeMask & filter.typeMask != 0 {
+                let (from, to) = (max(block.firstSeq, last + 1), min(block.lastSeq, through))
+                let names = next.names
+                _ = try DecodedBlock.forEachView(
+                    records: block.records, firstSeq: block.firstSeq, firstTimestamp: block.firstTimestamp,
+                    count: block.eventCount
+                ) { seq, record in
+                    guard seq <= to else { return false }
+                    guard seq >= from, filter.matches(record) else { return true }
                     try writer.append(seq: seq, record: record) { number in
                         guard let name = names[number] else {
                             throw StoreError(.internal, "the log is damaged: event \(seq) names unknown user \(number)")
                         }
                         return name
                     }
+                    count += 1
+                    return true
                 }
-                count += seqs.count
-                last = seqs.last!
             }
-            last = max(last, scan.scannedThrough)
-            next.position = scan.finished ? nil : last
-            let bytes = writer.bytes
-            writer.bytes = []
-            next.writer = writer
-            if count == 0 { return scan.finished ? nil : LogExport.Chunk(bytes: [], lastSeq: last, events: 0) }
-            return LogExport.Chunk(bytes: bytes, lastSeq: last, events: count)
+            last = max(last, min(block.lastSeq, through))
+            if last >= through {
+                finished = true
+                break
+            }
+        }
+        next.position = finished ? nil : last
+        let bytes = writer.bytes
+        writer.bytes = []
+        next.writer = writer
+        if count == 0 { return finished ? nil : LogExport.Chunk(bytes: [], lastSeq: last, events: 0) }
+        return LogExport.Chunk(bytes: bytes, lastSeq: last, events: count)
+    }
+
+    /// Fetches and decodes up to `exportBlocksPerFetch` blocks from the one at `start`, with the
+    /// names of the users they name; nil when none is left through `through`.
+    fileprivate func fetchExportBatch(
+        startingAt start: Int64, through: Int64, filter: EventFilter
+    ) async throws -> ExportBatch? {
+        guard start <= through else { return nil }
+        return try await servers.withConnection { [self] connection in
+            // Timestamps never decrease along seq: the blocks that end before `since` are a prefix.
+            let since = filter.since ?? .min
+            let rows = try await connection.rows(
+                """
+                SELECT \(unescaped: PostgresContext.blockColumns) FROM tidings_blocks
+                WHERE first_seq >= \(start) AND first_seq <= \(through) AND last_ts >= \(since)
+                ORDER BY first_seq LIMIT \(Self.exportBlocksPerFetch)
+                """, as: PostgresContext.BlockRow.self, logger: logger)
+            guard let lastRow = rows.last else {
+                if filter.since != nil { return nil }
+                throw StoreError(.internal, "the log is damaged: no block holds seq \(start)")
+            }
+            var blocks: [DecodedBlock] = []
+            blocks.reserveCapacity(rows.count)
+            var users: Set<Int64> = []
+            for row in rows {
+                let block = try await context.decodeUncached(row, on: connection)
+                if block.typeMask & filter.typeMask != 0 {
+                    try block.forEachView { _, record in
+                        users.insert(record.userNo)
+                        return true
+                    }
+                }
+                blocks.append(block)
+            }
+            return ExportBatch(
+                blocks: blocks, names: try await context.userNames(users, on: connection),
+                nextBlock: lastRow.0 + Int64(lastRow.1))
         }
     }
 }
 
-/// Where one iteration of an export is, with the envelope writer it carries from run to run.
+/// Blocks of an export, decoded, with the names of the users they name.
+struct ExportBatch: Sendable {
+    var blocks: [DecodedBlock]
+    var names: [Int64: String]
+    /// The first seq after the batch's last block.
+    var nextBlock: Int64
+}
+
+/// Where one iteration of an export is: the last seq looked at, the envelope writer it carries
+/// from run to run, and the blocks fetched but not yet written.
 final class ExportCursor: @unchecked Sendable {
     // Touched only by the iteration that owns it, one chunk at a time.
     var position: Int64?
     var writer: EnvelopeWriter
-    init(_ position: Int64, writer: EnvelopeWriter) {
+    /// The `historyGeneration` the export began in.
+    let generation: Int
+    /// The next batch, fetched while the last one is written.
+    var prefetch: Task<ExportBatch?, any Error>?
+    var pending: [DecodedBlock] = []
+    var pendingIndex = 0
+    /// The names of the users the pending blocks name.
+    var names: [Int64: String] = [:]
+
+    init(_ position: Int64, writer: EnvelopeWriter, generation: Int) {
         self.position = position
         self.writer = writer
+        self.generation = generation
     }
+
+    deinit { prefetch?.cancel() }
 }

@@ -7,8 +7,17 @@ struct ReadContext: LogHistory {
     let view: ProjectionView
     let log: LogReader
     let context: StoreContext
+    /// The snapshot's head, the anchor of every event read in it (made once, not per event).
+    let head: CursorAnchor
 
-    var head: CursorAnchor { snapshot.anchor }
+    init(database: Database, snapshot: LogSnapshot, view: ProjectionView, log: LogReader, context: StoreContext) {
+        self.database = database
+        self.snapshot = snapshot
+        self.view = view
+        self.log = log
+        self.context = context
+        head = snapshot.anchor
+    }
 
     func check(at seq: Int64) throws -> UInt32 {
         try log.check(at: seq, sealedSeq: snapshot.sealedSeq)

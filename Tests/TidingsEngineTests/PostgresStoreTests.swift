@@ -203,6 +203,31 @@ import TidingsTestSupport
         }
         #expect(count == 283)
         #expect(exported == expected)
+        // With filters the export keeps what the page reads keep, across fetches of blocks.
+        for index in stride(from: 0, to: 300, by: 4) {
+            _ = try await store.append([
+                NewEvent(type: .read, userID: "u\(index % 6)", data: #"{"notification_id":"n\#(index)"}"#)
+            ])
+        }
+        let all = try await store.allEvents(after: nil, filter: EventFilter(), limit: 1_000).events
+        let (since, until) = (all[99].timestampMilliseconds, all[300].timestampMilliseconds)
+        for filter in [
+            EventFilter(types: [.read]), EventFilter(since: since), EventFilter(until: until),
+            EventFilter(types: [.created], since: since, until: until),
+        ] {
+            var exported: [UInt8] = []
+            _ = try await store.exportNDJSON(after: nil, filter: filter) { chunk, _ in
+                exported += chunk
+                return true
+            }
+            let page = try await store.allEvents(after: nil, filter: filter, limit: 1_000)
+            var expected: [UInt8] = []
+            for event in page.events {
+                expected += EnvelopeJSON.encode(event, cursor: store.cursor(of: event, userStream: false))
+                expected.append(UInt8(ascii: "\n"))
+            }
+            #expect(!page.events.isEmpty && exported == expected, "\(filter)")
+        }
         // Filters: one user, one type.
         let page = try await store.allEvents(
             after: nil, filter: EventFilter(types: [.created], userID: "u2"), limit: 1_000)

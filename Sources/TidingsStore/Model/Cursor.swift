@@ -10,12 +10,14 @@ public struct CursorAnchor: Sendable, Equatable, CustomStringConvertible {
     public let seq: Int64
     public let check: UInt32
 
+    @inlinable
     public init(seq: Int64, check: UInt32) {
         self.seq = seq
         self.check = check
     }
 
     /// The anchor at `seq` whose chain hash after it is `hash` (32 bytes; its first 4 count).
+    @inlinable
     public init(seq: Int64, hash: some Collection<UInt8>) {
         self.init(seq: seq, check: Self.check(hash))
     }
@@ -24,6 +26,7 @@ public struct CursorAnchor: Sendable, Equatable, CustomStringConvertible {
     public static let start = CursorAnchor(seq: 0, check: 0)
 
     /// The first 4 bytes of a chain hash, as a cursor carries them.
+    @inlinable
     public static func check(_ hash: some Collection<UInt8>) -> UInt32 {
         var value: UInt32 = 0
         for byte in hash.prefix(4) { value = value << 8 | UInt32(byte) }
