@@ -7,27 +7,35 @@ import TidingsServer
 import TidingsStore
 import TidingsTestSupport
 
-/// Live fan-out: `clients` WebSocket connections (one user each) on a server in its own
-/// process; a publisher appends batches addressed round-robin to those users, and every client
+/// Live fan-out: `clients` WebSocket connections (one user each) on servers in processes of
+/// their own; a publisher appends batches addressed round-robin to those users, and every client
 /// counts what it receives. Reports events delivered per second, append-to-receipt latency,
-/// and the server's resident memory per idle connection.
+/// and the servers' resident memory per idle connection.
 public struct FanoutLoad: Sendable {
     public var clients: Int
     public var events: Int
-    /// Events per second the publisher offers; nil for as fast as the server takes them.
+    /// Events per second the publisher offers; nil for as fast as the servers take them.
     public var rate: Double?
     public var binary: String
     public var directory: String
-    /// 1: clients and appends on one server. 2: appends on process A, clients on process B, the
-    /// two sharing the store and a Redis the tool starts.
-    public var processes = 1
+    public var topology: Topology
     public var progress: @Sendable (String) -> Void
 
+    /// Where the servers are, where the publisher appends, and where the clients connect.
+    public enum Topology: Sendable {
+        /// 1: clients and appends on one server. 2: appends on process A, clients on process B,
+        /// the two sharing the SQLite store and a Redis the tool starts.
+        case sqlite(processes: Int)
+        /// `nodes` nodes on the PostgreSQL database at `url`; appends go to the first. The
+        /// clients spread over every node, or over the others only (`clientsOnPublisher` false).
+        case postgres(url: String, nodes: Int, clientsOnPublisher: Bool)
+    }
+
     public init(
-        clients: Int, events: Int, rate: Double? = nil, binary: String, directory: String, processes: Int = 1,
-        progress: @escaping @Sendable (String) -> Void
+        clients: Int, events: Int, rate: Double? = nil, binary: String, directory: String,
+        topology: Topology = .sqlite(processes: 1), progress: @escaping @Sendable (String) -> Void
     ) {
-        self.processes = processes
+        self.topology = topology
         self.clients = clients
         self.events = events
         self.rate = rate
@@ -61,23 +69,15 @@ public struct FanoutLoad: Sendable {
         guard limit > clients + 1_000 else {
             throw HarnessError("the open-file limit is \(limit); \(clients) clients need more (raise the hard limit)")
         }
-        let redis = processes > 1 ? try RedisProcess() : nil
-        let redisArguments = redis.map { ["--redis", $0.url] } ?? []
-        let publisherServer = try ServerProcess(
-            binary: binary, directory: directory, arguments: ["--sync", "normal"] + redisArguments)
-        let server =
-            processes > 1
-            ? try ServerProcess(
-                binary: binary, directory: directory, arguments: ["--sync", "normal"] + redisArguments, fresh: false)
-            : publisherServer
+        let (publisherServer, servers, redis) = try startServers()
         defer {
-            if processes > 1 { server.stop(keepStore: true) }
+            for server in servers where server !== publisherServer { server.stop(keepStore: true) }
             publisherServer.stop()
             redis?.kill()
         }
         let tally = Tally()
-        let baseline = server.residentBytes
-        let swarm = try WebSocketSwarm(port: server.port) { _, text in
+        let baseline = servers.reduce(0) { $0 + $1.residentBytes }
+        let swarm = try WebSocketSwarm(port: servers[0].port) { _, text in
             if text.hasPrefix(#"{"type":"event""#) {
                 tally.receivedEvent(batch: text.number(after: #""notification_id":"b"#))
             } else if text.hasPrefix(#"{"type":"caught_up""#) {
@@ -87,10 +87,13 @@ public struct FanoutLoad: Sendable {
         defer { swarm.stop() }
         let wave = 250
         for start in stride(from: 0, to: clients, by: wave) {
-            let hellos = (start..<min(start + wave, clients)).map { index in
-                #"{"type":"hello","token":"\#(server.token(role: .user, subject: "f" + String(index)))"}"#
+            // Client i on server i mod the servers' count.
+            for (offset, server) in servers.enumerated() {
+                let hellos = (start..<min(start + wave, clients)).filter { $0 % servers.count == offset }.map {
+                    #"{"type":"hello","token":"\#(server.token(role: .user, subject: "f" + String($0)))"}"#
+                }
+                swarm.connect(hellos: hellos, port: server.port)
             }
-            swarm.connect(hellos: hellos)
             while tally.caughtUp.load(ordering: .relaxed) + swarm.closed.load(ordering: .relaxed)
                 < min(start + wave, clients)
             {
@@ -101,14 +104,14 @@ public struct FanoutLoad: Sendable {
             throw HarnessError("\(swarm.closed.load(ordering: .relaxed)) clients could not connect")
         }
         try await Task.sleep(for: .seconds(1))
-        let idle = server.residentBytes
+        let idle = servers.reduce(0) { $0 + $1.residentBytes }
         let perConnection = Double(idle - baseline) / Double(clients)
         progress(
-            "\(clients) clients connected; server resident memory \(idle >> 20) MiB, \(Int(perConnection)) B per idle connection"
+            "\(clients) clients connected to \(servers.count) servers; their resident memory \(idle >> 20) MiB, \(Int(perConnection)) B per idle connection"
         )
 
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let token = server.token(role: .publisher, subject: "bench")
+        let token = publisherServer.token(role: .publisher, subject: "bench")
         let batches = (events + Self.batchSize - 1) / Self.batchSize
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -162,9 +165,15 @@ public struct FanoutLoad: Sendable {
         try await http.shutdown()
         guard received == total else { throw HarnessError("only \(received) of \(total) events arrived") }
         let latencies = Percentiles(tally.latencies.withLock { $0 })
-        let label =
-            "\(clients) clients" + (processes > 1 ? ", appended on another process" : "")
-            + (rate.map { ", offered \(Int($0)) ev/s" } ?? "")
+        let setting: String
+        switch topology {
+        case .sqlite(let processes): setting = processes > 1 ? ", appended on another process" : ""
+        case .postgres(_, let nodes, let clientsOnPublisher):
+            setting =
+                ", \(nodes) node\(nodes == 1 ? "" : "s") on PostgreSQL"
+                + (clientsOnPublisher ? "" : ", appended on a node without clients")
+        }
+        let label = "\(clients) clients" + setting + (rate.map { ", offered \(Int($0)) ev/s" } ?? "")
         return [
             BenchmarkFigure(
                 workload: "fan-out", metric: "\(label), delivered", unit: "ev/s",
@@ -181,4 +190,23 @@ public struct FanoutLoad: Sendable {
         ]
     }
 
+    /// The server the publisher appends to, the servers the clients connect to, and the Redis
+    /// the SQLite processes share.
+    private func startServers() throws -> (ServerProcess, [ServerProcess], RedisProcess?) {
+        switch topology {
+        case .sqlite(let processes):
+            let redis = processes > 1 ? try RedisProcess() : nil
+            let redisArguments = redis.map { ["--redis", $0.url] } ?? []
+            let publisher = try ServerProcess(
+                binary: binary, directory: directory, arguments: ["--sync", "normal"] + redisArguments)
+            guard processes > 1 else { return (publisher, [publisher], nil) }
+            let server = try ServerProcess(
+                binary: binary, directory: directory, arguments: ["--sync", "normal"] + redisArguments, fresh: false)
+            return (publisher, [server], redis)
+        case .postgres(let url, let nodes, let clientsOnPublisher):
+            precondition(nodes >= 1 && (clientsOnPublisher || nodes >= 2), "clients need a node")
+            let started = try (0..<nodes).map { _ in try ServerProcess(binary: binary, postgres: url) }
+            return (started[0], clientsOnPublisher ? started : Array(started.dropFirst()), nil)
+        }
+    }
 }

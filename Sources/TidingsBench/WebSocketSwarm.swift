@@ -29,7 +29,8 @@ final class WebSocketSwarm: @unchecked Sendable {
     private var polled: [pollfd] = []
     private let running = Atomic<Bool>(true)
     private let stopped = Atomic<Bool>(false)
-    private let pending = Mutex<[String]>([])
+    /// Connections asked for and not yet opened: the port and the hello of each.
+    private let pending = Mutex<[(port: Int, hello: String)]>([])
     /// Clients whose connection ended (close frame, end of stream, or a failed connect).
     let closed = Atomic<Int>(0)
     /// Clients whose connect failed.
@@ -47,10 +48,11 @@ final class WebSocketSwarm: @unchecked Sendable {
         thread.start()
     }
 
-    /// Asks for connections, one per hello; the reader thread opens them, sends the upgrade and,
-    /// after the server's 101, the hello.
-    func connect(hellos: [String]) {
-        pending.withLock { $0 += hellos }
+    /// Asks for connections, one per hello, to `port` (the swarm's own when nil); the reader
+    /// thread opens them, sends the upgrade and, after the server's 101, the hello.
+    func connect(hellos: [String], port: Int? = nil) {
+        let port = port ?? self.port
+        pending.withLock { $0 += hellos.map { (port, $0) } }
     }
 
     /// Stops the reader thread and closes every connection.
@@ -62,7 +64,7 @@ final class WebSocketSwarm: @unchecked Sendable {
     }
 
     /// Opens a connection and sends the upgrade request; the hello follows the server's 101.
-    private func open(hello: String) throws {
+    private func open(port: Int, hello: String) throws {
         let descriptor = try LoopbackSocket.connect(port: port)
         try LoopbackSocket.writeAll(descriptor, LoopbackSocket.webSocketUpgrade(port: port))
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
@@ -75,14 +77,14 @@ final class WebSocketSwarm: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while running.load(ordering: .relaxed) {
             // A wave of new connections at a time, so reading goes on while they open.
-            let opening = pending.withLock { hellos -> [String] in
+            let opening = pending.withLock { hellos -> [(port: Int, hello: String)] in
                 let wave = Array(hellos.prefix(250))
                 hellos.removeFirst(wave.count)
                 return wave
             }
-            for hello in opening {
+            for (port, hello) in opening {
                 do {
-                    try open(hello: hello)
+                    try open(port: port, hello: hello)
                 } catch {
                     clients.append(Client(descriptor: -1, hello: []))
                     polled.append(pollfd(fd: -1, events: 0, revents: 0))

@@ -113,40 +113,35 @@ public final class LogWatcher: Sendable {
 
     /// Hands the hub every event after what it has seen, through the head; or, when the log no
     /// longer has the history of what it has seen, reports the fork and goes on from the head.
+    /// Every read is after the anchor of what was handed on (its seq and check bytes), so a log
+    /// that lost those commits, or holds others at their seqs, refuses it (`cursorReset`): that
+    /// is the fork. What was handed on before a read began was committed by then, so a log behind
+    /// it is a lost history, not a race with a local commit.
     func catchUp() async throws {
-        // What was handed on before the head is read: every event of it was committed by then,
-        // so a head behind it means a lost history, not a race with a local commit.
         var position = covered.withLock { $0 }
         let doubtRaised = doubt.withLock { $0.raised }
-        let head = try await store.head()
-        if head.seq < position.anchor.seq || (head.seq == position.anchor.seq && head.check != position.anchor.check) {
-            return forked(lost: position.anchor, head: head)
-        }
-        guard head.seq > position.seq else {
-            settleDoubt(raised: doubtRaised)
-            return
-        }
-        let wanted = hub.subscribedUsers
-        let all = hub.followsAll
-        while position.seq < head.seq {
-            let page: EventPage
+        // Only the events of this process's streams are made: other processes' users are
+        // skipped in the engine, which matters when many nodes each read every commit.
+        let wanted: Set<String>? = hub.followsAll ? nil : hub.subscribedUsers
+        while true {
+            let page: LivePage
             do {
-                page = try await store.allEvents(
-                    after: store.allCursor(seq: position.seq, anchor: position.anchor), filter: EventFilter(),
+                page = try await store.liveEvents(
+                    after: store.allCursor(seq: position.seq, anchor: position.anchor), users: wanted,
                     limit: Self.pageSize)
             } catch let error as StoreError where error.code == .cursorReset {
-                return forked(lost: position.anchor, head: head)
+                return forked(lost: position.anchor, head: try await store.head())
             }
             // The page was read after the anchor of what was handed on: the history holds.
             settleDoubt(raised: doubtRaised)
-            guard let last = page.events.last else { break }
-            // Events of the all stream carry no unread count: a user stream's connection takes
-            // such an event as a sign to read its stream from the log, which has the counts.
-            let relevant = all ? page.events : page.events.filter { wanted.contains($0.userID) }
-            if !relevant.isEmpty { hub.publish(relevant) }
-            position = Position(seq: last.seq, anchor: last.anchor)
+            guard let through = page.through else { return }
+            // Each with its user's unread count where the engine reads them with the page; an
+            // event without one makes a user stream's connection read its stream from the log,
+            // which has the counts.
+            if !page.events.isEmpty { hub.publish(page.events) }
+            position = Position(seq: through.seq, anchor: through.anchor)
             covered.withLock { if position.seq > $0.seq { $0 = position } }
-            if !page.hasMore { break }
+            if !page.hasMore { return }
         }
     }
 

@@ -76,6 +76,7 @@ struct LogScan {
         guard !rows.isEmpty else {
             throw StoreError(.internal, "the log is damaged: no block holds seq \(position + 1)")
         }
+        context.noteBlocks(rows.map { ($0.0, $0.0 + Int64($0.1) - 1) })
         // The matching seqs of every block fetched, made into events at once: one lookup of the
         // users they name, not one per block.
         var wanted: [Int64] = []

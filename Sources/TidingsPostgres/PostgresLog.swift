@@ -106,6 +106,9 @@ final class PostgresContext: Sendable {
     func blockStart(holding seqs: [Int64], on connection: PostgresConnection) async throws -> [Int64] {
         guard let highest = seqs.max() else { return [] }
         let end = blockIndex.withLock { $0.end }
+        // Blocks continue each other: the one holding the seq right after the known ones starts
+        // there (what a scan that read up to the last known block asks next).
+        if seqs.count == 1, highest == end + 1 { return [highest] }
         if highest > end {
             let rows = try await connection.rows(
                 "SELECT first_seq, event_count FROM tidings_blocks WHERE first_seq > \(end) ORDER BY first_seq",

@@ -163,6 +163,57 @@ extension PostgresStore {
         }
     }
 
+    /// Every node reads every commit here: the events of users the node does not stream are
+    /// skipped before they are made, and the kept ones get their unread counts from the user
+    /// stream rows (one query). No snapshot is taken: the head and the anchor check come in one
+    /// query, and what is read after it is bounded by that head and never changes (blocks, user
+    /// stream rows and user numbers are written once), so a snapshot's two round trips would buy
+    /// nothing; a node reads here after every commit of every node.
+    public func liveEvents(after: String?, users: Set<String>?, limit: Int) async throws -> LivePage {
+        try Self.checkLimit(limit)
+        return try await servers.withConnection { [self] connection in
+            let history = try await SnapshotHistory.read(for: after, on: connection, logger: logger)
+            let position = try allPosition(after, log: history)
+            var scan = LogScan(
+                context: context, filter: EventFilter(), after: position, through: history.head.seq,
+                anchor: history.head)
+            var seqs: [Int64] = []
+            var numbers: Set<Int64> = []
+            while seqs.count < limit,
+                let more = try await scan.nextSeqs(on: connection, eventsMax: limit - seqs.count, users: &numbers)
+            {
+                seqs += more
+            }
+            guard !seqs.isEmpty else { return LivePage(events: [], through: nil, hasMore: false) }
+            let names = try await context.userNames(numbers, on: connection)
+            var events: [StoredEvent] = []
+            var streams: (users: [Int64], seqs: [Int64]) = ([], [])
+            try await context.withRecords(seqs: seqs, on: connection) { seq, record in
+                guard let name = names[record.userNo] else {
+                    throw StoreError(.internal, "the log is damaged: event \(seq) names unknown user \(record.userNo)")
+                }
+                if let users, !users.contains(name) { return }
+                events.append(
+                    try StoredEvent(
+                        seq: seq, view: record, userID: name, derivedIDs: context.derivedIDs, unreadCount: nil,
+                        anchor: history.head))
+                streams.users.append(record.userNo)
+                streams.seqs.append(record.streamSeq)
+            }
+            if !events.isEmpty {
+                let counts = try await connection.rows(
+                    """
+                    SELECT k.i::int8, e.unread_after
+                    FROM unnest(\(streams.users), \(streams.seqs)) WITH ORDINALITY AS k(user_no, stream_seq, i)
+                    JOIN tidings_user_events e ON e.user_no = k.user_no AND e.stream_seq = k.stream_seq
+                    """, as: (Int64, Int64).self, logger: logger)
+                for (index, unread) in counts { events[Int(index) - 1].unreadCount = unread }
+            }
+            return LivePage(
+                events: events, through: (scan.scannedThrough, history.head), hasMore: !scan.finished)
+        }
+    }
+
     public func export(after: String?, filter: EventFilter) async throws -> LogExport {
         if let user = filter.userID { try Self.checkUser(user) }
         let (position, through, head) = try await withSnapshot { [self] connection in

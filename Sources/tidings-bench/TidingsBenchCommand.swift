@@ -25,7 +25,7 @@ struct TidingsBenchCommand: AsyncParsableCommand {
             (`swift build -c release` builds both programs; tools/bench does it).
             """,
         subcommands: [
-            WorkloadBench.self, StoreBench.self, PostgresBench.self, HTTPBench.self, FanoutBench.self,
+            WorkloadBench.self, StoreBench.self, PostgresBench.self, NodesBench.self, HTTPBench.self, FanoutBench.self,
             AllocationsBench.self, CorpusBench.self,
         ],
         defaultSubcommand: WorkloadBench.self
@@ -103,6 +103,55 @@ struct PostgresBench: AsyncParsableCommand {
     @Option(help: "Runs, alternating which side goes first; medians are reported.")
     var runs = 3
 
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        try await cluster.report(events: events) { adminURL in
+            try await PostgresBenchmark(
+                events: events, singles: singles, appenders: clients, runs: runs, adminURL: adminURL
+            ) { Console.note($0) }.run()
+        }
+    }
+}
+
+struct NodesBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nodes",
+        abstract: "P6-P7: three nodes on one PostgreSQL under live fan-out, beside one node.",
+        discussion: """
+            P7: the clients spread over three nodes, events delivered per second beside the same \
+            clients on one node. P6: appends on one node, the clients on the two others, the 99th \
+            percentile from append to receipt at half the rate the nodes sustain. Each node is a \
+            `tidings serve` process; without --postgres a durable throwaway cluster (fsync on, \
+            synchronous_commit on) is started as the postgres user.
+              tidings-bench nodes --clients 10000 --runs 3
+              tidings-bench nodes --clients 1000 --runs 1
+            """
+    )
+
+    @Option(help: "WebSocket clients (one user each).")
+    var clients = 10_000
+
+    @Option(help: "Events per load; omitted, ten per client.")
+    var events: Int?
+
+    @Option(help: "Runs; medians are reported.")
+    var runs = 3
+
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        let events = self.events ?? clients * 10
+        try await cluster.report(events: events) { adminURL in
+            try await NodesBenchmark(
+                clients: clients, events: events, runs: runs, adminURL: adminURL, binary: try ServerBinary.path
+            ) { Console.note($0) }.run()
+        }
+    }
+}
+
+/// The PostgreSQL a benchmark makes its databases in, and where its figures go.
+struct ClusterOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "A cluster's admin URL to make the benchmark's databases in (dropped afterwards).", valueName: "url"))
@@ -111,14 +160,13 @@ struct PostgresBench: AsyncParsableCommand {
     @Option(help: "Write the figures as JSON to this file.")
     var json: String?
 
-    func run() async throws {
+    /// Runs `benchmark` against `--postgres`, or a durable throwaway cluster (fsync and
+    /// synchronous_commit on) started for it, and prints its figures.
+    func report(events: Int, _ benchmark: (String) async throws -> [BenchmarkFigure]) async throws {
         let started = postgres == nil ? try PostgresCluster.start(durable: true) : nil
         defer { started?.stop() }
-        let benchmark = PostgresBenchmark(
-            events: events, singles: singles, appenders: clients, runs: runs,
-            adminURL: postgres ?? started!.adminURL
-        ) { Console.note($0) }
-        let report = BenchmarkReport(machine: .current(), events: events, figures: try await benchmark.run())
+        let figures = try await benchmark(postgres ?? started!.adminURL)
+        let report = BenchmarkReport(machine: .current(), events: events, figures: figures)
         print(report.table)
         if let json { try Data(try report.json()).write(to: URL(fileURLWithPath: json)) }
     }
@@ -261,7 +309,7 @@ struct FanoutBench: AsyncParsableCommand {
     func run() async throws {
         let load = FanoutLoad(
             clients: clients, events: events, rate: rate, binary: try ServerBinary.path,
-            directory: NSTemporaryDirectory() + "tidings-bench-fanout", processes: processes
+            directory: NSTemporaryDirectory() + "tidings-bench-fanout", topology: .sqlite(processes: processes)
         ) { Console.note($0) }
         let report = BenchmarkReport(machine: .current(), events: events, figures: try await load.run())
         print(report.table)

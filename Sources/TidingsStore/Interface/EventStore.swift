@@ -70,6 +70,13 @@ public protocol EventStore: AnyObject, Sendable {
     /// The online rebuild job, if one ever ran since the store was opened.
     var rebuildJob: RebuildJob? { get }
 
+    /// Live delivery's read of the log: the `all` stream after `after` (up to `limit` events
+    /// looked at), keeping the events of `users` (every event when nil), each with its user's
+    /// unread count after it where the engine reads it cheaply (a user stream without the count
+    /// reads its own stream for it). A node reads every event other nodes commit this way, so an
+    /// engine shared by nodes should skip the others' users before building their events.
+    func liveEvents(after: String?, users: Set<String>?, limit: Int) async throws -> LivePage
+
     // MARK: Listening
 
     /// Calls `listener` with the events of every transaction this process commits, in seq order,
@@ -98,6 +105,12 @@ public protocol EventStore: AnyObject, Sendable {
 }
 
 extension EventStore {
+    public func liveEvents(after: String?, users: Set<String>?, limit: Int) async throws -> LivePage {
+        let page = try await allEvents(after: after, filter: EventFilter(), limit: limit)
+        let kept = users.map { users in page.events.filter { users.contains($0.userID) } } ?? page.events
+        return LivePage(events: kept, through: page.events.last.map { ($0.seq, $0.anchor) }, hasMore: page.hasMore)
+    }
+
     public func onLogAdvanced(_ listener: @escaping @Sendable () -> Void) {}
     public func forgetCachedHistory() {}
     public func onHistoryInDoubt(_ listener: @escaping @Sendable () -> Void) {}

@@ -10,6 +10,20 @@ public struct EventPage: Sendable {
     }
 }
 
+/// What live delivery reads of the log at once (`EventStore.liveEvents`): the events of the
+/// users it wants, and how far the read looked, which may be past the last of them.
+public struct LivePage: Sendable {
+    public let events: [StoredEvent]
+    /// The last seq the read looked at, with the anchor of its history; nil when there was none.
+    public let through: (seq: Int64, anchor: CursorAnchor)?
+    public let hasMore: Bool
+    package init(events: [StoredEvent], through: (seq: Int64, anchor: CursorAnchor)?, hasMore: Bool) {
+        self.events = events
+        self.through = through
+        self.hasMore = hasMore
+    }
+}
+
 /// A user's unread state: the total count, the oldest unread notifications, the stream head.
 public struct UnreadSnapshot: Sendable {
     public let unreadCount: Int64

@@ -48,7 +48,7 @@ public struct StoredEvent: Sendable, Equatable {
     public let data: [UInt8]
     /// The user's unread count just after this event, when the read looked it up (user streams
     /// and append results); nil on the `all` stream, where it is not needed.
-    public let unreadCount: Int64?
+    public var unreadCount: Int64?
     /// Where the read or commit that produced this event stood in the log's history: this
     /// event's own seq and chain hash, or the head of the snapshot it was read in. Its cursors
     /// carry it.
