@@ -32,8 +32,12 @@ import TidingsTestSupport
     static let shortReadMax = Duration.milliseconds(50)
     static let shortReadOutlierMax = Duration.milliseconds(250)
     /// What the stalled readers could cost another read: its wait for a connection of its lane
-    /// and a thread, as the store measures it, for every short read of the stall.
+    /// and a thread, as the store measures it, for 99% of the short reads of the stall, and for
+    /// every one the outlier bound (the machine takes a core away now and then here too: a run
+    /// of 1,623 reads had 2 wait between 5 and 25 ms). A read queued behind a stalled one would
+    /// wait for the whole stall.
     static let shortReadWaitMax = Duration.milliseconds(5)
+    static let shortReadWaitOutlierMax = Duration.milliseconds(25)
     /// SQLite checkpoints the WAL at 1,000 pages (16 MiB of 16 KiB pages) when no snapshot
     /// holds it back; the file keeps the largest size it reached.
     static let walBytesMax = 24 * 1024 * 1024
@@ -268,11 +272,17 @@ import TidingsTestSupport
         let waited = zip(waitsAfter, waitsBefore).map { $0 - $1 }
         let reads = waited.last!
         let bound = ReadWaitHistogram.bounds.firstIndex(of: Self.shortReadWaitMax)!
+        let outlierBound = ReadWaitHistogram.bounds.firstIndex(of: Self.shortReadWaitOutlierMax)!
         print(
             "stalled readers: \(reads) short reads in the store; waited <= 1 ms: \(waited[2]), <= 5 ms: \(waited[4]), "
                 + "<= 25 ms: \(waited[6])")
         #expect(reads > 0)
-        #expect(waited[bound] == reads, "\(reads - waited[bound]) short reads waited over \(Self.shortReadWaitMax)")
+        #expect(
+            waited[bound] * 100 >= reads * 99,
+            "\(reads - waited[bound]) short reads waited over \(Self.shortReadWaitMax)")
+        #expect(
+            waited[outlierBound] == reads,
+            "\(reads - waited[outlierBound]) short reads waited over \(Self.shortReadWaitOutlierMax)")
         let appendedCount = appended.load(ordering: .relaxed)
         print("stalled readers: appended \(appendedCount) events, the WAL at most \(walMax) B, \(written) B written")
         #expect(appendedCount >= Self.stallSeconds * 500, "appends went on: \(appendedCount)")
