@@ -1,53 +1,78 @@
 import Synchronization
 public import TidingsStore
 
-/// Live fan-out within one process: every committed event goes to the subscriptions of its
-/// user's stream and of the `all` stream. Publishing never blocks: a full subscription drops
-/// its queue and its connection catches up from the log.
+/// What the hub hands a stream's committed events to: a connection's channel, or a
+/// `Subscription` that a task awaits. `receive` is called from the committing thread, the log
+/// watcher or the Redis bridge, and must only queue or pass the events on: never block.
+public protocol LiveSubscriber: AnyObject, Sendable {
+    var key: StreamKey { get }
+    /// Committed events of `key`'s stream, in commit order (there may be gaps or repeats: the
+    /// connection skips what it sent and fills gaps from the log).
+    func receive(_ events: [StoredEvent])
+}
+
+/// Live fan-out within one process: every committed event goes to the subscribers of its
+/// user's stream and of the `all` stream. Publishing never blocks: each subscriber bounds what
+/// it holds and falls back to the log when it is too slow.
 public final class Hub: Sendable {
     private struct Registry {
-        var users: [String: Set<Subscription>] = [:]
-        var all: Set<Subscription> = []
+        /// Most users have one or two connections: a short array each.
+        var users: [String: [any LiveSubscriber]] = [:]
+        var all: [any LiveSubscriber] = []
         var count = 0
     }
 
     private let registry = Mutex(Registry())
     private let changeListeners = Mutex<[@Sendable () -> Void]>([])
-    /// Events one subscription holds before it overflows.
+    /// Events one `Subscription` holds before it overflows.
     public let subscriptionCapacity: Int
 
     public init(subscriptionCapacity: Int = 256) {
         self.subscriptionCapacity = subscriptionCapacity
     }
 
-    /// Starts following a stream. Subscribe before reading the log, so nothing committed in
-    /// between is missed (the reader skips what it already sent).
+    /// Starts following a stream with a queue a task awaits. Subscribe before reading the log,
+    /// so nothing committed in between is missed (the reader skips what it already sent).
     public func subscribe(_ key: StreamKey) -> Subscription {
         let subscription = Subscription(key: key, capacity: subscriptionCapacity)
+        add(subscription)
+        return subscription
+    }
+
+    /// Starts handing `subscriber` its stream's events.
+    public func add(_ subscriber: any LiveSubscriber) {
         registry.withLock { registry in
-            switch key {
-            case .user(let id): registry.users[id, default: []].insert(subscription)
-            case .all: registry.all.insert(subscription)
+            switch subscriber.key {
+            case .user(let id): registry.users[id, default: []].append(subscriber)
+            case .all: registry.all.append(subscriber)
             }
             registry.count += 1
         }
         notifyChange()
-        return subscription
+    }
+
+    /// Stops handing `subscriber` events; nothing when it was not added.
+    public func remove(_ subscriber: any LiveSubscriber) {
+        let removed = registry.withLock { registry -> Bool in
+            switch subscriber.key {
+            case .user(let id):
+                guard var list = registry.users[id], let index = list.firstIndex(where: { $0 === subscriber }) else {
+                    return false
+                }
+                list.remove(at: index)
+                registry.users[id] = list.isEmpty ? nil : list
+            case .all:
+                guard let index = registry.all.firstIndex(where: { $0 === subscriber }) else { return false }
+                registry.all.remove(at: index)
+            }
+            registry.count -= 1
+            return true
+        }
+        if removed { notifyChange() }
     }
 
     public func unsubscribe(_ subscription: Subscription) {
-        registry.withLock { registry in
-            let removed: Subscription?
-            switch subscription.key {
-            case .user(let id):
-                removed = registry.users[id]?.remove(subscription)
-                if registry.users[id]?.isEmpty == true { registry.users[id] = nil }
-            case .all:
-                removed = registry.all.remove(subscription)
-            }
-            if removed != nil { registry.count -= 1 }
-        }
-        notifyChange()
+        remove(subscription)
     }
 
     /// Calls `listener` whenever the set of followed streams may have changed (a Redis bridge
@@ -60,38 +85,36 @@ public final class Hub: Sendable {
         for listener in changeListeners.withLock({ $0 }) { listener() }
     }
 
-    /// Hands committed events to their subscriptions.
+    /// Hands committed events to their subscribers: each gets its stream's events of the batch
+    /// in one call.
     public func publish(_ events: [StoredEvent]) {
         guard !events.isEmpty else { return }
-        var targets: [(StoredEvent, [Subscription])] = []
-        targets.reserveCapacity(events.count)
+        var deliveries: [(any LiveSubscriber, [StoredEvent])] = []
         registry.withLock { registry in
-            for event in events {
-                var subscribers = Array(registry.all)
-                if let users = registry.users[event.userID] { subscribers += users }
-                if !subscribers.isEmpty { targets.append((event, subscribers)) }
+            for subscriber in registry.all { deliveries.append((subscriber, events)) }
+            guard !registry.users.isEmpty else { return }
+            if events.count == 1 {
+                for subscriber in registry.users[events[0].userID] ?? [] { deliveries.append((subscriber, events)) }
+                return
+            }
+            var byUser: [String: [StoredEvent]] = [:]
+            for event in events where registry.users[event.userID] != nil {
+                byUser[event.userID, default: []].append(event)
+            }
+            for (user, userEvents) in byUser {
+                for subscriber in registry.users[user] ?? [] { deliveries.append((subscriber, userEvents)) }
             }
         }
-        for (event, subscribers) in targets {
-            for subscription in subscribers { subscription.offer(event) }
-        }
+        for (subscriber, subscriberEvents) in deliveries { subscriber.receive(subscriberEvents) }
     }
 
-    /// Subscriptions currently open.
+    /// Subscribers currently added.
     public var subscriptionCount: Int { registry.withLock { $0.count } }
 
-    /// Users with at least one subscription in this process (a Redis bridge subscribes to their
+    /// Users with at least one subscriber in this process (a Redis bridge subscribes to their
     /// channels).
     public var subscribedUsers: Set<String> { registry.withLock { Set($0.users.keys) } }
 
     /// Whether anyone here follows the `all` stream.
     public var followsAll: Bool { registry.withLock { !$0.all.isEmpty } }
-
-    /// Closes every subscription (shutdown).
-    public func closeAll(_ reason: Subscription.CloseReason) {
-        let all = registry.withLock { registry in
-            registry.all.union(registry.users.values.flatMap { $0 })
-        }
-        for subscription in all { subscription.close(reason) }
-    }
 }

@@ -14,10 +14,10 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// One connection's live feed: a bounded queue of committed events. When the queue is full the
-/// subscription drops what it holds and says so; the connection then reads what it missed from
-/// the log at its own pace. Memory stays bounded however slow the reader.
-public final class Subscription: Sendable, Hashable {
+/// A live feed a task awaits: a bounded queue of committed events. When the queue is full the
+/// subscription drops what it holds and says so; the reader then reads what it missed from the
+/// log at its own pace. Memory stays bounded however slow the reader.
+public final class Subscription: LiveSubscriber, Hashable {
     /// What the connection finds when it looks.
     public enum Delivery: Sendable {
         /// Events in stream order (there may be gaps or repeats; the reader fills and skips).
@@ -54,15 +54,15 @@ public final class Subscription: Sendable, Hashable {
         self.capacity = capacity
     }
 
-    /// Called by the hub for every event of the stream, in commit order.
-    func offer(_ event: StoredEvent) {
+    /// Called by the hub with the stream's events, in commit order.
+    public func receive(_ events: [StoredEvent]) {
         let wake = state.withLock { state -> Wake? in
             guard state.closed == nil, !state.overflowed else { return nil }
-            if state.queue.count >= capacity {
+            if state.queue.count + events.count > capacity {
                 state.queue = []
                 state.overflowed = true
             } else {
-                state.queue.append(event)
+                state.queue.append(contentsOf: events)
             }
             return Self.take(&state)
         }

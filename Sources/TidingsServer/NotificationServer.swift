@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 public import Logging
 import NIOCore
 import ServiceLifecycle
@@ -24,7 +23,7 @@ public final class NotificationServer: Sendable {
     let hub: Hub
     let watcher: LogWatcher
     let bridge: RedisBridge?
-    let sessions = SessionRegistry()
+    let sessions: SessionRegistry
     let metrics = ServerMetrics()
     let health = HealthState()
     let verifier: TokenVerifier
@@ -39,6 +38,7 @@ public final class NotificationServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         verifier = TokenVerifier(secret: secret)
+        sessions = SessionRegistry(tickInterval: configuration.watchdogInterval)
         let hub = Hub(subscriptionCapacity: configuration.subscriptionCapacity)
         let watcher = LogWatcher(store: store, hub: hub, interval: configuration.logWatchInterval)
         let bridge = configuration.redisURL.map {
@@ -97,47 +97,22 @@ public final class NotificationServer: Sendable {
         router.add(middleware: RequestLoggingMiddleware(metrics: metrics, routes: table))
         routes.register(on: RouteRegistrar(router: router, table: table))
 
-        let webSocketRouter = Router(context: StreamRequestContext.self)
-        let sessions = self.sessions
-        let dependencies = StreamSession.Dependencies(
-            store: store, hub: hub, verifier: verifier, metrics: metrics, configuration: configuration,
-            sessions: sessions)
-        let logger = self.logger
-        webSocketRouter.ws("/v1/stream") { _, _ in
-            .upgrade([:])
-        } onUpgrade: { inbound, outbound, context in
-            context.requestContext.releaseHandler()
-            var sessionLogger = logger
-            sessionLogger[metadataKey: "request_id"] = .string(RequestID.make())
-            let session = StreamSession(
-                dependencies: dependencies, outbound: outbound,
-                headerToken: Self.bearerToken(context.request.headers[.authorization]), logger: sessionLogger)
-            sessions.add(session)
-            defer { sessions.remove(session) }
-            await session.run(inbound: inbound)
-        }
-
-        let webSocket = WebSocketServerConfiguration(
-            maxFrameSize: configuration.webSocketMessageBytesMax, autoPing: .enabled(timePeriod: .seconds(30)),
-            closeTimeout: StreamSession.closeTimeout)
+        let streams = StreamServices(
+            store: store, hub: hub,
+            helloCheck: HelloCheck(
+                verifier: verifier, sessions: sessions, streamsPerSubjectMax: configuration.streamsPerSubjectMax),
+            metrics: metrics, sessions: sessions,
+            delivery: StreamDelivery.Configuration(
+                helloTimeout: configuration.helloTimeout, writeTimeout: configuration.writeTimeout,
+                pageSize: configuration.replayPageSize, liveCapacity: configuration.subscriptionCapacity,
+                epoch: store.epoch, epochText: store.epochText),
+            logger: logger)
         let limiter = ConnectionLimiter(maximumPerAddress: configuration.connectionsPerAddressMax, logger: logger)
-        let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
-            http1: HTTP1Channel.Configuration(
-                idleTimeout: nil,
-                httpDecoderConfiguration: .init(
-                    maxHeaderFieldSize: configuration.requestHeaderBytesMax,
-                    maxHeaderListSize: configuration.requestHeaderBytesMax,
-                    maxHeaderFieldCount: configuration.requestHeaderFieldsMax)),
-            ws: webSocket)
-        let webSocketResponder = webSocketRouter.buildResponder()
+        let configuration = self.configuration
         let app = Application(
             router: router,
             server: HTTPServerBuilder { responder in
-                GuardedChildChannel(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder, webSocketResponder: webSocketResponder,
-                        configuration: channelConfiguration),
-                    limiter: limiter)
+                ServerChannel(responder: responder, limiter: limiter, streams: streams, configuration: configuration)
             },
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "tidings"),
@@ -152,7 +127,7 @@ public final class NotificationServer: Sendable {
                 services: [
                     StoreService(store: store, logger: logger), app,
                     FanoutService(watcher: watcher, bridge: bridge, logger: logger),
-                    StreamsService(sessions: sessions, health: health, interval: configuration.watchdogInterval),
+                    StreamsService(sessions: sessions, health: health),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -207,19 +182,15 @@ struct FanoutService: Service {
     }
 }
 
-/// Runs the connections' watchdog; on shutdown closes every stream with 1001 first.
+/// On shutdown closes every stream with 1001 first (each connection's event loop ticks its
+/// watchdog meanwhile).
 struct StreamsService: Service {
     let sessions: SessionRegistry
     let health: HealthState
-    let interval: Duration
 
     func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await sessions.watch(every: interval) }
-            try? await gracefulShutdown()
-            health.beginShutdown()
-            await sessions.shutDownAll(waitingAtMost: .seconds(5))
-            group.cancelAll()
-        }
+        try? await gracefulShutdown()
+        health.beginShutdown()
+        await sessions.shutDownAll(waitingAtMost: .seconds(5))
     }
 }

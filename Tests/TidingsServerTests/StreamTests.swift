@@ -121,13 +121,20 @@ import TidingsTestSupport
         let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("slow")))
         await client.wait { $0.contains { $0.type == "caught_up" } }
         client.pauseReading.withLock { $0 = true }
-        let title = String(repeating: "t", count: 300)
-        for batch in 0..<20 {
-            try await server.append((0..<50).map { ServerHarness.created("slow", "n-\(batch)-\($0)", title: title) })
+        // 14 MB of events: more than the socket's buffers at both ends hold (4 MiB at most for
+        // the server's send buffer here), so the server finds the socket full, lets live events
+        // overflow, and reads them from the log once the client reads again.
+        let title = String(repeating: "t", count: 512)
+        let body = String(repeating: "b", count: 4_096)
+        for batch in 0..<60 {
+            try await server.append(
+                (0..<50).map {
+                    #"{"type":"notification.created","user_id":"slow","data":{"notification_id":"n-\#(batch)-\#($0)","title":"\#(title)","body":"\#(body)"}}"#
+                })
         }
         client.pauseReading.withLock { $0 = false }
-        let messages = await client.wait(timeout: .seconds(30)) { self.events($0).count >= 1000 }
-        #expect(events(messages) == Array(1...1000))
+        let messages = await client.wait(timeout: .seconds(30)) { self.events($0).count >= 3000 }
+        #expect(events(messages) == Array(1...3000))
         let metrics = try await server.request(.GET, "/metrics")
         #expect(!metrics.text.contains("tidings_catch_ups_total 0\n"))
         await server.stop()

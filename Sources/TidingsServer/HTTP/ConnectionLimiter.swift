@@ -49,37 +49,6 @@ final class ConnectionLimiter: Sendable {
     }
 }
 
-/// Wraps the server's HTTP/WebSocket child channel with two guarantees Hummingbird leaves to the
-/// application: connections from one address are bounded from the moment they are accepted, and
-/// a connection is closed once its handler is done, also when the request head failed to parse
-/// (an oversized or malformed head would otherwise leave the socket open with nobody reading it).
-struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
-    struct Value: ServerChildChannelValue {
-        let base: Base.Value
-        /// False for a connection over the limit: it is closed before anything is read from it.
-        let admitted: Bool
-        var channel: any Channel { base.channel }
-    }
-
-    let base: Base
-    let limiter: ConnectionLimiter
-
-    /// A failed setup would end the server's accept loop, so a refused connection is set up like
-    /// any other and closed when it is handed over.
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let admitted = limiter.admit(channel)
-        return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            try channel.pipeline.syncOperations.addHandler(FirstHeadErrorResponder())
-            return Value(base: value, admitted: admitted)
-        }
-    }
-
-    func handle(value: Value, logger: Logger) async {
-        if value.admitted { await base.handle(value: value.base, logger: logger) }
-        try? await value.channel.close()
-    }
-}
-
 /// Answers a request head that fails to parse (too large, too many fields, malformed) before the
 /// first request of a connection is read: `431` or `400` with `Connection: close`, then closes.
 /// Later requests on a kept-alive connection are Hummingbird's to answer, so the handler leaves

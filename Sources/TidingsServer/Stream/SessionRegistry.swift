@@ -1,11 +1,36 @@
 import Foundation
+import NIOCore
 import Synchronization
 
-/// Every open stream connection: counted for `live_connections` and the limits, checked by the
-/// watchdog (hello timeout, stuck writes, expired tokens), closed with 1001 on shutdown.
+/// Every open stream connection: counted for `live_connections` and the limits, ticked by the
+/// watchdog (hello timeout, stuck writes, expired tokens, pings, close timeouts), closed on
+/// shutdown.
+///
+/// Connections are kept per event loop, and each loop ticks its own once per interval in one
+/// scheduled task, so the watchdog costs no task or timer per connection.
 final class SessionRegistry: Sendable {
-    private let sessions = Mutex<[ObjectIdentifier: StreamSession]>([:])
+    /// The connections of one event loop, touched only on it.
+    private final class LoopStreams: Sendable {
+        let loop: any EventLoop
+        let handlers: NIOLoopBoundBox<[ObjectIdentifier: StreamChannelHandler]>
+        let ticks: NIOLoopBoundBox<RepeatedTask?>
+
+        init(loop: any EventLoop) {
+            self.loop = loop
+            handlers = NIOLoopBoundBox([:], eventLoop: loop)
+            ticks = NIOLoopBoundBox(nil, eventLoop: loop)
+        }
+    }
+
+    private let loops = Mutex<[ObjectIdentifier: LoopStreams]>([:])
+    private let open = Atomic<Int>(0)
     private let streamsBySubject = Mutex<[String: Int]>([:])
+    private let tickInterval: Duration
+    private let stopped = Atomic<Bool>(false)
+
+    init(tickInterval: Duration) {
+        self.tickInterval = tickInterval
+    }
 
     /// Counts one more stream of `subject`; false, counting nothing, when it has `limit` already.
     func claimStream(subject: String, limit: Int) -> Bool {
@@ -24,40 +49,70 @@ final class SessionRegistry: Sendable {
         }
     }
 
-    func add(_ session: StreamSession) {
-        sessions.withLock { $0[ObjectIdentifier(session)] = session }
+    /// Called on `loop` when a connection's handler joins its pipeline.
+    func add(_ handler: StreamChannelHandler, on loop: any EventLoop) {
+        let streams = self.streams(of: loop)
+        streams.handlers.value[ObjectIdentifier(handler)] = handler
+        open.add(1, ordering: .relaxed)
+        if streams.ticks.value == nil && !stopped.load(ordering: .relaxed) {
+            let interval = TimeAmount(tickInterval)
+            streams.ticks.value = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                let wall = Int64(Date().timeIntervalSince1970)
+                for handler in streams.handlers.value.values { handler.feed(.tick(wallSeconds: wall)) }
+            }
+        }
     }
 
-    func remove(_ session: StreamSession) {
-        _ = sessions.withLock { $0.removeValue(forKey: ObjectIdentifier(session)) }
+    /// Called on `loop` when the connection is gone.
+    func remove(_ handler: StreamChannelHandler, on loop: any EventLoop) {
+        let streams = self.streams(of: loop)
+        if streams.handlers.value.removeValue(forKey: ObjectIdentifier(handler)) != nil {
+            open.subtract(1, ordering: .relaxed)
+        }
     }
 
-    var count: Int { sessions.withLock { $0.count } }
+    private func streams(of loop: any EventLoop) -> LoopStreams {
+        loops.withLock { loops in
+            let key = ObjectIdentifier(loop)
+            if let streams = loops[key] { return streams }
+            let streams = LoopStreams(loop: loop)
+            loops[key] = streams
+            return streams
+        }
+    }
 
-    private var all: [StreamSession] { sessions.withLock { Array($0.values) } }
+    var count: Int { open.load(ordering: .relaxed) }
 
-    /// Checks every session once per `interval` until cancelled.
-    func watch(every interval: Duration) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            let now = ContinuousClock.now
-            let wall = Int64(Date().timeIntervalSince1970)
-            for session in all { session.check(now: now, wallSeconds: wall) }
+    /// Feeds every connection `input` on its own event loop, waiting for none.
+    private func feedAll(_ input: @escaping @Sendable () -> StreamDelivery.Input) {
+        for streams in loops.withLock({ Array($0.values) }) {
+            streams.loop.execute {
+                for handler in streams.handlers.value.values { handler.feed(input()) }
+            }
         }
     }
 
     /// Closes every connection with `code` (each after what is queued before it), waiting for
     /// none.
     func closeAll(code: UInt16) {
-        for session in all { session.requestClose(code: code, fault: nil) }
+        feedAll { .closeRequested(code: code) }
     }
 
-    /// Closes every connection with 1001 and waits (bounded) for them to go.
+    /// Closes every connection with 1001 and waits (bounded) for them to go; then stops the
+    /// ticks and closes the channels of clients that did not answer.
     func shutDownAll(waitingAtMost limit: Duration) async {
-        for session in all { session.shutDown() }
+        closeAll(code: 1001)
         let deadline = ContinuousClock.now + limit
         while count > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
+        }
+        stopped.store(true, ordering: .relaxed)
+        for streams in loops.withLock({ Array($0.values) }) {
+            streams.loop.execute {
+                streams.ticks.value?.cancel()
+                streams.ticks.value = nil
+                for handler in streams.handlers.value.values { handler.closeChannel() }
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ public final class ServerMetrics: Sendable {
         appendLatency.recordNanoseconds(duration.nanoseconds)
     }
 
-    func delivered() { eventsDelivered.increment() }
+    func delivered(_ count: Int = 1) { eventsDelivered.increment(by: Int64(count)) }
     func caughtUp() { catchUps.increment() }
     func opened() { connectionsOpened.increment() }
 

@@ -1,0 +1,342 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import TidingsFanout
+import TidingsStore
+
+/// What every stream connection of a server shares.
+struct StreamServices: Sendable {
+    let store: any EventStore
+    let hub: Hub
+    let helloCheck: HelloCheck
+    let metrics: ServerMetrics
+    let sessions: SessionRegistry
+    let delivery: StreamDelivery.Configuration
+    let logger: Logger
+}
+
+/// One `/v1/stream` connection after the upgrade: the last handler of the channel's pipeline,
+/// behind NIO's WebSocket frame codec and aggregator. It feeds what happens to the connection's
+/// `StreamDelivery` and carries out the actions it answers, on the channel's event loop. An idle
+/// connection is this object and its machine: no task, no stack. Store calls run in tasks off
+/// the event loop and come back to it as inputs; live events come from the hub the same way.
+final class StreamChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let services: StreamServices
+    private let headerToken: String?
+    private var machine: StreamDelivery
+    private var context: ChannelHandlerContext?
+    private var subscriber: ChannelSubscriber?
+    /// The subject whose stream count this connection holds.
+    private var subject: String?
+    /// Inputs that arrived while an earlier one's actions ran (a write that changed the
+    /// channel's writability, a completed future): handled in order after it.
+    private var feeding = false
+    private var queued: [StreamDelivery.Input] = []
+    private var readingPaused = false
+    private var readHeld = false
+    /// The last flush, for a close that waits for what was written.
+    private var lastFlush: EventLoopFuture<Void>?
+    private let id = RequestID.make()
+
+    init(services: StreamServices, headerToken: String?) {
+        self.services = services
+        self.headerToken = headerToken
+        machine = StreamDelivery(configuration: services.delivery, now: .now)
+    }
+
+    private var logger: Logger {
+        var logger = services.logger
+        logger[metadataKey: "connection_id"] = .string(id)
+        return logger
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        services.sessions.add(self, on: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            let payload = frame.unmaskedData
+            feed(.text(String(decoding: payload.readableBytesView, as: UTF8.self)))
+        case .binary, .continuation:
+            feed(.binary)
+        case .ping:
+            feed(.ping(Array(frame.unmaskedData.readableBytesView)))
+        case .pong:
+            feed(.pong)
+        case .connectionClose:
+            var payload = frame.unmaskedData
+            feed(.closeReceived(code: payload.readInteger(as: UInt16.self)))
+        default:
+            feed(.protocolError(code: 1002))
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Back-pressure on the client: no more frames while one of its messages is handled.
+        if readingPaused {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        feed(.writabilityChanged(context.channel.isWritable))
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            feed(.closeRequested(code: 1001))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+            feed(.protocolError(code: 1009))
+        case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
+            feed(.protocolError(code: 1002))
+        default:
+            // The socket failed (a reset): nothing more can be sent.
+            logger.debug("stream connection failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        feed(.channelClosed)
+        if let subscriber {
+            services.hub.remove(subscriber)
+            self.subscriber = nil
+        }
+        if let subject {
+            services.sessions.releaseStream(subject: subject)
+            self.subject = nil
+        }
+        services.sessions.remove(self, on: context.eventLoop)
+        context.fireChannelInactive()
+    }
+
+    /// Closes the channel at once (shutdown, for a client that did not answer the close).
+    func closeChannel() {
+        context?.close(promise: nil)
+    }
+
+    // MARK: Driving the machine
+
+    /// Hands one input to the machine and carries out its actions; inputs that arrive meanwhile
+    /// wait their turn.
+    func feed(_ input: StreamDelivery.Input) {
+        if feeding {
+            queued.append(input)
+            return
+        }
+        feeding = true
+        defer { feeding = false }
+        var next: StreamDelivery.Input? = input
+        while let current = next {
+            perform(machine.handle(current, now: .now))
+            next = queued.isEmpty ? nil : queued.removeFirst()
+        }
+    }
+
+    private func perform(_ actions: [StreamDelivery.Action]) {
+        guard let context else { return }
+        for (index, action) in actions.enumerated() {
+            switch action {
+            case .write(let frame):
+                let flushesNext = index + 1 < actions.count && actions[index + 1] == .flush
+                write(frame, context: context, reportingCompletion: flushesNext)
+            case .flush:
+                context.flush()
+            case .checkHello(let text):
+                let result = services.helloCheck.check(text, headerToken: headerToken, logger: logger)
+                if case .success(let hello) = result { subject = hello.principal.subject }
+                feed(.helloChecked(result))
+            case .start(let key, let cursor):
+                start(key, cursor: cursor, context: context)
+            case .readPage(let after, let limit):
+                readPage(after: after, limit: limit, context: context)
+            case .readUnreadCount(let position):
+                readUnreadCount(at: position, context: context)
+            case .markRead(let ref, let command):
+                markRead(ref: ref, command, context: context)
+            case .refuseRead(let ref):
+                refuseRead(ref: ref, context: context)
+            case .pauseReading:
+                readingPaused = true
+            case .resumeReading:
+                readingPaused = false
+                if readHeld {
+                    readHeld = false
+                    context.read()
+                }
+            case .closeChannel(let afterFlush):
+                if afterFlush, let lastFlush {
+                    let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                    lastFlush.whenComplete { _ in bound.value.close(promise: nil) }
+                } else {
+                    context.close(promise: nil)
+                }
+            case .countDelivered(let count):
+                services.metrics.delivered(count)
+            case .countCatchUp:
+                services.metrics.caughtUp()
+            case .countClosed(let code):
+                services.metrics.closed(code: code)
+            case .logStuckWriter:
+                logger.info("closing a connection that stopped reading")
+            }
+        }
+    }
+
+    private func write(_ frame: StreamDelivery.OutboundFrame, context: ChannelHandlerContext, reportingCompletion: Bool)
+    {
+        let allocator = context.channel.allocator
+        let webSocketFrame: WebSocketFrame
+        switch frame {
+        case .text(let bytes):
+            webSocketFrame = WebSocketFrame(fin: true, opcode: .text, data: allocator.buffer(bytes: bytes))
+        case .ping:
+            webSocketFrame = WebSocketFrame(fin: true, opcode: .ping, data: allocator.buffer(capacity: 0))
+        case .pong(let bytes):
+            webSocketFrame = WebSocketFrame(fin: true, opcode: .pong, data: allocator.buffer(bytes: bytes))
+        case .close(let code, let reason):
+            var data = allocator.buffer(capacity: 2 + reason.utf8.count)
+            data.writeInteger(code)
+            data.writeString(reason)
+            webSocketFrame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        }
+        guard reportingCompletion else {
+            context.write(wrapOutboundOut(webSocketFrame), promise: nil)
+            return
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(webSocketFrame), promise: promise)
+        lastFlush = promise.futureResult
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        promise.futureResult.whenSuccess { handler.value.feed(.writeFinished) }
+    }
+
+    // MARK: Store calls, off the event loop
+
+    /// Runs `call` in a task and feeds its answer back on the event loop; a store error becomes
+    /// the close it calls for.
+    private func run(
+        _ context: ChannelHandlerContext, _ call: @escaping @Sendable () async throws -> StreamDelivery.Input
+    ) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let logger = self.logger
+        Task {
+            let input: StreamDelivery.Input
+            do {
+                input = try await call()
+            } catch let error as StoreError where error.code == .invalidCursor {
+                input = .storeFailed(.invalidCursor(error.message))
+            } catch let error as StoreError where error.code == .badRequest || error.code == .payloadTooLarge {
+                input = .storeFailed(.badRequest(error.message))
+            } catch {
+                logger.error("stream failed", metadata: ["error": "\(error)"])
+                input = .storeFailed(nil)
+            }
+            handler.eventLoop.execute { handler.value.feed(input) }
+        }
+    }
+
+    private func start(_ key: StreamKey, cursor: String?, context: ChannelHandlerContext) {
+        // Subscribe before reading the log: nothing committed in between can be missed.
+        let subscriber = ChannelSubscriber(key: key, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        self.subscriber = subscriber
+        services.hub.add(subscriber)
+        services.metrics.opened()
+        let store = services.store
+        run(context) {
+            switch key {
+            case .user(let user): .started(try await store.startUserStream(userID: user, cursor: cursor))
+            case .all: .started(try await store.startAllStream(cursor: cursor))
+            }
+        }
+    }
+
+    private func readPage(after: String, limit: Int, context: ChannelHandlerContext) {
+        let store = services.store
+        let user = userID
+        run(context) {
+            if let user {
+                .pageRead(try await store.userEvents(userID: user, after: after, limit: limit))
+            } else {
+                .pageRead(try await store.allEvents(after: after, filter: EventFilter(), limit: limit))
+            }
+        }
+    }
+
+    private func readUnreadCount(at position: Int64, context: ChannelHandlerContext) {
+        guard let user = userID else { return }
+        let store = services.store
+        run(context) { .unreadCountRead(try await store.unreadCount(userID: user, atStreamSeq: position)) }
+    }
+
+    private func markRead(ref: String, _ command: ReadCommand, context: ChannelHandlerContext) {
+        guard let user = userID else { return }
+        let store = services.store
+        run(context) {
+            let outcome: ReadOutcome
+            switch command {
+            case .notifications(let ids): outcome = try await store.markRead(userID: user, notificationIDs: ids)
+            case .all(let upTo): outcome = try await store.markAllRead(userID: user, upToSeq: upTo)
+            }
+            let status = outcome.read.isEmpty ? "noop" : "ok"
+            return .readAnswered(
+                ack: ServerMessage.ack(ref: ref, status: status, unreadCount: outcome.unreadCount),
+                after: outcome.headStreamSeq)
+        }
+    }
+
+    private func refuseRead(ref: String, context: ChannelHandlerContext) {
+        let store = services.store
+        let user = userID
+        run(context) {
+            var unread: Int64?
+            if let user { unread = try? await store.userHead(userID: user).unreadCount }
+            return .readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", unreadCount: unread), after: 0)
+        }
+    }
+
+    private var userID: String? {
+        if case .user(let id) = machine.accepted?.key { return id }
+        return nil
+    }
+}
+
+/// A connection's place in the hub: live events go to its channel's event loop.
+final class ChannelSubscriber: LiveSubscriber {
+    let key: StreamKey
+    private let handler: NIOLoopBound<StreamChannelHandler>
+
+    init(key: StreamKey, handler: NIOLoopBound<StreamChannelHandler>) {
+        self.key = key
+        self.handler = handler
+    }
+
+    func receive(_ events: [StoredEvent]) {
+        let handler = self.handler
+        handler.eventLoop.execute { handler.value.feed(.live(events)) }
+    }
+}
