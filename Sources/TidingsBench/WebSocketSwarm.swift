@@ -29,8 +29,8 @@ final class WebSocketSwarm: @unchecked Sendable {
     private var polled: [pollfd] = []
     private let running = Atomic<Bool>(true)
     private let stopped = Atomic<Bool>(false)
-    /// Connections asked for and not yet opened: the port and the hello of each.
-    private let pending = Mutex<[(port: Int, hello: String)]>([])
+    /// Connections asked for and not yet opened: the port, source address and hello of each.
+    private let pending = Mutex<[(port: Int, source: String?, hello: String)]>([])
     /// Clients whose connection ended (close frame, end of stream, or a failed connect).
     let closed = Atomic<Int>(0)
     /// Clients whose connect failed.
@@ -50,9 +50,10 @@ final class WebSocketSwarm: @unchecked Sendable {
 
     /// Asks for connections, one per hello, to `port` (the swarm's own when nil); the reader
     /// thread opens them, sends the upgrade and, after the server's 101, the hello.
-    func connect(hellos: [String], port: Int? = nil) {
+    /// `source`: the loopback address to connect from (127.0.0.1 when nil).
+    func connect(hellos: [String], port: Int? = nil, source: String? = nil) {
         let port = port ?? self.port
-        pending.withLock { $0 += hellos.map { (port, $0) } }
+        pending.withLock { $0 += hellos.map { (port, source, $0) } }
     }
 
     /// Stops the reader thread and closes every connection.
@@ -64,8 +65,8 @@ final class WebSocketSwarm: @unchecked Sendable {
     }
 
     /// Opens a connection and sends the upgrade request; the hello follows the server's 101.
-    private func open(port: Int, hello: String) throws {
-        let descriptor = try LoopbackSocket.connect(port: port)
+    private func open(port: Int, source: String?, hello: String) throws {
+        let descriptor = try LoopbackSocket.connect(port: port, source: source)
         try LoopbackSocket.writeAll(descriptor, LoopbackSocket.webSocketUpgrade(port: port))
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         polled.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
@@ -77,14 +78,14 @@ final class WebSocketSwarm: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while running.load(ordering: .relaxed) {
             // A wave of new connections at a time, so reading goes on while they open.
-            let opening = pending.withLock { hellos -> [(port: Int, hello: String)] in
+            let opening = pending.withLock { hellos -> [(port: Int, source: String?, hello: String)] in
                 let wave = Array(hellos.prefix(250))
                 hellos.removeFirst(wave.count)
                 return wave
             }
-            for (port, hello) in opening {
+            for (port, source, hello) in opening {
                 do {
-                    try open(port: port, hello: hello)
+                    try open(port: port, source: source, hello: hello)
                 } catch {
                     clients.append(Client(descriptor: -1, hello: []))
                     polled.append(pollfd(fd: -1, events: 0, revents: 0))

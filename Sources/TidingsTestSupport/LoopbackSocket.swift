@@ -4,9 +4,25 @@ import Glibc
 /// raw sockets so they measure the server, not a client library, and the tests use it to send
 /// what HTTP clients will not.
 public enum LoopbackSocket {
-    public static func connect(port: Int) throws -> Int32 {
+    /// A connection to `127.0.0.1:port`, from the loopback address `source` when given (one
+    /// source address has about 28,000 ephemeral ports: more clients need more addresses).
+    public static func connect(port: Int, source: String? = nil) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw HarnessError("socket failed: errno \(errno)") }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else {
+                Glibc.close(descriptor)
+                throw HarnessError("bind to \(source) failed: errno \(errno)")
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -87,6 +87,22 @@ public struct HarnessError: Error, CustomStringConvertible {
 /// Raises the open-file limit to its hard maximum (10,000 WebSocket clients need as many
 /// descriptors in the load generator, and as many in the server, which inherits the limit).
 public enum FileDescriptorLimit {
+    /// Raises the open-file limit to at least `minimum`, the hard limit too when the process
+    /// may (root may, up to `fs.nr_open`); children started afterwards inherit it. Returns the
+    /// limit now in force.
+    @discardableResult
+    public static func raise(atLeast minimum: Int) -> Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if Int(limit.rlim_max) < minimum {
+            var wanted = limit
+            wanted.rlim_max = rlim_t(minimum)
+            wanted.rlim_cur = rlim_t(minimum)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &wanted)
+        }
+        return raise()
+    }
+
     @discardableResult
     public static func raise() -> Int {
         var limit = rlimit()

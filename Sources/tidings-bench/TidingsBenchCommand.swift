@@ -12,7 +12,7 @@ struct TidingsBenchCommand: AsyncParsableCommand {
         discussion: """
             Every workload uses the same seeded corpus: 80% notification.created, 20% notification.read, \
             users drawn from a Zipf distribution over 100,000 ids, about 420 bytes of JSON per event. \
-            The workloads W1-W9 run beside Redis 7 (started on a free port, AOF on, driven through \
+            The workloads W1-W10 run beside Redis 7 (started on a free port, AOF on, driven through \
             hiredis from this binary) in the same run, alternating, and report medians and floors:
               tidings-bench all --events 1000000 --runs 3 --json results.json
               tidings-bench w2 w5 --events 200000
@@ -320,16 +320,17 @@ struct FanoutBench: AsyncParsableCommand {
 struct WorkloadBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workloads",
-        abstract: "W1-W9 beside Redis in the same run: appends, size, replays, rebuild, fan-out, storm, memory.",
+        abstract: "W1-W10 beside Redis in the same run: appends, size, replays, rebuild, fan-out, storm, memory.",
         discussion: """
             W1 durable single appends (64 appenders), W1h the same over HTTP, W2 batches of 1,000, \
             W3 bytes on disk, W4 per-user replay p99, W5 full replay, W6 rebuild, W7 fan-out to 1,000 \
             and 10,000 WebSocket clients, W7l its latency at half rate, W8 a reconnect storm, W9 memory \
-            per idle connection. `all` runs every one.
+            per idle connection, W10 100,000 clients on one server (its memory, then one event each; \
+            needs root for the open-file limit). `all` runs every one.
             """
     )
 
-    @Argument(help: "Workloads to run: w1 w1h w2 w3 w4 w5 w6 w7 w7l w8 w9, or all.")
+    @Argument(help: "Workloads to run: w1 w1h w2 w3 w4 w5 w6 w7 w7l w8 w9 w10, or all.")
     var workloads: [String] = ["all"]
 
     @Option(help: "Events in the corpus.")
@@ -343,7 +344,7 @@ struct WorkloadBench: AsyncParsableCommand {
 
     func validate() throws {
         for name in workloads where name != "all" && PeerBenchmark.Workload(rawValue: name) == nil {
-            throw ValidationError("\(name) is not a workload (w1 w1h w2 w3 w4 w5 w6 w7 w7l w8 w9, or all)")
+            throw ValidationError("\(name) is not a workload (w1 w1h w2 w3 w4 w5 w6 w7 w7l w8 w9 w10, or all)")
         }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
     }

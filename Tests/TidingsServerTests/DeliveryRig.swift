@@ -185,7 +185,11 @@ struct DeliveryRig {
     // MARK: Recording
 
     private mutating func record(_ actions: [StreamDelivery.Action]) {
-        for action in actions {
+        for (index, action) in actions.enumerated() {
+            // The handler learns that the socket took a flush from the write just before it.
+            if action == .flush, index == 0 || !actions[index - 1].isWrite {
+                violations.append("a flush not right after a write: \(actions)")
+            }
             switch action {
             case .write(let frame):
                 if closeWritten { violations.append("\(frame) written after the close frame") }
@@ -268,5 +272,11 @@ struct DeliveryRig {
     private func position(_ value: JSONValue?) -> Int64 {
         guard let text = value?.stringValue, let cursor = try? Cursor.parse(text) else { return -1 }
         return cursor.position
+    }
+}
+
+extension StreamDelivery.Action {
+    var isWrite: Bool {
+        if case .write = self { true } else { false }
     }
 }

@@ -265,6 +265,25 @@ import TidingsTestSupport
         await server.stop()
     }
 
+    @Test(arguments: Engine.allCases) func aClientThatReadsOutlivesTheWriteTimeout(engine: Engine) async throws {
+        let server = try await ServerHarness(engine: engine) {
+            $0.writeTimeout = .milliseconds(500)
+            $0.watchdogInterval = .milliseconds(50)
+        }
+        try await server.append((1...3).map { ServerHarness.created("steady", "n-\($0)") })
+        let client = await server.stream(hello: ServerHarness.hello(token: ServerHarness.user("steady"), cursor: nil))
+        await client.wait { $0.contains { $0.type == "caught_up" } }
+        // Replay pages, caught_up and live events all written, then four write timeouts of quiet.
+        try await server.append([ServerHarness.created("steady", "n-4")])
+        await client.wait { self.events($0).count == 4 }
+        try await Task.sleep(for: .seconds(2))
+        try await server.append([ServerHarness.created("steady", "n-5")])
+        let messages = await client.wait { self.events($0).count == 5 }
+        #expect(events(messages) == [1, 2, 3, 4, 5])
+        #expect(client.closeCode.withLock { $0 } == nil)
+        await server.stop()
+    }
+
     @Test(arguments: Engine.allCases) func aClientThatReadsNothingIsClosedWith4429(engine: Engine) async throws {
         let server = try await ServerHarness(engine: engine) {
             $0.writeTimeout = .seconds(1)

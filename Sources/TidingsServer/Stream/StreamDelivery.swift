@@ -601,19 +601,22 @@ struct StreamDelivery {
     }
 }
 
-/// The actions one input produces: the frames written are flushed once, before a close of
-/// the channel, which comes last.
+/// The actions one input produces: the frames written are flushed once, right after the last
+/// of them (the handler learns from that write when the socket took the flush), and a close of
+/// the channel comes last.
 private struct Output {
     private var actions: [StreamDelivery.Action] = []
     private var closing: StreamDelivery.Action?
-    /// Frames written and not yet flushed.
-    private(set) var wrote = false
+    private var lastWrite: Int?
+
+    /// Frames were written.
+    var wrote: Bool { lastWrite != nil }
 
     mutating func append(_ action: StreamDelivery.Action) { actions.append(action) }
 
     mutating func write(_ frame: StreamDelivery.OutboundFrame) {
+        lastWrite = actions.count
         actions.append(.write(frame))
-        wrote = true
     }
 
     mutating func closeChannel(afterFlush: Bool) {
@@ -621,7 +624,7 @@ private struct Output {
     }
 
     consuming func finish() -> [StreamDelivery.Action] {
-        if wrote { actions.append(.flush) }
+        if let lastWrite { actions.insert(.flush, at: lastWrite + 1) }
         if let closing { actions.append(closing) }
         return actions
     }
