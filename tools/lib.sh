@@ -2,7 +2,7 @@
 # Sourced, not run.
 
 # Debian packages the build and the tests need.
-TIDINGS_DEBIAN_PACKAGES=(libsqlite3-dev liblz4-dev libhiredis-dev redis-server)
+TIDINGS_DEBIAN_PACKAGES=(libsqlite3-dev liblz4-dev libhiredis-dev zlib1g-dev redis-server)
 
 # The PostgreSQL engine's tests and `tools/serve --postgres` start a throwaway cluster of this.
 TIDINGS_POSTGRES_PACKAGES=(postgresql)

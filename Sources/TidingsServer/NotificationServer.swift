@@ -106,7 +106,7 @@ public final class NotificationServer: Sendable {
                 helloTimeout: configuration.helloTimeout, writeTimeout: configuration.writeTimeout,
                 pageSize: configuration.replayPageSize, liveCapacity: configuration.subscriptionCapacity,
                 epoch: store.epoch, epochText: store.epochText),
-            logger: logger)
+            messageBytesMax: configuration.webSocketMessageBytesMax, logger: logger)
         let limiter = ConnectionLimiter(maximumPerAddress: configuration.connectionsPerAddressMax, logger: logger)
         let configuration = self.configuration
         let app = Application(

@@ -10,7 +10,7 @@ import NIOWebSocket
 
 /// The server's connections: HTTP/1.1 for the API, upgraded to a WebSocket on `/v1/stream`.
 ///
-/// An upgraded connection is handed to NIO channel handlers (the frame codec, the aggregator,
+/// An upgraded connection is handed to NIO channel handlers (the frame codec and
 /// `StreamChannelHandler`) and lives on in them: no task waits on it. Every connection is
 /// bounded per address from its accept (`ConnectionLimiter`), and an HTTP connection is closed
 /// once its handler is done, also when the request head failed to parse (an oversized or
@@ -61,24 +61,29 @@ struct ServerChannel: ServerChildChannel, HTTPChannelHandler {
     private func configurePipeline(_ channel: any Channel) throws -> EventLoopFuture<Connection> {
         let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let streams = self.streams
-        let messageBytesMax = configuration.webSocketMessageBytesMax
         let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
-            maxFrameSize: messageBytesMax,
+            maxFrameSize: configuration.webSocketMessageBytesMax,
             enableAutomaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 upgradeAttempted.value = true
                 let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first
-                return channel.eventLoop.makeSucceededFuture(path == Self.streamPath[...] ? HTTPHeaders() : nil)
+                guard path == Self.streamPath[...] else { return channel.eventLoop.makeSucceededFuture(nil) }
+                var headers = HTTPHeaders()
+                if let deflate = PerMessageDeflate.response(
+                    toOffers: head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
+                {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: deflate)
+                }
+                return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     let token = NotificationServer.bearerToken(head.headers.first(name: "authorization"))
-                    let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(
-                        NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1_024,
-                            maxAccumulatedFrameSize: messageBytesMax))
-                    try pipeline.addHandler(StreamChannelHandler(services: streams, headerToken: token))
+                    let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
+                    try channel.pipeline.syncOperations.addHandler(
+                        StreamChannelHandler(
+                            services: streams, headerToken: token,
+                            compresses: PerMessageDeflate.response(toOffers: offers) != nil))
                     return .stream
                 }
             })

@@ -14,11 +14,14 @@ final class SessionRegistry: Sendable {
         let loop: any EventLoop
         let handlers: NIOLoopBoundBox<[ObjectIdentifier: StreamChannelHandler]>
         let ticks: NIOLoopBoundBox<RepeatedTask?>
+        /// Made when the loop's first connection chooses `permessage-deflate`.
+        let deflate: NIOLoopBoundBox<DeflateCodec?>
 
         init(loop: any EventLoop) {
             self.loop = loop
             handlers = NIOLoopBoundBox([:], eventLoop: loop)
             ticks = NIOLoopBoundBox(nil, eventLoop: loop)
+            deflate = NIOLoopBoundBox(nil, eventLoop: loop)
         }
     }
 
@@ -69,6 +72,15 @@ final class SessionRegistry: Sendable {
         if streams.handlers.value.removeValue(forKey: ObjectIdentifier(handler)) != nil {
             open.subtract(1, ordering: .relaxed)
         }
+    }
+
+    /// The deflater and inflater the connections of `loop` share; called on `loop`.
+    func deflateCodec(on loop: any EventLoop) -> DeflateCodec {
+        let streams = self.streams(of: loop)
+        if let codec = streams.deflate.value { return codec }
+        let codec = DeflateCodec()
+        streams.deflate.value = codec
+        return codec
     }
 
     private func streams(of loop: any EventLoop) -> LoopStreams {

@@ -12,11 +12,14 @@ struct StreamServices: Sendable {
     let metrics: ServerMetrics
     let sessions: SessionRegistry
     let delivery: StreamDelivery.Configuration
+    /// The largest message a client may send, after joining fragments and inflating (1009).
+    let messageBytesMax: Int
     let logger: Logger
 }
 
 /// One `/v1/stream` connection after the upgrade: the last handler of the channel's pipeline,
-/// behind NIO's WebSocket frame codec and aggregator. It feeds what happens to the connection's
+/// behind NIO's WebSocket frame codec. It joins fragmented messages, inflates and deflates
+/// them when the client chose `permessage-deflate`, It feeds what happens to the connection's
 /// `StreamDelivery` and carries out the actions it answers, on the channel's event loop. An idle
 /// connection is this object and its machine: no task, no stack. Store calls run in tasks off
 /// the event loop and come back to it as inputs; live events come from the hub the same way.
@@ -27,6 +30,12 @@ final class StreamChannelHandler: ChannelDuplexHandler {
 
     private let services: StreamServices
     private let headerToken: String?
+    /// The event loop's codec when the connection uses `permessage-deflate`.
+    private var deflate: DeflateCodec?
+    private let compresses: Bool
+    /// A message whose first fragments have come: its opcode, whether it is compressed, its
+    /// bytes, and how many fragments.
+    private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer, count: Int)?
     private var machine: StreamDelivery
     private var context: ChannelHandlerContext?
     private var subscriber: ChannelSubscriber?
@@ -42,9 +51,10 @@ final class StreamChannelHandler: ChannelDuplexHandler {
     private var lastFlush: EventLoopFuture<Void>?
     private let id = RequestID.make()
 
-    init(services: StreamServices, headerToken: String?) {
+    init(services: StreamServices, headerToken: String?, compresses: Bool) {
         self.services = services
         self.headerToken = headerToken
+        self.compresses = compresses
         machine = StreamDelivery(configuration: services.delivery, now: .now)
     }
 
@@ -59,6 +69,7 @@ final class StreamChannelHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         services.sessions.add(self, on: context.eventLoop)
+        if compresses { deflate = services.sessions.deflateCodec(on: context.eventLoop) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -67,12 +78,48 @@ final class StreamChannelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        guard
+            !frame.rsv2 && !frame.rsv3
+                && (!frame.rsv1 || (deflate != nil && (frame.opcode == .text || frame.opcode == .binary)))
+        else {
+            feed(.protocolError(code: 1002))
+            return
+        }
         switch frame.opcode {
-        case .text:
-            let payload = frame.unmaskedData
-            feed(.text(String(decoding: payload.readableBytesView, as: UTF8.self)))
-        case .binary, .continuation:
-            feed(.binary)
+        case .text, .binary:
+            guard fragments == nil else {
+                feed(.protocolError(code: 1002))
+                return
+            }
+            if frame.fin {
+                received(frame.opcode, compressed: frame.rsv1, frame.unmaskedData)
+            } else {
+                fragments = (frame.opcode, frame.rsv1, frame.unmaskedData, 1)
+            }
+        case .continuation:
+            guard var message = fragments else {
+                feed(.protocolError(code: 1002))
+                return
+            }
+            var data = frame.unmaskedData
+            guard message.data.readableBytes + data.readableBytes <= services.messageBytesMax else {
+                fragments = nil
+                feed(.protocolError(code: 1009))
+                return
+            }
+            guard message.count < Self.fragmentsMax else {
+                fragments = nil
+                feed(.protocolError(code: 1009))
+                return
+            }
+            message.data.writeBuffer(&data)
+            message.count += 1
+            if frame.fin {
+                fragments = nil
+                received(message.opcode, compressed: message.compressed, message.data)
+            } else {
+                fragments = message
+            }
         case .ping:
             feed(.ping(Array(frame.unmaskedData.readableBytesView)))
         case .pong:
@@ -82,6 +129,31 @@ final class StreamChannelHandler: ChannelDuplexHandler {
             feed(.closeReceived(code: payload.readInteger(as: UInt16.self)))
         default:
             feed(.protocolError(code: 1002))
+        }
+    }
+
+    /// Fragments one message may come in.
+    static let fragmentsMax = 1_024
+
+    /// A whole message: inflated when compressed, then to the machine.
+    private func received(_ opcode: WebSocketOpcode, compressed: Bool, _ payload: ByteBuffer) {
+        var payload = payload
+        if compressed, let deflate {
+            do {
+                let bytes = try deflate.decompress(payload, limit: services.messageBytesMax)
+                payload = ByteBuffer(bytes: bytes)
+            } catch .tooLarge {
+                feed(.protocolError(code: 1009))
+                return
+            } catch {
+                feed(.protocolError(code: 1007))
+                return
+            }
+        }
+        if opcode == .text {
+            feed(.text(String(decoding: payload.readableBytesView, as: UTF8.self)))
+        } else {
+            feed(.binary)
         }
     }
 
@@ -109,9 +181,9 @@ final class StreamChannelHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
-        case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+        case NIOWebSocketError.invalidFrameLength:
             feed(.protocolError(code: 1009))
-        case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
+        case is NIOWebSocketError:
             feed(.protocolError(code: 1002))
         default:
             // The socket failed (a reset): nothing more can be sent.
@@ -213,7 +285,12 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         let webSocketFrame: WebSocketFrame
         switch frame {
         case .text(let bytes):
-            webSocketFrame = WebSocketFrame(fin: true, opcode: .text, data: allocator.buffer(bytes: bytes))
+            if let deflate, bytes.count >= PerMessageDeflate.smallestCompressed {
+                webSocketFrame = WebSocketFrame(
+                    fin: true, rsv1: true, opcode: .text, data: deflate.compress(bytes, allocator: allocator))
+            } else {
+                webSocketFrame = WebSocketFrame(fin: true, opcode: .text, data: allocator.buffer(bytes: bytes))
+            }
         case .ping:
             webSocketFrame = WebSocketFrame(fin: true, opcode: .ping, data: allocator.buffer(capacity: 0))
         case .pong(let bytes):
