@@ -41,11 +41,12 @@ def store_arguments(directory):
 class Server:
     """Serves `directory` on a free port (or on `port`, to come back where a client expects it)."""
 
-    def __init__(self, directory, port=0):
+    def __init__(self, directory, port=0, arguments=()):
         self.directory = directory
         self.store = store_arguments(directory)
         self.process = subprocess.Popen(
-            [str(BINARY), "serve", *self.store, "--port", str(port), "--sync", "normal", "--log-level", "error"],
+            [str(BINARY), "serve", *self.store, "--port", str(port), "--sync", "normal", "--log-level", "error",
+             *arguments],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()
         if "listening on" not in line:
