@@ -44,7 +44,7 @@ struct LogReader {
         statement.bind(1, firstSeq)
         defer { statement.reset() }
         guard try statement.step() else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
-        let block = try decodeBlockRow(statement)
+        let block = try decodeBlockRow(statement).indexed()
         guard seq <= block.lastSeq else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
         cache?.insert(block)
         return block

@@ -41,10 +41,10 @@ package final class BlockCache: Sendable {
     }
 
     package func insert(_ block: DecodedBlock) {
-        guard capacityBytes > 0, block.records.count <= capacityBytes else { return }
+        guard capacityBytes > 0, block.cachedBytes <= capacityBytes else { return }
         state.withLock { state in
             if let index = state.indexByFirstSeq[block.firstSeq] {
-                state.bytes += block.records.count - state.slots[index]!.block.records.count
+                state.bytes += block.cachedBytes - state.slots[index]!.block.cachedBytes
                 state.slots[index] = Slot(block: block, referenced: true)
             } else {
                 // A new block starts marked, so the hand passes it once before it can go.
@@ -58,7 +58,7 @@ package final class BlockCache: Sendable {
                     state.slots.append(slot)
                 }
                 state.indexByFirstSeq[block.firstSeq] = index
-                state.bytes += block.records.count
+                state.bytes += block.cachedBytes
             }
             while state.bytes > capacityBytes { Self.evictOne(&state) }
         }
@@ -78,7 +78,7 @@ package final class BlockCache: Sendable {
             state.slots[index] = nil
             state.indexByFirstSeq[slot.block.firstSeq] = nil
             state.free.append(index)
-            state.bytes -= slot.block.records.count
+            state.bytes -= slot.block.cachedBytes
             return
         }
     }
