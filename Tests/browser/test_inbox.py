@@ -198,15 +198,21 @@ def test_reset_reloads_the_list_from_another_store(server, browser, tmp_path):
     other = tmp_path / "other-store"
     other.mkdir()
     shutil.copy(pathlib.Path(server.directory) / "jwt-secret", other / "jwt-secret")
+    # Its events are written before it takes the page's address, so the page's first contact
+    # with it is the reset, whenever the page reconnects.
+    preparing = Server(str(other))
+    try:
+        create(preparing, publisher, "new-1", "Kept unread")
+        create(preparing, publisher, "new-2", "Read before the page looks")
+        alice = preparing.token("user", "alice")
+        assert http(preparing, "POST", "/v1/users/alice/read", alice, {"notification_ids": ["new-2"]})[0] == 200
+    finally:
+        preparing.stop()
     port = server.port
     browser.expect_error(rf"ws://127\.0\.0\.1:{port}/v1/stream.*(failed|ERR_CONNECTION_REFUSED)")
     server.stop()
     replaced = Server(str(other), port=port)
     try:
-        create(replaced, publisher, "new-1", "Kept unread")
-        create(replaced, publisher, "new-2", "Read before the page looks")
-        alice = replaced.token("user", "alice")
-        assert http(replaced, "POST", "/v1/users/alice/read", alice, {"notification_ids": ["new-2"]})[0] == 200
         wait_for(lambda: items(driver) == [("new-1", False)], timeout=30, what="the reloaded unread list")
         wait_for(lambda: caught_up(driver), what="live again after the reset")
         assert badge(driver) == (1, True)

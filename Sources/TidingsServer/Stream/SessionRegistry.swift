@@ -57,7 +57,12 @@ final class SessionRegistry: Sendable {
         let streams = self.streams(of: loop)
         streams.handlers.value[ObjectIdentifier(handler)] = handler
         open.add(1, ordering: .relaxed)
-        if streams.ticks.value == nil && !stopped.load(ordering: .relaxed) {
+        if stopped.load(ordering: .relaxed) {
+            // Accepted while the server shuts down: closed at once, as the others were.
+            handler.feed(.closeRequested(code: 1001))
+            return
+        }
+        if streams.ticks.value == nil {
             let interval = TimeAmount(tickInterval)
             streams.ticks.value = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 let wall = Int64(Date().timeIntervalSince1970)

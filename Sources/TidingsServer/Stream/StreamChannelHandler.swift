@@ -211,6 +211,16 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    /// The machine drops a client that does not answer its close frame at its next tick past
+    /// the close timeout; this timer does it too, for a connection whose loop no longer ticks
+    /// (one accepted while the server shuts down).
+    private func dropAfterCloseTimeout(_ context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: TimeAmount(services.delivery.closeTimeout)) {
+            handler.value.closeChannel()
+        }
+    }
+
     // MARK: Driving the machine
 
     /// Hands one input to the machine and carries out its actions; inputs that arrive meanwhile
@@ -236,6 +246,7 @@ final class StreamChannelHandler: ChannelDuplexHandler {
             case .write(let frame):
                 let flushesNext = index + 1 < actions.count && actions[index + 1] == .flush
                 write(frame, context: context, reportingCompletion: flushesNext)
+                if case .close = frame { dropAfterCloseTimeout(context) }
             case .flush:
                 context.flush()
             case .checkHello(let text):
