@@ -126,30 +126,17 @@ public struct FanoutLoad: Sendable {
                             let due = started + .seconds(Double(batch * Self.batchSize) / rate)
                             if due > .now { try await Task.sleep(until: due, clock: .continuous) }
                         }
-                        var body = Array(#"{"events":["#.utf8)
-                        for item in 0..<Self.batchSize {
+                        let events = (0..<Self.batchSize).map { item in
                             let index = batch * Self.batchSize + item
-                            if item > 0 { body.append(UInt8(ascii: ",")) }
-                            body += Array(
+                            return
                                 #"{"type":"notification.created","user_id":"f\#(index % clients)","data":{"notification_id":"b\#(batch)-\#(item)","title":"Fan-out \#(index)"}}"#
-                                    .utf8)
                         }
-                        body += Array("]}".utf8)
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events")
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(bytes: body))
                         let sent = ContinuousClock.now
                         tally.sentAt.withLock { times in
                             while times.count <= batch { times.append(sent) }
                             times[batch] = sent
                         }
-                        let response = try await http.execute(request, timeout: .seconds(60))
-                        _ = try await response.body.collect(upTo: 1 << 24)
-                        guard response.status == .created else {
-                            throw HarnessError("append failed: \(response.status)")
-                        }
+                        try await http.appendBatch(events, port: port, token: token)
                     }
                 }
             }

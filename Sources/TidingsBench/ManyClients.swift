@@ -114,24 +114,11 @@ struct ManyClients {
                     while true {
                         let batch = receiptsForBatches.nextBatch.add(1, ordering: .relaxed).oldValue
                         guard batch < batches else { return }
-                        var body = Array(#"{"events":["#.utf8)
-                        for user in batch * batchSize..<min((batch + 1) * batchSize, clients) {
-                            if user > batch * batchSize { body.append(UInt8(ascii: ",")) }
-                            body += Array(
-                                #"{"type":"notification.created","user_id":"m\#(user)","data":{"notification_id":"w-\#(user)","title":"For you"}}"#
-                                    .utf8)
-                        }
-                        body += Array("]}".utf8)
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events")
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(bytes: body))
-                        let response = try await http.execute(request, timeout: .seconds(60))
-                        _ = try await response.body.collect(upTo: 1 << 24)
-                        guard response.status == .created else {
-                            throw HarnessError("append failed: \(response.status)")
-                        }
+                        let users = batch * batchSize..<min((batch + 1) * batchSize, clients)
+                        try await http.appendBatch(
+                            users.map {
+                                #"{"type":"notification.created","user_id":"m\#($0)","data":{"notification_id":"w-\#($0)","title":"For you"}}"#
+                            }, port: port, token: token)
                     }
                 }
             }

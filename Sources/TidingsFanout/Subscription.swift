@@ -26,13 +26,12 @@ public final class Subscription: LiveSubscriber, Hashable {
         case overflowed
         /// Woken without events (for example, an acknowledgement became ready).
         case nudged
-        /// The hub closed the subscription (shutdown, or the connection asked).
+        /// The subscription was closed (shutdown).
         case closed(reason: CloseReason)
     }
 
     public enum CloseReason: Sendable, Equatable {
         case shutdown
-        case requested(code: UInt16, errorCode: String?, message: String?)
     }
 
     private struct State {
@@ -108,7 +107,6 @@ public final class Subscription: LiveSubscriber, Hashable {
         wake?.resume()
     }
 
-    public var isClosed: Bool { state.withLock { $0.closed != nil } }
     /// Events queued now (for tests: nothing is queued once closed or overflowed).
     var queuedCount: Int { state.withLock { $0.queue.count } }
     /// A reader is waiting in `next()` (for tests).

@@ -60,6 +60,8 @@ struct ServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     private func configurePipeline(_ channel: any Channel) throws -> EventLoopFuture<Connection> {
         let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+        /// Whether the upgrade's answer accepted `permessage-deflate`.
+        let compresses = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let streams = self.streams
         let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
             maxFrameSize: configuration.webSocketMessageBytesMax,
@@ -73,17 +75,15 @@ struct ServerChannel: ServerChildChannel, HTTPChannelHandler {
                     toOffers: head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
                 {
                     headers.add(name: "Sec-WebSocket-Extensions", value: deflate)
+                    compresses.value = true
                 }
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     let token = NotificationServer.bearerToken(head.headers.first(name: "authorization"))
-                    let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
                     try channel.pipeline.syncOperations.addHandler(
-                        StreamChannelHandler(
-                            services: streams, headerToken: token,
-                            compresses: PerMessageDeflate.response(toOffers: offers) != nil))
+                        StreamChannelHandler(services: streams, headerToken: token, compresses: compresses.value))
                     return .stream
                 }
             })

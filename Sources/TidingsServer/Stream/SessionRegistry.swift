@@ -100,19 +100,14 @@ final class SessionRegistry: Sendable {
 
     var count: Int { open.load(ordering: .relaxed) }
 
-    /// Feeds every connection `input` on its own event loop, waiting for none.
-    private func feedAll(_ input: @escaping @Sendable () -> StreamDelivery.Input) {
+    /// Closes every connection with `code` (each after what is queued before it), on its own
+    /// event loop, waiting for none.
+    func closeAll(code: UInt16) {
         for streams in loops.withLock({ Array($0.values) }) {
             streams.loop.execute {
-                for handler in streams.handlers.value.values { handler.feed(input()) }
+                for handler in streams.handlers.value.values { handler.feed(.closeRequested(code: code)) }
             }
         }
-    }
-
-    /// Closes every connection with `code` (each after what is queued before it), waiting for
-    /// none.
-    func closeAll(code: UInt16) {
-        feedAll { .closeRequested(code: code) }
     }
 
     /// Closes every connection with 1001 and waits (bounded) for them to go; then stops the

@@ -58,8 +58,11 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         machine = StreamDelivery(configuration: services.delivery, now: .now)
     }
 
-    private var logger: Logger {
-        var logger = services.logger
+    /// Made when something is logged, not per connection or per store call.
+    private var logger: Logger { Self.logger(services.logger, connection: id) }
+
+    private static func logger(_ base: Logger, connection id: String) -> Logger {
+        var logger = base
         logger[metadataKey: "connection_id"] = .string(id)
         return logger
     }
@@ -331,7 +334,8 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         _ context: ChannelHandlerContext, _ call: @escaping @Sendable () async throws -> StreamDelivery.Input
     ) {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let logger = self.logger
+        let base = services.logger
+        let id = self.id
         Task {
             let input: StreamDelivery.Input
             do {
@@ -341,7 +345,8 @@ final class StreamChannelHandler: ChannelDuplexHandler {
             } catch let error as StoreError where error.code == .badRequest || error.code == .payloadTooLarge {
                 input = .storeFailed(.badRequest(error.message))
             } catch {
-                logger.error("stream failed", metadata: ["error": "\(error)"])
+                StreamChannelHandler.logger(base, connection: id).error(
+                    "stream failed", metadata: ["error": "\(error)"])
                 input = .storeFailed(nil)
             }
             handler.eventLoop.execute { handler.value.feed(input) }
