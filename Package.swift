@@ -52,6 +52,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // No pkgConfig: hiredis.pc carries -D_FILE_OFFSET_BITS=64, which SwiftPM refuses.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // epoll(7), for the benchmarks' load generators (part of libc).
+        .systemLibrary(name: "CEpoll"),
         // The store as the server and the command line see it (`EventStore`), and what every
         // engine shares: records, blocks, LZ4, the data transform, the hash chain, the
         // projection's rules. No engine, no networking.
@@ -138,6 +140,7 @@ let package = Package(
                 "TidingsFanout",
                 "TidingsServer",
                 "TidingsTestSupport",
+                "CEpoll",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -218,15 +218,17 @@ public final class RedisPeer: Sendable {
         }
         let received = SharedCount()
         let done = SharedCount()
-        // The subscribers are read by one thread that polls them all, as an event loop would.
+        // The subscribers are read by one thread through epoll, as an event loop would (and as
+        // the WebSocket clients are).
         let subscriberConnections = ThreadConfined(connections)
         let reader = Thread {
             let connections = subscriberConnections.value
-            var descriptors = connections.map { pollfd(fd: $0.fileDescriptor, events: Int16(POLLIN), revents: 0) }
+            let readiness = ReadinessSet()
+            for (index, connection) in connections.enumerated() {
+                readiness.add(connection.fileDescriptor, token: index)
+            }
             while done.value == 0 {
-                guard poll(&descriptors, nfds_t(descriptors.count), 100) > 0 else { continue }
-                for index in descriptors.indices where descriptors[index].revents != 0 {
-                    descriptors[index].revents = 0
+                readiness.wait(milliseconds: 100) { index in
                     if let replies = try? connections[index].readAvailable() { received.add(replies.count) }
                 }
             }

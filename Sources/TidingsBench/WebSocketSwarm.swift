@@ -2,8 +2,8 @@ import Foundation
 import Synchronization
 import TidingsTestSupport
 
-/// Many WebSocket clients on raw sockets, all read by one thread with poll(2), the way the Redis
-/// peer reads its hiredis subscribers: per client about as cheap, so the fan-out workloads
+/// Many WebSocket clients on raw sockets, all read by one thread through epoll, the way the
+/// Redis peer reads its hiredis subscribers: per client about as cheap, so the fan-out workloads
 /// measure the server rather than the load generator. Speaks just enough of RFC 6455 for `/v1/stream`:
 /// the upgrade, one masked text frame (the hello), unmasked frames from the server, pong for
 /// ping, and close.
@@ -24,9 +24,10 @@ final class WebSocketSwarm: @unchecked Sendable {
 
     private let port: Int
     private let onText: TextHandler
+    /// A closed client's descriptor is -1.
     private var clients: [Client] = []
-    /// Parallel to `clients`; a closed client's descriptor is -1, which poll skips.
-    private var polled: [pollfd] = []
+    /// Reports clients by their index in `clients`.
+    private let readiness = ReadinessSet()
     private let running = Atomic<Bool>(true)
     private let stopped = Atomic<Bool>(false)
     /// Connections asked for and not yet opened: the port, source address and hello of each.
@@ -69,7 +70,7 @@ final class WebSocketSwarm: @unchecked Sendable {
         let descriptor = try LoopbackSocket.connect(port: port, source: source)
         try LoopbackSocket.writeAll(descriptor, LoopbackSocket.webSocketUpgrade(port: port))
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        polled.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
+        readiness.add(descriptor, token: clients.count)
         clients.append(
             Client(descriptor: descriptor, hello: LoopbackSocket.clientFrame(opcode: 0x1, payload: Array(hello.utf8))))
     }
@@ -88,16 +89,12 @@ final class WebSocketSwarm: @unchecked Sendable {
                     try open(port: port, source: source, hello: hello)
                 } catch {
                     clients.append(Client(descriptor: -1, hello: []))
-                    polled.append(pollfd(fd: -1, events: 0, revents: 0))
                     failed.add(1, ordering: .relaxed)
                     closed.add(1, ordering: .relaxed)
                 }
             }
-            let ready = poll(&polled, nfds_t(polled.count), opening.isEmpty ? 50 : 0)
-            guard ready > 0 else { continue }
-            for index in polled.indices where polled[index].revents != 0 {
-                polled[index].revents = 0
-                guard clients[index].descriptor >= 0 else { continue }
+            readiness.wait(milliseconds: opening.isEmpty ? 50 : 0) { index in
+                guard clients[index].descriptor >= 0 else { return }
                 while true {
                     let count = chunk.withUnsafeMutableBytes {
                         read(clients[index].descriptor, $0.baseAddress, $0.count)
@@ -121,7 +118,6 @@ final class WebSocketSwarm: @unchecked Sendable {
         guard clients[index].descriptor >= 0 else { return }
         Glibc.close(clients[index].descriptor)
         clients[index].descriptor = -1
-        polled[index].fd = -1
         closed.add(1, ordering: .relaxed)
     }
 
