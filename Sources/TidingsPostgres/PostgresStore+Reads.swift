@@ -91,6 +91,71 @@ extension PostgresStore {
         }
     }
 
+    public func notifications(
+        userID: String, before: String?, filter: NotificationListFilter, limit: Int
+    ) async throws -> NotificationList {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        try filter.check()
+        return try await withSnapshot { [self] connection in
+            let state = try await userState(userID, cursor: before, on: connection)
+            let position = try userPosition(before, userID: userID, head: state.streamSeq, log: state.history)
+            let anchor = state.history.head
+            var builder = NotificationListBuilder(filter: filter, limit: limit)
+            let window = builder.window
+            if let user = state.user, before == nil || position > 0 {
+                switch filter.state {
+                case .all:
+                    // The stream from its newest entry back, a window at a time.
+                    var below = before == nil ? user.streamSeq + 1 : position
+                    while !builder.isFull, below > 1 {
+                        let entries = try await connection.rows(
+                            """
+                            SELECT stream_seq, seq FROM tidings_user_events
+                            WHERE user_no = \(user.userNo) AND stream_seq < \(below) ORDER BY stream_seq DESC LIMIT \(window)
+                            """, as: (Int64, Int64).self, logger: logger)
+                        guard let oldest = entries.last else { break }
+                        let seqs = entries.reversed().map(\.1)
+                        let unreadSeqs: [Int64] = try await connection.rows(
+                            """
+                            SELECT created_seq FROM tidings_notifications
+                            WHERE user_no = \(user.userNo) AND unread AND created_seq = ANY(\(seqs))
+                            """, as: Int64.self, logger: logger)
+                        let unread = Set(unreadSeqs)
+                        let events = try await context.events(
+                            seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
+                        for event in events.reversed() { builder.offer(event, isRead: !unread.contains(event.seq)) }
+                        below = oldest.0
+                    }
+                case .unread:
+                    var below = Int64.max
+                    if before != nil {
+                        below =
+                            try await connection.rows(
+                                """
+                                SELECT seq FROM tidings_user_events WHERE user_no = \(user.userNo) AND stream_seq = \(position)
+                                """, as: Int64.self, logger: logger
+                            ).first ?? 0
+                    }
+                    while !builder.isFull, below > 1 {
+                        let seqs = try await connection.rows(
+                            """
+                            SELECT created_seq FROM tidings_notifications WHERE user_no = \(user.userNo) AND unread
+                                AND created_seq < \(below) ORDER BY created_seq DESC LIMIT \(window)
+                            """, as: Int64.self, logger: logger)
+                        let events = try await context.events(
+                            seqs: seqs.reversed(), unreadCounts: nil, anchor: anchor, on: connection)
+                        for event in events.reversed() { builder.offer(event, isRead: false) }
+                        guard seqs.count == window, let last = seqs.last else { break }
+                        below = last
+                    }
+                }
+            }
+            return builder.page(
+                store: self, userID: userID, before: before, head: (state.streamSeq, state.unread), anchor: anchor)
+        }
+    }
+
     public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor) {
         try Self.checkUser(userID)
         return try await withSnapshot { [self] connection in

@@ -146,6 +146,56 @@ extension SQLiteStore {
         }
     }
 
+    /// The user's notifications newest first, with their state (`EventStore.notifications`).
+    public func notifications(
+        userID: String, before: String?, filter: NotificationListFilter, limit: Int = Limits.pageLimitDefault
+    ) async throws -> NotificationList {
+        try Self.checkUser(userID)
+        try Self.checkLimit(limit)
+        try filter.check()
+        return try await withSnapshot { read in
+            let userNo = try read.userNumber(userID)
+            let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, unread: 0)
+            let position = try self.userPosition(before, userID: userID, head: head.streamSeq, log: read)
+            var builder = NotificationListBuilder(filter: filter, limit: limit)
+            if let userNo, before == nil || position > 0 {
+                let unread = read.view.unreadTest(user: userNo)
+                switch filter.state {
+                case .all:
+                    // The stream from its newest entry back, a window at a time.
+                    var below = before == nil ? head.streamSeq + 1 : position
+                    while !builder.isFull, below > 1 {
+                        let after = max(0, below - 1 - Int64(builder.window))
+                        let entries = try read.view.entries(
+                            user: userNo, afterStreamSeq: after, limit: Int(below - 1 - after))
+                        for event in try read.events(entries: entries).reversed() {
+                            let isUnread = try event.type == .created && unread.isUnread(createdSeq: event.seq)
+                            builder.offer(event, isRead: !isUnread)
+                        }
+                        below = after + 1
+                    }
+                case .unread:
+                    var below = Int64.max
+                    if before != nil {
+                        below =
+                            try read.view.entries(user: userNo, afterStreamSeq: position - 1, limit: 1).first?.seq ?? 0
+                    }
+                    while !builder.isFull, below > 1 {
+                        let seqs = try unread.unreadSeqs(before: below, limit: builder.window)
+                        let records = try read.log.records(
+                            seqs: Array(seqs.reversed()), sealedSeq: read.snapshot.sealedSeq)
+                        for record in records.reversed() {
+                            builder.offer(try read.storedEvent(seq: record.seq, record: record.record), isRead: false)
+                        }
+                        guard seqs.count == builder.window, let last = seqs.last else { break }
+                        below = last
+                    }
+                }
+            }
+            return builder.page(store: self, userID: userID, before: before, head: head, anchor: read.head)
+        }
+    }
+
     /// The user's stream head: its stream_seq and unread count.
     public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor) {
         try Self.checkUser(userID)

@@ -112,10 +112,13 @@ final class EngineStore: @unchecked Sendable {
     }
 }
 
-func created(_ user: String, _ notification: String, id: String? = nil, title: String = "Hello") -> NewEvent {
-    NewEvent(
+func created(
+    _ user: String, _ notification: String, id: String? = nil, title: String = "Hello", kind: String? = nil
+) -> NewEvent {
+    let kindField = kind.map { #","kind":"\#($0)""# } ?? ""
+    return NewEvent(
         type: .created, userID: user, id: id,
-        data: #"{"notification_id":"\#(notification)","title":"\#(title)"}"#)
+        data: #"{"notification_id":"\#(notification)","title":"\#(title)"\#(kindField)}"#)
 }
 
 func read(_ user: String, _ notification: String, id: String? = nil) -> NewEvent {

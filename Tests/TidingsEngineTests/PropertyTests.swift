@@ -14,6 +14,7 @@ import TidingsTestSupport
         var nextNotification = 0
         var nextID = 0
         let users = ["alice", "bob", "carol", "dave:1", "e@x.org"]
+        static let kinds: [String?] = [nil, "mention", "build.failed"]
 
         mutating func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
         mutating func chance(_ percent: UInt64) -> Bool { random.next() % 100 < percent }
@@ -55,7 +56,11 @@ import TidingsTestSupport
                                 ? "a-notification-id-longer-than-24-bytes-\(nextNotification)" : "n-\(nextNotification)"
                     nextNotification += 1
                 }
-                result = (created(user, notification, id: id, title: "T\(random.next() % 1000)"), notification, nil)
+                let kind = pick(Self.kinds)
+                result = (
+                    created(user, notification, id: id, title: "T\(random.next() % 1000)", kind: kind), notification,
+                    nil
+                )
             } else if roll < 90 {
                 let notification = knownNotification(for: user) ?? "unknown-\(random.next() % 5)"
                 result = (read(user, notification, id: id), notification, nil)
@@ -148,6 +153,9 @@ import TidingsTestSupport
                 #expect(count == model.events[Int(user.events[Int(position - 1)] - 1)].unreadAfter)
             }
         }
+        for (userID, user) in model.users {
+            try await checkList(store, userID: userID, user: user, model: model, random: &random)
+        }
         var all: [Int64] = []
         var cursor: String?
         repeat {
@@ -157,5 +165,41 @@ import TidingsTestSupport
             if !page.hasMore { break }
         } while true
         #expect(all == model.events.map(\.seq))
+    }
+
+    /// Pages through the user's notification list with a random filter and page size: newest
+    /// first, each with its read state, as the model has them.
+    func checkList(
+        _ store: any EventStore, userID: String, user: StoreModel.UserState, model: StoreModel,
+        random: inout SeededGenerator
+    ) async throws {
+        let state: NotificationListFilter.State = random.next() % 2 == 0 ? .all : .unread
+        let kind = Generator.kinds[Int(random.next() % UInt64(Generator.kinds.count))]
+        let limit = Int(random.next() % 7) + 1
+        let expected = user.notifications.values.sorted(by: >).filter { seq in
+            let data = try? JSONValue.parse(model.events[Int(seq - 1)].data)
+            return (state == .all || user.unread.contains(seq))
+                && (kind == nil || data?["kind"]?.stringValue == kind)
+        }
+        var listed: [Int64] = []
+        var before: String?
+        while true {
+            let page = try await store.notifications(
+                userID: userID, before: before, filter: NotificationListFilter(state: state, kind: kind), limit: limit)
+            #expect(page.notifications.count <= limit)
+            for item in page.notifications {
+                #expect(item.event.type == .created)
+                #expect(item.isRead == !user.unread.contains(item.event.seq), "\(userID) \(item.event.seq)")
+            }
+            listed += page.notifications.map(\.event.seq)
+            #expect(page.unreadCount == Int64(user.unread.count))
+            #expect(
+                Cursor.samePosition(
+                    page.cursor, store.unanchoredUserCursor(userID, streamSeq: Int64(user.events.count))))
+            #expect(page.hasMore == (listed.count < expected.count), "\(userID) \(state) \(kind ?? "-") \(limit)")
+            if !page.hasMore || page.notifications.isEmpty { break }
+            before = page.nextBefore
+        }
+        #expect(listed == expected, "\(userID) \(state) \(kind ?? "-") limit \(limit)")
     }
 }

@@ -79,5 +79,9 @@ def test_the_stream_error_codes_on_the_page_are_the_schemas():
 
 
 def test_the_page_carries_a_version_and_a_changelog():
-    assert PAGE.startswith("# Tidings wire protocol (v1)")
+    version = re.match(r"# Tidings wire protocol \(v(\d+\.\d+|\d+)\)\n", PAGE)
+    assert version is not None
+    # The title's version is the newest entry of the changelog.
+    changelog = PAGE.split("\n## Changelog\n", 1)[1]
+    assert changelog.startswith(f"- **v{version.group(1)}, ")
     assert "\n## Changelog\n" in PAGE

@@ -64,11 +64,13 @@ struct ProjectionBase {
     }
 
     /// Created seqs of the user's unread notifications with `after < created_seq <= through`,
-    /// oldest first, at most `limit`.
-    func unreadSeqs(user: Int64, after: Int64, through: Int64 = .max, limit: Int = .max) throws -> [Int64] {
+    /// oldest first (newest first with `newestFirst`), at most `limit`.
+    func unreadSeqs(
+        user: Int64, after: Int64, through: Int64 = .max, newestFirst: Bool = false, limit: Int = .max
+    ) throws -> [Int64] {
         let statement = try database.cached(
             "SELECT created_seq FROM \(prefix)unread WHERE user_no = ?1 AND created_seq > ?2 AND created_seq <= ?3 ORDER BY created_seq"
-        )
+                + (newestFirst ? " DESC" : ""))
         statement.bind(1, user)
         statement.bind(2, after)
         statement.bind(3, through)

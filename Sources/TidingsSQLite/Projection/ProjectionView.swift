@@ -90,6 +90,57 @@ struct ProjectionView: ProjectionState {
         return out
     }
 
+    /// Which of the user's notifications are unread, as of this view: a test of created seqs,
+    /// with the overlay's part of the answer taken once.
+    func unreadTest(user: Int64) -> UnreadTest {
+        let (readAllBound, explicitReads, created) = overlay.withLock {
+            (
+                $0.readAllBound(user: user, lower: lower, upper: upper),
+                $0.explicitReads(user: user, lower: lower, upper: upper),
+                $0.createdEvents(user: user, lower: lower, upper: upper)
+            )
+        }
+        return UnreadTest(
+            base: base, user: user, lower: lower, readAllBound: readAllBound,
+            readTargets: Set(explicitReads.map(\.createdSeq)), overlayCreated: created.map(\.seq))
+    }
+
+    struct UnreadTest {
+        let base: ProjectionBase
+        let user: Int64
+        let lower: Int64
+        let readAllBound: Int64
+        let readTargets: Set<Int64>
+        /// Created seqs of the user's notifications in the overlay, oldest first.
+        let overlayCreated: [Int64]
+
+        func isUnread(createdSeq: Int64) throws -> Bool {
+            guard createdSeq > readAllBound, !readTargets.contains(createdSeq) else { return false }
+            if createdSeq > lower { return true }
+            return try base.isUnread(user: user, createdSeq: createdSeq)
+        }
+
+        /// Created seqs of unread notifications below `before`, newest first, at most `limit`.
+        func unreadSeqs(before: Int64, limit: Int) throws -> [Int64] {
+            var out: [Int64] = []
+            for seq in overlayCreated.reversed() where seq < before && out.count < limit {
+                if seq > readAllBound && !readTargets.contains(seq) { out.append(seq) }
+            }
+            var below = min(before, lower + 1)
+            while out.count < limit {
+                let page = try base.unreadSeqs(
+                    user: user, after: readAllBound, through: below - 1, newestFirst: true, limit: 512)
+                for seq in page where !readTargets.contains(seq) {
+                    out.append(seq)
+                    if out.count == limit { break }
+                }
+                guard page.count == 512, let last = page.last else { break }
+                below = last
+            }
+            return out
+        }
+    }
+
     /// How many unread notifications the user has created at or before `through`.
     func unreadCount(user: Int64, through: Int64) throws -> Int64 {
         let (readAllBound, explicitReads, created) = overlay.withLock {

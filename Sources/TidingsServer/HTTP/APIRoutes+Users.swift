@@ -50,6 +50,44 @@ extension APIRoutes {
     }
 }
 
+extension APIRoutes {
+    /// `GET /v1/users/{user_id}/notifications?before=&limit=&state=&kind=`: newest first, with
+    /// each notification's state, from the projection.
+    func notifications(_ request: Request, _ context: TidingsRequestContext) async throws -> Response {
+        let principal = try principal(request, context)
+        let user = try userID(context)
+        try require(principal.mayRead(user: user) || principal.role == .publisher)
+        let limit = try limit(request)
+        let query = request.uri.queryParameters
+        var filter = NotificationListFilter()
+        if let state = query.get("state") {
+            guard let value = NotificationListFilter.State(rawValue: state) else {
+                let names = NotificationListFilter.State.allCases.map(\.rawValue).joined(separator: " or ")
+                throw APIError.badRequest("state must be \(names)")
+            }
+            filter.state = value
+        }
+        filter.kind = query.get("kind")
+        let before = query.get("before")
+        let list = try await storeCall {
+            try await store.notifications(userID: user, before: before, filter: filter, limit: limit)
+        }
+        let items = list.notifications.map { item in
+            var writer = JSONWriter(capacity: 600)
+            writer.field("read", item.isRead)
+            writer.rawField("event", envelope(item.event, userStream: true))
+            return writer.finish()
+        }
+        var writer = JSONWriter(capacity: 640 * max(items.count, 1))
+        writer.arrayField("notifications", items)
+        writer.field("unread_count", list.unreadCount)
+        writer.field("cursor", list.cursor)
+        writer.field("next_before", list.nextBefore)
+        writer.field("has_more", list.hasMore)
+        return Self.json(writer.finish())
+    }
+}
+
 /// The body of a read request, as HTTP and WebSocket `read` messages share it.
 enum ReadCommand: Equatable {
     case notifications([String])

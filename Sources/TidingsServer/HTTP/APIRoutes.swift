@@ -24,6 +24,9 @@ struct APIRoutes: Sendable {
         routes.on(.post, "/v1/users/:user_id/read") { request, context in try await markRead(request, context) }
         routes.on(.get, "/v1/users/:user_id/events") { request, context in try await userEvents(request, context) }
         routes.on(.get, "/v1/users/:user_id/unread") { request, context in try await unread(request, context) }
+        routes.on(.get, "/v1/users/:user_id/notifications") { request, context in
+            try await notifications(request, context)
+        }
         routes.on(.get, "/v1/log/verify") { request, context in try await verifyLog(request, context) }
         routes.on(.get, "/v1/stats") { request, context in try await stats(request, context) }
         routes.on(.post, "/v1/admin/projections/rebuild") { request, context in

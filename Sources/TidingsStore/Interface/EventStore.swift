@@ -37,6 +37,12 @@ public protocol EventStore: AnyObject, Sendable {
     func allEvents(after: String?, filter: EventFilter, limit: Int) async throws -> EventPage
     /// The user's unread count, oldest unread notifications (at most `limit`) and stream head.
     func unread(userID: String, limit: Int) async throws -> UnreadSnapshot
+    /// The user's notifications newest first, with their state, from the projection: those
+    /// older than `before` (a `nextBefore` of an earlier page; nil: from the newest) that pass
+    /// `filter`, at most `limit`, with the unread count and stream head of the same snapshot.
+    func notifications(
+        userID: String, before: String?, filter: NotificationListFilter, limit: Int
+    ) async throws -> NotificationList
     /// The user's stream head and unread count, in one snapshot, with that snapshot's head.
     func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor)
     /// The user's unread count as it was right after their event at `streamSeq`.

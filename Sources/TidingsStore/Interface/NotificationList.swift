@@ -1,0 +1,102 @@
+/// Which of a user's notifications a list read returns (`GET /v1/users/{user_id}/notifications`).
+public struct NotificationListFilter: Sendable, Equatable {
+    public enum State: String, Sendable, CaseIterable {
+        /// Every notification the user has.
+        case all
+        /// Those not read yet.
+        case unread
+    }
+
+    public var state: State
+    /// Only notifications whose `data.kind` is exactly this; nil: any kind, or none.
+    public var kind: String?
+
+    public init(state: State = .all, kind: String? = nil) {
+        self.state = state
+        self.kind = kind
+    }
+
+    package func check() throws {
+        guard let kind else { return }
+        let count = kind.unicodeScalars.count
+        guard count >= 1, count <= Limits.kindCharactersMax else {
+            throw StoreError.badRequest("kind must be 1-\(Limits.kindCharactersMax) characters")
+        }
+    }
+
+    /// Whether a `notification.created` event passes the kind filter.
+    package func matchesKind(_ event: StoredEvent) -> Bool {
+        guard let kind else { return true }
+        guard let data = try? JSONValue.parse(event.data) else { return false }
+        return data["kind"]?.stringValue == kind
+    }
+}
+
+/// One notification of a list: its `notification.created` event and its state as of the list.
+public struct ListedNotification: Sendable, Equatable {
+    public let event: StoredEvent
+    public let isRead: Bool
+
+    package init(event: StoredEvent, isRead: Bool) {
+        self.event = event
+        self.isRead = isRead
+    }
+}
+
+/// A page of a user's notifications, newest first, read from the projection in one snapshot.
+public struct NotificationList: Sendable {
+    public let notifications: [ListedNotification]
+    /// The user's unread count as of the page.
+    public let unreadCount: Int64
+    /// The head of the user stream as of the page: a client that lists and then streams from
+    /// here misses nothing and sees nothing twice.
+    public let cursor: String
+    /// Where the next page starts: the position of the oldest notification listed (or the
+    /// `before` given, or the stream's start, on an empty page). Never nil.
+    public let nextBefore: String
+    /// True exactly when an older notification passes the filter.
+    public let hasMore: Bool
+}
+
+/// Gathers a list page as an engine walks a user's notifications from the newest: it keeps the
+/// created events that pass the filter and stops wanting more one past the limit, which is how
+/// `hasMore` is exact. Both engines fill it; the page's shape is decided here once.
+package struct NotificationListBuilder {
+    package let filter: NotificationListFilter
+    package let limit: Int
+    /// How many stream entries or unread seqs an engine reads at a time while walking back:
+    /// about twice the page, since most of a stream is `notification.created`.
+    package let window: Int
+    package private(set) var items: [ListedNotification] = []
+
+    package init(filter: NotificationListFilter, limit: Int) {
+        self.filter = filter
+        self.limit = limit
+        window = min(max(2 * (limit + 1), 16), 1_024)
+    }
+
+    /// One more than the page holds is found.
+    package var isFull: Bool { items.count > limit }
+
+    /// Offers the next older event; events other than `notification.created`, and those the
+    /// filter rejects, are passed over.
+    package mutating func offer(_ event: StoredEvent, isRead: Bool) {
+        guard !isFull, event.type == .created, filter.matchesKind(event) else { return }
+        if filter.state == .unread && isRead { return }
+        items.append(ListedNotification(event: event, isRead: isRead))
+    }
+
+    package func page(
+        store: some EventStore, userID: String, before: String?, head: (streamSeq: Int64, unread: Int64),
+        anchor: CursorAnchor
+    ) -> NotificationList {
+        let listed = Array(items.prefix(limit))
+        let next =
+            listed.last.map { store.cursor(of: $0.event, userStream: true) } ?? before
+            ?? store.userCursor(userID, streamSeq: 0, anchor: anchor)
+        return NotificationList(
+            notifications: listed, unreadCount: head.unread,
+            cursor: store.userCursor(userID, streamSeq: head.streamSeq, anchor: anchor), nextBefore: next,
+            hasMore: items.count > limit)
+    }
+}
