@@ -20,6 +20,7 @@ public struct StoreBenchmark: Sendable {
         case appendThousand = "append-1000"
         case replay
         case userReplay = "user-replay"
+        case list
         case rebuild
         case size
     }
@@ -62,7 +63,7 @@ public struct StoreBenchmark: Sendable {
                 BenchmarkFigure(workload: "append", metric: "batch 100, FULL", unit: "ev/s", tidings: hundreds))
             progress("append batch 100: \(Int(hundreds)) events/s")
         }
-        let needsLoadedStore: [Workload] = [.appendThousand, .replay, .userReplay, .rebuild, .size]
+        let needsLoadedStore: [Workload] = [.appendThousand, .replay, .userReplay, .list, .rebuild, .size]
         guard needsLoadedStore.contains(where: wants) else { return figures }
 
         let path = directory + "/read"
@@ -94,6 +95,8 @@ public struct StoreBenchmark: Sendable {
                     lowerIsBetter: true))
             progress("user replay \(users): p50 \(Int(p50)) us, p99 \(Int(p99)) us")
         }
+
+        if wants(.list) { figures += try await listPages(store, corpus: corpus) }
 
         let stats = try await store.stats()
         store.close()
@@ -200,6 +203,61 @@ public struct StoreBenchmark: Sendable {
         }
         samples.sort()
         return (samples[samples.count / 2], samples[samples.count * 99 / 100])
+    }
+}
+
+extension StoreBenchmark {
+    /// Pages of 50 of the top user's notification list (the newest, the fifth, only unread,
+    /// only one rare kind), each read 200 times: p50 and p99.
+    func listPages(_ store: SQLiteStore, corpus: [NewEvent]) async throws -> [BenchmarkFigure] {
+        var counts: [String: Int] = [:]
+        for event in corpus { counts[event.userID, default: 0] += 1 }
+        guard let top = counts.max(by: { $0.value < $1.value }) else { return [] }
+        var fifth: String?
+        for _ in 0..<4 {
+            fifth = try await store.notifications(userID: top.key, before: fifth, filter: .init(), limit: 50).nextBefore
+        }
+        let cases: [(String, String?, NotificationListFilter)] = [
+            ("newest", nil, NotificationListFilter()),
+            ("fifth", fifth, NotificationListFilter()),
+            ("unread", nil, NotificationListFilter(state: .unread)),
+            ("kind security.alert", nil, NotificationListFilter(kind: "security.alert")),
+        ]
+        var figures: [BenchmarkFigure] = []
+        for (name, before, filter) in cases {
+            var samples: [Double] = []
+            for _ in 0..<200 {
+                let start = ContinuousClock.now
+                let page = try await store.notifications(userID: top.key, before: before, filter: filter, limit: 50)
+                samples.append((ContinuousClock.now - start).seconds * 1_000_000)
+                precondition(page.notifications.count == 50, "the top user has 50 notifications in every case")
+            }
+            samples.sort()
+            let (p50, p99) = (samples[samples.count / 2], samples[samples.count * 99 / 100])
+            let metric = "page of 50, top user (\(top.value) events), \(name)"
+            figures.append(
+                BenchmarkFigure(
+                    workload: "list", metric: metric + ", p50", unit: "us", tidings: p50, lowerIsBetter: true))
+            figures.append(
+                BenchmarkFigure(
+                    workload: "list", metric: metric + ", p99", unit: "us", tidings: p99, lowerIsBetter: true))
+            progress("list \(name), top user: p50 \(Int(p50)) us, p99 \(Int(p99)) us")
+        }
+        // What a first visit to the inbox read before the list: the whole stream.
+        var after: String?
+        let start = ContinuousClock.now
+        while true {
+            let page = try await store.userEvents(userID: top.key, after: after, limit: 1_000)
+            after = page.nextCursor
+            if !page.hasMore { break }
+        }
+        let replay = (ContinuousClock.now - start).seconds * 1_000_000
+        figures.append(
+            BenchmarkFigure(
+                workload: "list", metric: "the top user's whole stream, pages of 1,000 (before the list)", unit: "us",
+                tidings: replay, lowerIsBetter: true))
+        progress("the top user's whole stream: \(Int(replay)) us")
+        return figures
     }
 }
 

@@ -206,15 +206,20 @@ final class PostgresContext: Sendable {
         }
     }
 
-    /// The public form of stored events at `seqs` (ascending), with unread counts as given.
+    /// The public form of stored events at `seqs` (ascending), with unread counts as given;
+    /// with `admits`, only those whose record passes it.
     func events(
-        seqs: [Int64], unreadCounts: [Int64]?, anchor: CursorAnchor, on connection: PostgresConnection
+        seqs: [Int64], unreadCounts: [Int64]?, anchor: CursorAnchor, on connection: PostgresConnection,
+        admits: (@Sendable (RecordView) -> Bool)? = nil
     ) async throws -> [StoredEvent] {
         while true {
             var events: [StoredEvent] = []
             events.reserveCapacity(seqs.count)
             var unknownUsers: Set<Int64> = []
+            var index = 0
             try await withRecords(seqs: seqs, on: connection) { seq, view in
+                defer { index += 1 }
+                if let admits, !admits(view) { return }
                 guard let name = cachedUserName(view.userNo) else {
                     unknownUsers.insert(view.userNo)
                     return
@@ -222,7 +227,7 @@ final class PostgresContext: Sendable {
                 events.append(
                     try StoredEvent(
                         seq: seq, view: view, userID: name, derivedIDs: derivedIDs,
-                        unreadCount: unreadCounts?[events.count], anchor: anchor))
+                        unreadCount: unreadCounts?[index], anchor: anchor))
             }
             if unknownUsers.isEmpty { return events }
             let found = try await userNames(unknownUsers, on: connection)

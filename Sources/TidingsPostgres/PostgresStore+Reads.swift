@@ -103,6 +103,7 @@ extension PostgresStore {
             let anchor = state.history.head
             var builder = NotificationListBuilder(filter: filter, limit: limit)
             let window = builder.window
+            let test = filter.recordTest
             if let user = state.user, before == nil || position > 0 {
                 switch filter.state {
                 case .all:
@@ -123,7 +124,7 @@ extension PostgresStore {
                             """, as: Int64.self, logger: logger)
                         let unread = Set(unreadSeqs)
                         let events = try await context.events(
-                            seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
+                            seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection, admits: test.admits)
                         for event in events.reversed() { builder.offer(event, isRead: !unread.contains(event.seq)) }
                         below = oldest.0
                     }
@@ -144,7 +145,8 @@ extension PostgresStore {
                                 AND created_seq < \(below) ORDER BY created_seq DESC LIMIT \(window)
                             """, as: Int64.self, logger: logger)
                         let events = try await context.events(
-                            seqs: seqs.reversed(), unreadCounts: nil, anchor: anchor, on: connection)
+                            seqs: seqs.reversed(), unreadCounts: nil, anchor: anchor, on: connection,
+                            admits: test.admits)
                         for event in events.reversed() { builder.offer(event, isRead: false) }
                         guard seqs.count == window, let last = seqs.last else { break }
                         below = last

@@ -32,14 +32,23 @@ struct ReadContext: LogHistory {
         try context.users.number(userID, database: database)
     }
 
-    func events(entries: [StreamEntry]) throws -> [StoredEvent] {
+    /// The events of `entries`, each with its unread count; with `admits`, only those whose
+    /// record passes it.
+    func events(entries: [StreamEntry], admits: ((RecordView) -> Bool)? = nil) throws -> [StoredEvent] {
+        try events(seqs: entries.map(\.seq), unreadCounts: entries.map(\.unreadAfter), admits: admits)
+    }
+
+    /// The events at `seqs` (ascending), with the unread counts given.
+    func events(seqs: [Int64], unreadCounts: [Int64]?, admits: ((RecordView) -> Bool)? = nil) throws -> [StoredEvent] {
         var events: [StoredEvent] = []
-        events.reserveCapacity(entries.count)
-        try log.withRecords(seqs: entries.map(\.seq), sealedSeq: snapshot.sealedSeq) { seq, record in
+        events.reserveCapacity(seqs.count)
+        var index = 0
+        try log.withRecords(seqs: seqs, sealedSeq: snapshot.sealedSeq) { seq, record in
+            defer { index += 1 }
+            if let admits, !admits(record) { return }
             events.append(
                 try context.storedEvent(
-                    seq: seq, view: record, database: database, unreadCount: entries[events.count].unreadAfter,
-                    anchor: head))
+                    seq: seq, view: record, database: database, unreadCount: unreadCounts?[index], anchor: head))
         }
         return events
     }
@@ -160,6 +169,7 @@ extension SQLiteStore {
             var builder = NotificationListBuilder(filter: filter, limit: limit)
             if let userNo, before == nil || position > 0 {
                 let unread = read.view.unreadTest(user: userNo)
+                let test = filter.recordTest
                 switch filter.state {
                 case .all:
                     // The stream from its newest entry back, a window at a time.
@@ -168,7 +178,7 @@ extension SQLiteStore {
                         let after = max(0, below - 1 - Int64(builder.window))
                         let entries = try read.view.entries(
                             user: userNo, afterStreamSeq: after, limit: Int(below - 1 - after))
-                        for event in try read.events(entries: entries).reversed() {
+                        for event in try read.events(entries: entries, admits: test.admits).reversed() {
                             let isUnread = try event.type == .created && unread.isUnread(createdSeq: event.seq)
                             builder.offer(event, isRead: !isUnread)
                         }
@@ -182,11 +192,8 @@ extension SQLiteStore {
                     }
                     while !builder.isFull, below > 1 {
                         let seqs = try unread.unreadSeqs(before: below, limit: builder.window)
-                        let records = try read.log.records(
-                            seqs: Array(seqs.reversed()), sealedSeq: read.snapshot.sealedSeq)
-                        for record in records.reversed() {
-                            builder.offer(try read.storedEvent(seq: record.seq, record: record.record), isRead: false)
-                        }
+                        let events = try read.events(seqs: seqs.reversed(), unreadCounts: nil, admits: test.admits)
+                        for event in events.reversed() { builder.offer(event, isRead: false) }
                         guard seqs.count == builder.window, let last = seqs.last else { break }
                         below = last
                     }

@@ -99,3 +99,27 @@ def test_an_empty_list_and_bad_requests_change_nothing(server):
     assert get(server, "/v1/users/bob/notifications", alice).status_code == 403
     assert get(server, "/v1/users/alice/notifications", server.token("user", "alice")).json()["unread_count"] == 1
     assert json.loads(get(server, "/v1/stats", server.token("auditor", "a")).text)["events"] == 2
+
+
+def test_the_kind_filter_compares_the_value_not_its_spelling(server):
+    publisher = server.token("publisher", "backend")
+    alice = server.token("user", "alice")
+    body = ('{"events":['
+            '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-1","kind":"secur\\u0069ty"}},'
+            '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-2","metadata":{"kind":"security"}}},'
+            '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-3","kind":"security"}},'
+            '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-4","kind":"security.alert"}},'
+            '{"type":"notification.created","user_id":"alice","data":{"notification_id":"n-5","kind":"0123456789abcdef"}}'
+            ']}')
+    response = requests.post(server.base + "/v1/events", data=body,
+                             headers={"Authorization": f"Bearer {publisher}", "Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+
+    def listed(kind):
+        page = get(server, f"/v1/users/alice/notifications?kind={kind}", alice).json()
+        return [item["event"]["data"]["notification_id"] for item in page["notifications"]]
+
+    assert listed("security") == ["n-3", "n-1"]
+    assert listed("security.alert") == ["n-4"]
+    assert listed("0123456789abcdef") == ["n-5"]
+    assert listed("securit") == []

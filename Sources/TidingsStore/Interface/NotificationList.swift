@@ -1,3 +1,5 @@
+import Glibc
+
 /// Which of a user's notifications a list read returns (`GET /v1/users/{user_id}/notifications`).
 public struct NotificationListFilter: Sendable, Equatable {
     public enum State: String, Sendable, CaseIterable {
@@ -21,6 +23,50 @@ public struct NotificationListFilter: Sendable, Equatable {
         let count = kind.unicodeScalars.count
         guard count >= 1, count <= Limits.kindCharactersMax else {
             throw StoreError.badRequest("kind must be 1-\(Limits.kindCharactersMax) characters")
+        }
+    }
+
+    /// A test a record passes when it may be a notification this filter lists, cheap enough to
+    /// run on every record before it is decoded: a `notification.created`, and with a kind,
+    /// whose stored data holds `"kind":"<kind>"` as the log stores it (`DataTransform`). A
+    /// record whose data has a backslash may spell the kind with escapes, so it passes too;
+    /// `matchesKind` decides exactly after decoding.
+    package var recordTest: RecordTest { RecordTest(kind: kind) }
+
+    package struct RecordTest: Sendable {
+        /// `"kind":"<kind>"` transformed; nil when the kind itself needs escapes in JSON.
+        let needle: [UInt8]?
+        let filtersKind: Bool
+
+        init(kind: String?) {
+            filtersKind = kind != nil
+            guard let kind, !kind.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+                needle = nil
+                return
+            }
+            var encoded: [UInt8] = []
+            DataTransform.encode(Array(#"{"kind":"\#(kind)"}"#.utf8), notificationID: [], into: &encoded)
+            needle = Array(encoded.dropFirst().dropLast())
+        }
+
+        package func admits(_ record: RecordView) -> Bool {
+            guard record.type == .created else { return false }
+            guard filtersKind, let needle else { return true }
+            let data = record.transformedData
+            guard let base = data.baseAddress else { return false }
+            // memchr and memcmp: the generic `contains` and `firstRange` took longer than the
+            // decoding they save. The needle starts with the kind key's token, a rare byte.
+            if memchr(base, 0x5C, data.count) != nil { return true }
+            return needle.withUnsafeBytes { needle in
+                var offset = 0
+                while offset + needle.count <= data.count {
+                    guard let hit = memchr(base + offset, Int32(needle[0]), data.count - needle.count - offset + 1)
+                    else { return false }
+                    if memcmp(hit, needle.baseAddress!, needle.count) == 0 { return true }
+                    offset = base.distance(to: UnsafeRawPointer(hit)) + 1
+                }
+                return false
+            }
         }
     }
 
