@@ -49,7 +49,8 @@ def test_live_read_reload_and_server_restart(server, browser, store_directory):
     driver.get(f"{server.base}/#token={alice}")
     wait_for(lambda: caught_up(driver), what="the first catch-up")
     assert "token" not in driver.current_url
-    assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "2"
+    # A first visit reads the list and streams from its head: nothing to replay.
+    assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "0"
     wait_for(lambda: items(driver) == [("n2", False), ("n1", False)], what="two unread, newest first")
     assert badge(driver) == (2, True)
 
@@ -186,7 +187,7 @@ def test_refused_tokens_are_explained_and_change_nothing(server, browser):
 
 def test_reset_reloads_the_list_from_another_store(server, browser, tmp_path):
     """The store behind the address is replaced (a restore, say): the saved cursor names another
-    epoch, the server answers `reset`, and the page reloads the unread list from the new store."""
+    epoch, the server answers `reset`, and the page reloads the list from the new store."""
     driver = browser.driver
     publisher = server.token("publisher", "backend")
     create(server, publisher, "old-1", "From the old store")
@@ -213,14 +214,38 @@ def test_reset_reloads_the_list_from_another_store(server, browser, tmp_path):
     server.stop()
     replaced = Server(str(other), port=port)
     try:
-        wait_for(lambda: items(driver) == [("new-1", False)], timeout=30, what="the reloaded unread list")
+        wait_for(lambda: items(driver) == [("new-2", True), ("new-1", False)], timeout=30,
+                 what="the reloaded list, each with its state")
         wait_for(lambda: caught_up(driver), what="live again after the reset")
         assert badge(driver) == (1, True)
         create(replaced, publisher, "new-3", "Live after the reset")
-        wait_for(lambda: items(driver) == [("new-3", False), ("new-1", False)], what="new-3 live")
+        wait_for(lambda: items(driver) == [("new-3", False), ("new-2", True), ("new-1", False)], what="new-3 live")
         wait_for(lambda: badge(driver) == (2, True), what="badge 2")
     finally:
         replaced.stop()
+
+
+def test_a_first_visit_loads_the_newest_page_of_the_list(server, browser):
+    """A user with more notifications than the page keeps: the first visit shows the newest 200
+    with their state, replays nothing, counts every unread one, and goes on live from there."""
+    driver = browser.driver
+    publisher = server.token("publisher", "backend")
+    alice = server.token("user", "alice")
+    events = [{"type": "notification.created", "user_id": "alice",
+               "data": {"notification_id": f"n{i}", "title": f"Number {i}"}} for i in range(250)]
+    assert http(server, "POST", "/v1/events", publisher, {"events": events})[0] == 201
+    read = [f"n{i}" for i in range(0, 250, 10)]
+    assert http(server, "POST", "/v1/users/alice/read", alice, {"notification_ids": read})[0] == 200
+
+    driver.get(f"{server.base}/#token={alice}")
+    wait_for(lambda: caught_up(driver), what="the first catch-up")
+    assert driver.find_element(By.ID, "status").get_attribute("data-replayed") == "0"
+    expected = [(f"n{i}", i % 10 == 0) for i in range(249, 49, -1)]
+    wait_for(lambda: items(driver) == expected, what="the newest 200, each with its state")
+    assert badge(driver) == (225, True)
+    create(server, publisher, "n250", "Live after the list")
+    wait_for(lambda: items(driver)[:2] == [("n250", False), ("n249", False)], what="n250 live")
+    wait_for(lambda: badge(driver) == (226, True), what="badge 226")
 
 
 def test_hostile_content_is_shown_as_text(server, browser):

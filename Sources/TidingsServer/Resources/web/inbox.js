@@ -57,7 +57,13 @@ function open(token, claims) {
       persist(true);
     },
   });
-  stream.start();
+  if (state.cursor === null) {
+    // A first visit reads the newest page of the list and streams from the head it was read
+    // at, instead of replaying the user's whole stream.
+    loadList("connecting", "Loading the newest notifications…");
+  } else {
+    stream.start();
+  }
 }
 
 // MARK: The stream
@@ -96,10 +102,7 @@ function apply(event) {
   switch (event.type) {
     case "notification.created":
       if (!state.items.some((item) => item.id === data.notification_id)) {
-        state.items.unshift({
-          id: data.notification_id, seq: event.seq, ts: event.ts, kind: data.kind, title: data.title,
-          body: data.body, link: data.link, actor: data.actor_id, read: false,
-        });
+        state.items.unshift(listItem(event, false));
         if (state.items.length > KEEP) state.items.length = KEEP;
       }
       break;
@@ -114,28 +117,46 @@ function apply(event) {
   }
 }
 
+/** What the page keeps of a notification: its created event's fields and whether it is read. */
+function listItem(event, read) {
+  const data = event.data;
+  return {
+    id: data.notification_id, seq: event.seq, ts: event.ts, kind: data.kind, title: data.title, body: data.body,
+    link: data.link, actor: data.actor_id, read,
+  };
+}
+
 /**
- * The server's answer to a cursor it cannot resume from (another epoch: the store was restored
- * or replaced). As the protocol asks, the page reloads the unread list, then goes on from the
- * head that list was read at.
+ * Replaces the page's list by the newest notifications as the server has them, with their
+ * state, then streams from the head that page was read at: nothing missed, nothing twice.
  */
-async function reloadAfterReset(reason) {
+async function loadList(statusName, statusText) {
   stream.stop();
-  showStatus("reconnecting", `The store was reset (${reason.replace("_", " ")}); reloading the list…`);
+  showStatus(statusName, statusText);
   try {
-    const unread = await api(session.token, "GET", `/v1/users/${encodeURIComponent(session.sub)}/unread?limit=1000`);
+    const list = await api(
+      session.token, "GET", `/v1/users/${encodeURIComponent(session.sub)}/notifications?limit=${KEEP}`);
     if (!stream) return; // signed out meanwhile
     state = emptyState();
-    state.cursor = unread.cursor;
-    state.unreadCount = unread.unread_count;
-    for (const envelope of unread.notifications) apply(envelope);
+    state.cursor = list.cursor;
+    state.unreadCount = list.unread_count;
+    state.items = list.notifications.map(({ event, read }) => listItem(event, read));
     persist(true);
     render();
     stream.start();
   } catch (error) {
     $("inbox-error").textContent = error instanceof ApiError ? error.text : error.message;
-    setTimeout(() => session && reloadAfterReset(reason), 2000);
+    setTimeout(() => session && loadList(statusName, statusText), 2000);
   }
+}
+
+/**
+ * The server's answer to a cursor it cannot resume from (another epoch: the store was restored
+ * or replaced). As the protocol asks, the page reloads the list, then goes on from the head that
+ * list was read at.
+ */
+function reloadAfterReset(reason) {
+  loadList("reconnecting", `The store was reset (${reason.replace("_", " ")}); reloading the list…`);
 }
 
 function showStreamState(name, detail) {
