@@ -162,7 +162,9 @@ extension SQLiteStore {
         try Self.checkUser(userID)
         try Self.checkLimit(limit)
         try filter.check()
-        return try await withSnapshot { read in
+        // A kind reads as far as it must to fill the page, which for a kind the user rarely has
+        // is the whole stream: a scan, not a short read.
+        return try await withSnapshot(filter.kind == nil ? .short : .scan) { read in
             let userNo = try read.userNumber(userID)
             let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, unread: 0)
             let position = try self.userPosition(before, userID: userID, head: head.streamSeq, log: read)
