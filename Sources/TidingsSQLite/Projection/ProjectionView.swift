@@ -63,35 +63,16 @@ struct ProjectionView: ProjectionState {
     /// Created seqs of the user's unread notifications created at or before `through`, oldest
     /// first, at most `limit`.
     func unreadSeqs(user: Int64, through: Int64 = .max, limit: Int = .max) throws -> [Int64] {
-        let (readAllBound, explicitReads, created) = overlay.withLock {
-            (
-                $0.readAllBound(user: user, lower: lower, upper: upper),
-                $0.explicitReads(user: user, lower: lower, upper: upper),
-                $0.createdEvents(user: user, lower: lower, upper: upper)
-            )
-        }
-        let readTargets = Set(explicitReads.map(\.createdSeq))
-        var out: [Int64] = []
-        // Base rows: every one was created at or before `lower`. Skip what the overlay read.
-        var after = readAllBound
-        while out.count < limit {
-            let page = try base.unreadSeqs(user: user, after: after, through: min(through, lower), limit: 512)
-            for seq in page where !readTargets.contains(seq) {
-                out.append(seq)
-                if out.count == limit { break }
-            }
-            guard page.count == 512, let last = page.last else { break }
-            after = last
-        }
-        for event in created where out.count < limit {
-            if event.seq > through { break }
-            if event.seq > readAllBound && !readTargets.contains(event.seq) { out.append(event.seq) }
-        }
-        return out
+        try unreadTest(user: user).unreadSeqs(through: through, limit: limit)
     }
 
-    /// Which of the user's notifications are unread, as of this view: a test of created seqs,
-    /// with the overlay's part of the answer taken once.
+    /// How many unread notifications the user has created at or before `through`.
+    func unreadCount(user: Int64, through: Int64) throws -> Int64 {
+        try unreadTest(user: user).unreadCount(through: through)
+    }
+
+    /// The user's unread set as of this view, with the overlay's part of it taken once: every
+    /// read of the unread set merges the base table and the overlay here.
     func unreadTest(user: Int64) -> UnreadTest {
         let (readAllBound, explicitReads, created) = overlay.withLock {
             (
@@ -108,8 +89,11 @@ struct ProjectionView: ProjectionState {
     struct UnreadTest {
         let base: ProjectionBase
         let user: Int64
+        /// Base rows were all created at or before it; later notifications are the overlay's.
         let lower: Int64
+        /// The overlay's read_alls marked everything created at or before it.
         let readAllBound: Int64
+        /// Created seqs the overlay's explicit reads marked.
         let readTargets: Set<Int64>
         /// Created seqs of the user's notifications in the overlay, oldest first.
         let overlayCreated: [Int64]
@@ -118,6 +102,27 @@ struct ProjectionView: ProjectionState {
             guard createdSeq > readAllBound, !readTargets.contains(createdSeq) else { return false }
             if createdSeq > lower { return true }
             return try base.isUnread(user: user, createdSeq: createdSeq)
+        }
+
+        /// Created seqs of unread notifications at or before `through`, oldest first, at most
+        /// `limit`.
+        func unreadSeqs(through: Int64, limit: Int) throws -> [Int64] {
+            var out: [Int64] = []
+            var after = readAllBound
+            while out.count < limit {
+                let page = try base.unreadSeqs(user: user, after: after, through: min(through, lower), limit: 512)
+                for seq in page where !readTargets.contains(seq) {
+                    out.append(seq)
+                    if out.count == limit { break }
+                }
+                guard page.count == 512, let last = page.last else { break }
+                after = last
+            }
+            for seq in overlayCreated where out.count < limit {
+                if seq > through { break }
+                if seq > readAllBound && !readTargets.contains(seq) { out.append(seq) }
+            }
+            return out
         }
 
         /// Created seqs of unread notifications below `before`, newest first, at most `limit`.
@@ -139,28 +144,20 @@ struct ProjectionView: ProjectionState {
             }
             return out
         }
-    }
 
-    /// How many unread notifications the user has created at or before `through`.
-    func unreadCount(user: Int64, through: Int64) throws -> Int64 {
-        let (readAllBound, explicitReads, created) = overlay.withLock {
-            (
-                $0.readAllBound(user: user, lower: lower, upper: upper),
-                $0.explicitReads(user: user, lower: lower, upper: upper),
-                $0.createdEvents(user: user, lower: lower, upper: upper)
-            )
+        /// How many unread notifications were created at or before `through`.
+        func unreadCount(through: Int64) throws -> Int64 {
+            var count: Int64 = 0
+            let baseThrough = min(through, lower)
+            if baseThrough > readAllBound {
+                count += try base.unreadCount(user: user, after: readAllBound, through: baseThrough)
+                count -= Int64(readTargets.filter { $0 > readAllBound && $0 <= baseThrough }.count)
+            }
+            for seq in overlayCreated where seq <= through && seq > readAllBound {
+                if !readTargets.contains(seq) { count += 1 }
+            }
+            return count
         }
-        let readTargets = Set(explicitReads.map(\.createdSeq))
-        var count: Int64 = 0
-        let baseThrough = min(through, lower)
-        if baseThrough > readAllBound {
-            count += try base.unreadCount(user: user, after: readAllBound, through: baseThrough)
-            count -= Int64(readTargets.filter { $0 > readAllBound && $0 <= baseThrough }.count)
-        }
-        for event in created where event.seq <= through && event.seq > readAllBound {
-            if !readTargets.contains(event.seq) { count += 1 }
-        }
-        return count
     }
 
     /// The seqs an explicit event id may belong to: the overlay's exact match, else the base
