@@ -107,14 +107,15 @@ public struct AllocationCheck: Sendable {
                 batch.append(
                     StoredEvent(
                         seq: seq, streamSeq: seq, userID: users[index % users.count], id: "evt-1",
-                        type: .created, timestampMilliseconds: 1_700_000_000_000 + seq, data: data, unreadCount: 3,
+                        type: .created, timestampMilliseconds: 1_700_000_000_000 + seq, data: data,
+                        counts: InboxCounts(unread: 3, unseen: 2),
                         anchor: CursorAnchor(seq: seq, check: 0)))
             }
             hub.publish(batch)
             for subscription in subscriptions {
                 guard case .events(let delivered) = await subscription.next() else { continue }
                 for event in delivered {
-                    _ = StreamEventMessage.encode(event, cursor: "cursor", unreadCount: event.unreadCount)
+                    _ = StreamEventMessage.encode(event, cursor: "cursor", counts: event.counts)
                 }
             }
         }

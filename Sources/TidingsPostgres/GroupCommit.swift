@@ -29,7 +29,7 @@ struct GroupCommit {
     private func originals(_ seqsByID: [String: Int64], anchor: CursorAnchor) async throws -> [String: StoredEvent] {
         guard !seqsByID.isEmpty else { return [:] }
         let seqs = Array(Set(seqsByID.values)).sorted()
-        let stored = try await context.events(seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
+        let stored = try await context.events(seqs: seqs, counts: nil, anchor: anchor, on: connection)
         let bySeq = Dictionary(stored.map { ($0.seq, $0) }, uniquingKeysWith: { first, _ in first })
         var originals: [String: StoredEvent] = [:]
         for (id, seq) in seqsByID {
@@ -93,16 +93,19 @@ struct GroupWriteStatement: PostgresPreparedStatement {
             SELECT * FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[], $5::int4[], $6::int4[],
                 $7::int4[], $8::int8[], $9::int8[], $10::bytea[], $11::bytea[], $12::bytea[])
         ), users AS (
-            INSERT INTO tidings_users (user_no, user_id, stream_seq, unread)
-            SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[])
-            ON CONFLICT (user_no) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, unread = EXCLUDED.unread
+            INSERT INTO tidings_users (user_no, user_id, stream_seq, unread, unseen, archived)
+            SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[], $37::int8[], $38::int8[])
+            ON CONFLICT (user_no) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, unread = EXCLUDED.unread,
+                unseen = EXCLUDED.unseen, archived = EXCLUDED.archived
         ), entries AS (
-            INSERT INTO tidings_user_events (user_no, stream_seq, seq, unread_after)
-            SELECT * FROM unnest($17::int8[], $18::int8[], $19::int8[], $20::int8[])
+            INSERT INTO tidings_user_events (user_no, stream_seq, seq, unread_after, unseen_after, archived_after)
+            SELECT * FROM unnest($17::int8[], $18::int8[], $19::int8[], $20::int8[], $39::int8[], $40::int8[])
         ), notifications AS (
-            INSERT INTO tidings_notifications (user_no, notification_id, created_seq, unread)
-            SELECT * FROM unnest($21::int8[], $22::bytea[], $23::int8[], $24::bool[])
-            ON CONFLICT (user_no, notification_id) DO UPDATE SET unread = EXCLUDED.unread
+            INSERT INTO tidings_notifications (user_no, notification_id, created_seq, flags, snoozed_until, kind)
+            SELECT k.u, k.i, k.c, k.f, NULLIF(k.s, 0), NULLIF(k.k, '')
+            FROM unnest($21::int8[], $22::bytea[], $23::int8[], $24::int2[], $41::int8[], $42::text[]) AS k(u, i, c, f, s, k)
+            ON CONFLICT (user_no, notification_id) DO UPDATE SET flags = EXCLUDED.flags,
+                snoozed_until = EXCLUDED.snoozed_until
         ), ids AS (
             INSERT INTO tidings_event_ids (event_id, seq) SELECT * FROM unnest($25::text[], $26::int8[])
         ), head AS (
@@ -114,7 +117,7 @@ struct GroupWriteStatement: PostgresPreparedStatement {
         """
     typealias Row = Int32
 
-    private var bindings = PostgresBindings(capacity: 36)
+    private var bindings = PostgresBindings(capacity: 42)
 
     init(plan: GroupPlan, blocks: [Block], head: LogHead) {
         bindings.append(blocks.map(\.firstSeq))
@@ -133,27 +136,33 @@ struct GroupWriteStatement: PostgresPreparedStatement {
         bindings.append(users.map(\.userNo))
         bindings.append(users.map(\.userID))
         bindings.append(users.map(\.streamSeq))
-        bindings.append(users.map(\.unread))
+        bindings.append(users.map(\.counts.unread))
         bindings.append(plan.entries.map(\.userNo))
         bindings.append(plan.entries.map(\.streamSeq))
         bindings.append(plan.entries.map(\.seq))
-        bindings.append(plan.entries.map(\.unreadAfter))
+        bindings.append(plan.entries.map(\.countsAfter.unread))
         var notificationUsers: [Int64] = []
         var notificationIDs: [ByteBuffer] = []
         var notificationCreated: [Int64] = []
-        var notificationUnread: [Bool] = []
+        var notificationFlags: [Int16] = []
+        // Arrays of optionals do not bind: 0 and "" stand for NULL (no snooze ends at the epoch,
+        // no kind is empty).
+        var notificationSnoozes: [Int64] = []
+        var notificationKinds: [String] = []
         for (user, notifications) in plan.view.notifications {
-            for (id, state) in notifications where state.changed {
+            for (id, notification) in notifications where notification.changed {
                 notificationUsers.append(user)
                 notificationIDs.append(id.buffer)
-                notificationCreated.append(state.createdSeq)
-                notificationUnread.append(state.isUnread)
+                notificationCreated.append(notification.state.createdSeq)
+                notificationFlags.append(Int16(notification.state.flags))
+                notificationSnoozes.append(notification.state.isSnoozed ? notification.state.snoozedUntil : 0)
+                notificationKinds.append(notification.kind.map { String(decoding: $0, as: UTF8.self) } ?? "")
             }
         }
         bindings.append(notificationUsers)
         bindings.append(notificationIDs)
         bindings.append(notificationCreated)
-        bindings.append(notificationUnread)
+        bindings.append(notificationFlags)
         bindings.append(plan.explicitIDs.map(\.id))
         bindings.append(plan.explicitIDs.map(\.seq))
         bindings.append(head.seq)
@@ -166,6 +175,12 @@ struct GroupWriteStatement: PostgresPreparedStatement {
         bindings.append(head.rawBytes)
         bindings.append(head.storedBytes)
         bindings.append(head.generation)
+        bindings.append(users.map(\.counts.unseen))
+        bindings.append(users.map(\.counts.archived))
+        bindings.append(plan.entries.map(\.countsAfter.unseen))
+        bindings.append(plan.entries.map(\.countsAfter.archived))
+        bindings.append(notificationSnoozes)
+        bindings.append(notificationKinds)
     }
 
     func makeBindings() throws -> PostgresBindings { bindings }

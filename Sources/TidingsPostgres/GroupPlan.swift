@@ -3,7 +3,7 @@ import TidingsStore
 /// One append request of a group: its events, already validated.
 struct AppendRequest: Sendable {
     var events: [ValidatedEvent]
-    /// A read_all's caller wants the ids it marked (`markAllRead`).
+    /// A bulk event's caller wants the ids it changed (`markAllRead`).
     var collectMarked = false
     /// Report this user's head after the request.
     var reportUser: String?
@@ -14,8 +14,8 @@ struct AppendResponse: Sendable {
     var headSeq: Int64 = 0
     /// The group's head after this request, as cursors carry it.
     var anchor = CursorAnchor.start
-    var userHead: (streamSeq: Int64, unread: Int64)?
-    /// The notification ids a read_all marked, oldest first.
+    var userHead: (streamSeq: Int64, counts: InboxCounts)?
+    /// The notification ids a bulk event changed, oldest first.
     var markedIDs: [String] = []
 }
 
@@ -27,8 +27,8 @@ struct GroupPlan {
     let now: Int64
     var appended: [StoredEvent] = []
     var pending: [PendingEvent] = []
-    /// (user_no, stream_seq, seq, unread_after) of every appended event.
-    var entries: [(userNo: Int64, streamSeq: Int64, seq: Int64, unreadAfter: Int64)] = []
+    /// (user_no, stream_seq, seq, counts after) of every appended event.
+    var entries: [(userNo: Int64, streamSeq: Int64, seq: Int64, countsAfter: InboxCounts)] = []
     var explicitIDs: [(id: String, seq: Int64)] = []
     /// Client ids appended in this group, to their index in `appended`.
     private var groupIDs: [String: Int] = [:]
@@ -62,7 +62,7 @@ struct GroupPlan {
             }
             if !request.collectMarked { response.markedIDs = [] }
             if let user = request.reportUser {
-                response.userHead = try view.existingUserNo(user).map { try view.head(user: $0) } ?? (0, 0)
+                response.userHead = try view.existingUserNo(user).map { try view.head(user: $0) } ?? (0, .zero)
             }
             response.headSeq = head.seq
             response.anchor = CursorAnchor(seq: head.seq, hash: head.hash)
@@ -96,28 +96,33 @@ struct GroupPlan {
         let key = event.notificationKey
         let input = ProjectionReducer.Input(
             seq: seq, userNo: userNo, type: event.type, notification: key, upToSeq: event.upToSeq,
-            unreadBefore: userHead.unread)
-        let unreadAfter: Int64
-        let target: Int64
+            options: event.options, countsBefore: userHead.counts)
+        let countsAfter: InboxCounts
+        let changes: [NotificationState]
         switch try ProjectionReducer.evaluate(input, view: view) {
         case .conflict(let reason): throw StoreError.conflict(reason)
         case .noop: return AppendResult(status: .noop, event: nil)
-        case .append(let after, let bound):
-            unreadAfter = after
-            target = bound
+        case .append(let after, let changed):
+            countsAfter = after
+            changes = changed
         }
-        switch event.type {
-        case .created: view.create(user: userNo, id: key, seq: seq)
-        case .read: view.read(user: userNo, id: key, seq: seq)
-        case .readAll:
-            for id in view.readAll(user: userNo, through: target, seq: seq) {
-                var text: [UInt8] = []
-                id.withUnsafeBytes { RecordView.appendIdentifierText($0, to: &text) }
-                marked.append(String(decoding: text, as: UTF8.self))
+        if event.type == .snoozed && event.options.until <= max(now, head.timestamp) {
+            throw StoreError.badRequest("data.until must be later than now")
+        }
+        if event.type == .created {
+            view.create(user: userNo, id: key, state: changes[0], kind: event.options.kind)
+        } else {
+            for change in changes {
+                let id = view.set(user: userNo, change)
+                if event.type.isBulk {
+                    var text: [UInt8] = []
+                    id.withUnsafeBytes { RecordView.appendIdentifierText($0, to: &text) }
+                    marked.append(String(decoding: text, as: UTF8.self))
+                }
             }
         }
         let streamSeq = userHead.streamSeq + 1
-        view.advance(user: userNo, streamSeq: streamSeq, unread: unreadAfter)
+        view.advance(user: userNo, streamSeq: streamSeq, counts: countsAfter)
         let timestamp = max(now, head.timestamp)
         let explicitID = event.id.map { Array($0.utf8) }
         let record = LogRecord(
@@ -132,7 +137,7 @@ struct GroupPlan {
             userID: event.userID.utf8, id: idText, data: event.data, into: &canonical)
         let hash = HashChain.next(previous: head.hash, canonical: canonical)
         pending.append(PendingEvent(seq: seq, record: record, hash: hash, rawSize: event.rawSize))
-        entries.append((userNo, streamSeq, seq, unreadAfter))
+        entries.append((userNo, streamSeq, seq, countsAfter))
         if let id = event.id {
             explicitIDs.append((id, seq))
             groupIDs[id] = appended.count
@@ -142,7 +147,7 @@ struct GroupPlan {
         head.timestamp = timestamp
         let stored = StoredEvent(
             seq: seq, streamSeq: streamSeq, userID: event.userID, id: String(decoding: idText, as: UTF8.self),
-            type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter,
+            type: event.type, timestampMilliseconds: timestamp, data: event.data, counts: countsAfter,
             anchor: CursorAnchor(seq: seq, hash: hash))
         appended.append(stored)
         return AppendResult(status: .appended, event: stored)

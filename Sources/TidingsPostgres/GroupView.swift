@@ -1,37 +1,42 @@
 import TidingsStore
 
 /// The projection as one group transaction sees it: the rows it read ahead for its events
-/// (their users, the notifications they name, every unread notification of users who read all),
-/// with the group's own changes on top. The projection rules (`ProjectionReducer`) ask it; what
-/// it changed is what the group writes back.
+/// (their users, the notifications they name, and for users with a bulk event every
+/// notification that event may select), with the group's own changes on top. The projection
+/// rules (`ProjectionReducer`) ask it; what it changed is what the group writes back.
 struct GroupView: ProjectionState {
     struct User {
         var userNo: Int64
         var userID: String
         var streamSeq: Int64
-        var unread: Int64
+        var counts: InboxCounts
         var isNew: Bool
         var changed = false
-    }
-
-    struct NotificationKey: Hashable {
-        var userNo: Int64
-        var id: [UInt8]
     }
 
     struct Notification {
-        var createdSeq: Int64
-        var isUnread: Bool
-        var isNew: Bool
+        var state: NotificationState
+        /// `data.kind` of its created event.
+        var kind: [UInt8]?
         var changed = false
+    }
+
+    /// Which notifications of a user were read ahead in full.
+    struct Completeness: OptionSet, Hashable {
+        let rawValue: UInt8
+        /// Every unread one (and so every unseen one: a notification read is seen).
+        static let unread = Completeness(rawValue: 1)
+        /// Every one not archived.
+        static let unarchived = Completeness(rawValue: 2)
     }
 
     private(set) var users: [Int64: User] = [:]
     private(set) var userNumbers: [String: Int64] = [:]
-    /// Per user, the notifications read ahead or made in this group.
+    /// Per user, the notifications read ahead or made in this group, by id (key form).
     private(set) var notifications: [Int64: [[UInt8]: Notification]] = [:]
-    /// Users whose every unread notification is in `notifications`.
-    private var completeUnread: Set<Int64> = []
+    /// Per user, the ids of those notifications by created seq.
+    private var idsBySeq: [Int64: [Int64: [UInt8]]] = [:]
+    private var complete: [Int64: Completeness] = [:]
     var nextUserNo: Int64
 
     /// How to put back each change, newest last: a failed request undoes its own.
@@ -39,7 +44,7 @@ struct GroupView: ProjectionState {
         case user(Int64, User?)
         case userNumber(String)
         case notification(Int64, [UInt8], Notification?)
-        case completeUnread(Int64)
+        case complete(Int64, Completeness?)
     }
     private var journal: [Undo] = []
 
@@ -52,8 +57,14 @@ struct GroupView: ProjectionState {
                 users[number] = state
                 if state == nil { nextUserNo -= 1 }
             case .userNumber(let name): userNumbers[name] = nil
-            case .notification(let user, let id, let state): notifications[user, default: [:]][id] = state
-            case .completeUnread(let user): completeUnread.remove(user)
+            case .notification(let user, let id, let state):
+                if let state {
+                    idsBySeq[user, default: [:]][state.state.createdSeq] = id
+                } else if let current = notifications[user]?[id] {
+                    idsBySeq[user]?[current.state.createdSeq] = nil
+                }
+                notifications[user, default: [:]][id] = state
+            case .complete(let user, let state): complete[user] = state
             }
         }
     }
@@ -69,33 +80,40 @@ struct GroupView: ProjectionState {
         userNumbers[user.userID] = user.userNo
     }
 
-    mutating func load(userNo: Int64, id: [UInt8], createdSeq: Int64, isUnread: Bool) {
-        notifications[userNo, default: [:]][id] = Notification(createdSeq: createdSeq, isUnread: isUnread, isNew: false)
+    mutating func load(userNo: Int64, id: [UInt8], state: NotificationState, kind: [UInt8]?) {
+        notifications[userNo, default: [:]][id] = Notification(state: state, kind: kind)
+        idsBySeq[userNo, default: [:]][state.createdSeq] = id
     }
 
-    mutating func markUnreadComplete(userNo: Int64) {
-        completeUnread.insert(userNo)
+    mutating func markComplete(userNo: Int64, _ completeness: Completeness) {
+        complete[userNo, default: []].formUnion(completeness)
     }
 
     // MARK: ProjectionState
 
-    func head(user: Int64) throws -> (streamSeq: Int64, unread: Int64) {
-        guard let state = users[user] else { return (0, 0) }
-        return (state.streamSeq, state.unread)
+    func head(user: Int64) throws -> (streamSeq: Int64, counts: InboxCounts) {
+        guard let state = users[user] else { return (0, .zero) }
+        return (state.streamSeq, state.counts)
     }
 
     func notification(user: Int64, id: [UInt8]) throws -> NotificationState? {
-        guard let state = notifications[user]?[id] else { return nil }
-        return NotificationState(createdSeq: state.createdSeq, isUnread: state.isUnread)
+        notifications[user]?[id]?.state
     }
 
-    func unreadCount(user: Int64, through: Int64) throws -> Int64 {
-        precondition(completeUnread.contains(user), "a read_all's unread notifications are read ahead")
-        var count: Int64 = 0
-        for state in notifications[user, default: [:]].values where state.isUnread && state.createdSeq <= through {
-            count += 1
-        }
-        return count
+    func notifications(user: Int64, through: Int64, mask: UInt8, value: UInt8) throws -> [NotificationState] {
+        let needs: Completeness =
+            value & mask & NotificationState.unreadFlag != 0 || value & mask & NotificationState.unseenFlag != 0
+            ? .unread : .unarchived
+        precondition(
+            complete[user, default: []].contains(needs), "a bulk event's notifications are read ahead")
+        return notifications[user, default: [:]].values.lazy.map(\.state)
+            .filter { $0.createdSeq <= through && $0.flags & mask == value }
+            .sorted { $0.createdSeq < $1.createdSeq }
+    }
+
+    func notificationHasKind(_ kind: [UInt8], user: Int64, createdSeq: Int64) throws -> Bool {
+        guard let id = idsBySeq[user]?[createdSeq] else { return false }
+        return notifications[user]?[id]?.kind == kind
     }
 
     // MARK: Changes
@@ -107,41 +125,37 @@ struct GroupView: ProjectionState {
         nextUserNo += 1
         journal.append(.user(number, nil))
         journal.append(.userNumber(userID))
-        load(user: User(userNo: number, userID: userID, streamSeq: 0, unread: 0, isNew: true))
-        if completeUnread.insert(number).inserted { journal.append(.completeUnread(number)) }
+        load(user: User(userNo: number, userID: userID, streamSeq: 0, counts: .zero, isNew: true))
+        journal.append(.complete(number, complete[number]))
+        complete[number] = [.unread, .unarchived]
         return number
     }
 
     func existingUserNo(_ userID: String) -> Int64? { userNumbers[userID] }
 
-    mutating func advance(user: Int64, streamSeq: Int64, unread: Int64) {
+    /// The notification id (key form) of the user's notification created at `createdSeq`.
+    func id(user: Int64, createdSeq: Int64) -> [UInt8]? { idsBySeq[user]?[createdSeq] }
+
+    mutating func advance(user: Int64, streamSeq: Int64, counts: InboxCounts) {
         journal.append(.user(user, users[user]))
         users[user]!.streamSeq = streamSeq
-        users[user]!.unread = unread
+        users[user]!.counts = counts
         users[user]!.changed = true
     }
 
-    mutating func create(user: Int64, id: [UInt8], seq: Int64) {
+    mutating func create(user: Int64, id: [UInt8], state: NotificationState, kind: [UInt8]?) {
         journal.append(.notification(user, id, notifications[user]?[id]))
-        notifications[user, default: [:]][id] = Notification(
-            createdSeq: seq, isUnread: true, isNew: true, changed: true)
+        notifications[user, default: [:]][id] = Notification(state: state, kind: kind, changed: true)
+        idsBySeq[user, default: [:]][state.createdSeq] = id
     }
 
-    mutating func read(user: Int64, id: [UInt8], seq: Int64) {
+    /// Sets the state of a notification the group knows; returns its id.
+    @discardableResult
+    mutating func set(user: Int64, _ state: NotificationState) -> [UInt8] {
+        let id = idsBySeq[user]![state.createdSeq]!
         journal.append(.notification(user, id, notifications[user]?[id]))
-        notifications[user]![id]!.isUnread = false
+        notifications[user]![id]!.state = state
         notifications[user]![id]!.changed = true
-    }
-
-    /// Marks every unread notification created at or before `through` read; returns their ids,
-    /// oldest first.
-    mutating func readAll(user: Int64, through: Int64, seq: Int64) -> [[UInt8]] {
-        var marked: [(Int64, [UInt8])] = []
-        for (id, state) in notifications[user, default: [:]] where state.isUnread && state.createdSeq <= through {
-            marked.append((state.createdSeq, id))
-        }
-        marked.sort { $0.0 < $1.0 }
-        for (_, id) in marked { read(user: user, id: id, seq: seq) }
-        return marked.map(\.1)
+        return id
     }
 }

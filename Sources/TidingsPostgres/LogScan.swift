@@ -39,7 +39,7 @@ struct LogScan {
         var users: Set<Int64> = []
         guard let wanted = try await nextSeqs(on: connection, eventsMax: eventsMax, users: &users) else { return nil }
         guard !wanted.isEmpty else { return [] }
-        return try await context.events(seqs: wanted, unreadCounts: nil, anchor: anchor, on: connection)
+        return try await context.events(seqs: wanted, counts: nil, anchor: anchor, on: connection)
     }
 
     /// The seqs of the next matching events of the `all` stream (possibly none), read from a
@@ -130,7 +130,7 @@ struct LogScan {
             finished = true
             return []
         }
-        var events = try await context.events(seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
+        var events = try await context.events(seqs: seqs, counts: nil, anchor: anchor, on: connection)
         events = events.filter { event in
             filter.types.isEmpty || filter.types.contains(event.type)
         }.filter { event in

@@ -209,7 +209,7 @@ final class PostgresContext: Sendable {
     /// The public form of stored events at `seqs` (ascending), with unread counts as given;
     /// with `admits`, only those whose record passes it.
     func events(
-        seqs: [Int64], unreadCounts: [Int64]?, anchor: CursorAnchor, on connection: PostgresConnection,
+        seqs: [Int64], counts: [InboxCounts]?, anchor: CursorAnchor, on connection: PostgresConnection,
         admits: (@Sendable (RecordView) -> Bool)? = nil
     ) async throws -> [StoredEvent] {
         while true {
@@ -227,7 +227,7 @@ final class PostgresContext: Sendable {
                 events.append(
                     try StoredEvent(
                         seq: seq, view: view, userID: name, derivedIDs: derivedIDs,
-                        unreadCount: unreadCounts?[index], anchor: anchor))
+                        counts: counts?[index], anchor: anchor))
             }
             if unknownUsers.isEmpty { return events }
             let found = try await userNames(unknownUsers, on: connection)

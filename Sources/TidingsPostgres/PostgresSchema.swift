@@ -6,7 +6,7 @@
 /// holding an advisory lock, so nodes starting together on a new database create it once.
 enum PostgresSchema {
     /// Bumped when a statement below changes; stored in `tidings_head.schema_version`.
-    static let version: Int64 = 1
+    static let version: Int64 = 2
 
     /// The advisory lock key of schema changes and of the online rebuild.
     static let schemaLock: Int64 = 0x7469_6469_6e67_7301
@@ -18,27 +18,40 @@ enum PostgresSchema {
 
     static func projectionStatements(prefix: String) -> [String] {
         [
-            // A user's number (what records name), stream head and unread count.
+            // A user's number (what records name), stream head and counts.
             """
             CREATE TABLE IF NOT EXISTS \(prefix)users (
-                user_no int8 PRIMARY KEY, user_id text NOT NULL, stream_seq int8 NOT NULL, unread int8 NOT NULL)
+                user_no int8 PRIMARY KEY, user_id text NOT NULL, stream_seq int8 NOT NULL, unread int8 NOT NULL,
+                unseen int8 NOT NULL DEFAULT 0, archived int8 NOT NULL DEFAULT 0)
             """,
             "CREATE UNIQUE INDEX IF NOT EXISTS \(prefix)users_user_id ON \(prefix)users (user_id)",
-            // The user streams: where each stream_seq is in the log, and the unread count after it.
+            // The user streams: where each stream_seq is in the log, and the counts after it.
             """
             CREATE TABLE IF NOT EXISTS \(prefix)user_events (
                 user_no int8 NOT NULL, stream_seq int8 NOT NULL, seq int8 NOT NULL, unread_after int8 NOT NULL,
+                unseen_after int8 NOT NULL DEFAULT 0, archived_after int8 NOT NULL DEFAULT 0,
                 PRIMARY KEY (user_no, stream_seq))
             """,
-            // Each notification by its id in key form, and whether it is unread.
+            // Each notification by its id in key form: its state (`NotificationState` flags: 1
+            // unread, 2 unseen, 4 archived, 8 snoozed), when its snooze ends, and its kind (for
+            // bulk events with a kind filter).
             """
             CREATE TABLE IF NOT EXISTS \(prefix)notifications (
-                user_no int8 NOT NULL, notification_id bytea NOT NULL, created_seq int8 NOT NULL, unread bool NOT NULL,
+                user_no int8 NOT NULL, notification_id bytea NOT NULL, created_seq int8 NOT NULL,
+                flags int2 NOT NULL DEFAULT 0, snoozed_until int8, kind text,
                 PRIMARY KEY (user_no, notification_id))
             """,
             """
             CREATE INDEX IF NOT EXISTS \(prefix)notifications_unread
-                ON \(prefix)notifications (user_no, created_seq) WHERE unread
+                ON \(prefix)notifications (user_no, created_seq) WHERE flags & 1 <> 0
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS \(prefix)notifications_set_aside
+                ON \(prefix)notifications (user_no, created_seq) WHERE flags & 12 <> 0
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS \(prefix)notifications_snoozed
+                ON \(prefix)notifications (snoozed_until) WHERE snoozed_until IS NOT NULL
             """,
             // Client-supplied event ids, for permanent idempotency.
             "CREATE TABLE IF NOT EXISTS \(prefix)event_ids (event_id text PRIMARY KEY, seq int8 NOT NULL)",
@@ -99,6 +112,27 @@ enum PostgresSchema {
             """
             CREATE TRIGGER tidings_blocks_no_truncate BEFORE TRUNCATE ON tidings_blocks
                 FOR EACH STATEMENT EXECUTE FUNCTION tidings_refuse_change()
+            """,
+            // Schema 1 to 2: the unread flag becomes the state flags, with two more counts. What
+            // schema 1 held is exactly what the rules give (a notification read is seen, so the
+            // unseen ones are the unread ones); kinds are known only for notifications created
+            // from now on until `tidings rebuild` reads them from the log.
+            """
+            DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM information_schema.columns
+                       WHERE table_name = 'tidings_notifications' AND column_name = 'unread') THEN
+                ALTER TABLE tidings_users ADD COLUMN unseen int8 NOT NULL DEFAULT 0,
+                    ADD COLUMN archived int8 NOT NULL DEFAULT 0;
+                UPDATE tidings_users SET unseen = unread;
+                ALTER TABLE tidings_user_events ADD COLUMN unseen_after int8 NOT NULL DEFAULT 0,
+                    ADD COLUMN archived_after int8 NOT NULL DEFAULT 0;
+                UPDATE tidings_user_events SET unseen_after = unread_after WHERE unread_after <> 0;
+                ALTER TABLE tidings_notifications ADD COLUMN flags int2 NOT NULL DEFAULT 0,
+                    ADD COLUMN snoozed_until int8, ADD COLUMN kind text;
+                UPDATE tidings_notifications SET flags = 3 WHERE unread;
+                ALTER TABLE tidings_notifications DROP COLUMN unread;
+            END IF;
+            END $$
             """,
         ] + projectionStatements(prefix: "tidings_") + PostgresOutbox.schemaStatements
 }

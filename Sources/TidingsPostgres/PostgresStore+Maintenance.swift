@@ -152,7 +152,7 @@ extension PostgresStore {
     public func verifyProjections() async throws -> ProjectionVerification {
         try await withSnapshot(deadline: nil) { [self] connection in
             let head = try await LogHead.read(connection, lock: false, logger: logger)
-            var state = RebuildState(events: head.seq, usersMax: head.nextUserNo - 1)
+            var state = RebuildState(events: head.seq, usersMax: head.nextUserNo - 1, tracksKinds: true)
             var ids: [(String, Int64)] = []
             try await rebuildState(&state, ids: &ids, through: head, on: connection, progress: nil)
             let live = try await LiveProjection.load(on: connection, logger: logger)
@@ -172,35 +172,45 @@ extension PostgresStore {
 
 /// The live projection of every user, read in one snapshot, for a comparison with the log.
 struct LiveProjection {
-    var heads: [Int64: (streamSeq: Int64, unread: Int64)] = [:]
-    var unread: [Int64: [Int64]] = [:]
+    var heads: [Int64: (streamSeq: Int64, counts: InboxCounts)] = [:]
+    var states: [Int64: [NotificationState]] = [:]
     var entries: [Int64: [StreamEntry]] = [:]
 
     static func load(on connection: PostgresConnection, logger: Logger) async throws -> LiveProjection {
         var live = LiveProjection()
-        for (user, streamSeq, unread) in try await connection.rows(
-            "SELECT user_no, stream_seq, unread FROM tidings_users", as: (Int64, Int64, Int64).self, logger: logger)
+        for (user, streamSeq, unread, unseen, archived) in try await connection.rows(
+            "SELECT user_no, stream_seq, unread, unseen, archived FROM tidings_users",
+            as: (Int64, Int64, Int64, Int64, Int64).self, logger: logger)
         {
-            live.heads[user] = (streamSeq, unread)
+            live.heads[user] = (streamSeq, InboxCounts(unread: unread, unseen: unseen, archived: archived))
         }
-        for (user, created) in try await connection.rows(
-            "SELECT user_no, created_seq FROM tidings_notifications WHERE unread ORDER BY user_no, created_seq",
-            as: (Int64, Int64).self, logger: logger)
-        {
-            live.unread[user, default: []].append(created)
+        let notifications = try await connection.query(
+            """
+            SELECT user_no, created_seq, flags, coalesce(snoozed_until, 0) FROM tidings_notifications
+            ORDER BY user_no, created_seq
+            """, logger: logger)
+        for try await (user, created, flags, until) in notifications.decode((Int64, Int64, Int16, Int64).self) {
+            live.states[user, default: []].append(
+                NotificationState(createdSeq: created, flags: UInt8(truncatingIfNeeded: flags), snoozedUntil: until))
         }
         let sequence = try await connection.query(
-            "SELECT user_no, stream_seq, seq, unread_after FROM tidings_user_events ORDER BY user_no, stream_seq",
-            logger: logger)
-        for try await (user, streamSeq, seq, unreadAfter) in sequence.decode((Int64, Int64, Int64, Int64).self) {
+            """
+            SELECT user_no, stream_seq, seq, unread_after, unseen_after, archived_after FROM tidings_user_events
+            ORDER BY user_no, stream_seq
+            """, logger: logger)
+        for try await (user, streamSeq, seq, unread, unseen, archived) in sequence.decode(
+            (Int64, Int64, Int64, Int64, Int64, Int64).self)
+        {
             live.entries[user, default: []].append(
-                StreamEntry(streamSeq: streamSeq, seq: seq, unreadAfter: unreadAfter))
+                StreamEntry(
+                    streamSeq: streamSeq, seq: seq,
+                    countsAfter: InboxCounts(unread: unread, unseen: unseen, archived: archived)))
         }
         return live
     }
 
     func user(_ number: Int64) -> ProjectionComparison.LiveUser {
         ProjectionComparison.LiveUser(
-            head: heads[number] ?? (0, 0), unreadSeqs: unread[number] ?? [], entries: entries[number] ?? [])
+            head: heads[number] ?? (0, .zero), states: states[number] ?? [], entries: entries[number] ?? [])
     }
 }

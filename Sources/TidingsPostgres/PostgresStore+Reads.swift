@@ -38,10 +38,13 @@ extension PostgresStore {
     {
         try await connection.rows(
             """
-            SELECT stream_seq, seq, unread_after FROM tidings_user_events
+            SELECT stream_seq, seq, unread_after, unseen_after, archived_after FROM tidings_user_events
             WHERE user_no = \(user) AND stream_seq > \(streamSeq) ORDER BY stream_seq LIMIT \(limit)
-            """, as: (Int64, Int64, Int64).self, logger: logger
-        ).map { StreamEntry(streamSeq: $0.0, seq: $0.1, unreadAfter: $0.2) }
+            """, as: (Int64, Int64, Int64, Int64, Int64).self, logger: logger
+        ).map {
+            StreamEntry(
+                streamSeq: $0.0, seq: $0.1, countsAfter: InboxCounts(unread: $0.2, unseen: $0.3, archived: $0.4))
+        }
     }
 
     // MARK: User streams
@@ -61,7 +64,7 @@ extension PostgresStore {
             let hasMore = entries.count > limit
             if hasMore { entries.removeLast() }
             let events = try await context.events(
-                seqs: entries.map(\.seq), unreadCounts: entries.map(\.unreadAfter), anchor: anchor, on: connection)
+                seqs: entries.map(\.seq), counts: entries.map(\.countsAfter), anchor: anchor, on: connection)
             let next =
                 events.last.map { cursor(of: $0, userStream: true) } ?? after
                 ?? userCursor(userID, streamSeq: 0, anchor: anchor)
@@ -77,16 +80,16 @@ extension PostgresStore {
             let anchor = state.history.head
             guard let user = state.user else {
                 return UnreadSnapshot(
-                    unreadCount: 0, notifications: [], cursor: userCursor(userID, streamSeq: 0, anchor: anchor))
+                    counts: .zero, notifications: [], cursor: userCursor(userID, streamSeq: 0, anchor: anchor))
             }
             let seqs = try await connection.rows(
                 """
-                SELECT created_seq FROM tidings_notifications WHERE user_no = \(user.userNo) AND unread
+                SELECT created_seq FROM tidings_notifications WHERE user_no = \(user.userNo) AND flags & 1 <> 0
                 ORDER BY created_seq LIMIT \(limit)
                 """, as: Int64.self, logger: logger)
-            let events = try await context.events(seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection)
+            let events = try await context.events(seqs: seqs, counts: nil, anchor: anchor, on: connection)
             return UnreadSnapshot(
-                unreadCount: user.unread, notifications: events,
+                counts: user.counts, notifications: events,
                 cursor: userCursor(userID, streamSeq: user.streamSeq, anchor: anchor))
         }
     }
@@ -105,8 +108,8 @@ extension PostgresStore {
             let window = builder.window
             let test = filter.recordTest
             if let user = state.user, before == nil || position > 0 {
-                switch filter.state {
-                case .all:
+                let selection = filter.state.selection
+                if selection.value == 0 {
                     // The stream from its newest entry back, a window at a time.
                     var below = before == nil ? user.streamSeq + 1 : position
                     while !builder.isFull, below > 1 {
@@ -117,18 +120,16 @@ extension PostgresStore {
                             """, as: (Int64, Int64).self, logger: logger)
                         guard let oldest = entries.last else { break }
                         let seqs = entries.reversed().map(\.1)
-                        let unreadSeqs: [Int64] = try await connection.rows(
-                            """
-                            SELECT created_seq FROM tidings_notifications
-                            WHERE user_no = \(user.userNo) AND unread AND created_seq = ANY(\(seqs))
-                            """, as: Int64.self, logger: logger)
-                        let unread = Set(unreadSeqs)
+                        let states = try await notificationStates(user: user.userNo, seqs, on: connection)
                         let events = try await context.events(
-                            seqs: seqs, unreadCounts: nil, anchor: anchor, on: connection, admits: test.admits)
-                        for event in events.reversed() { builder.offer(event, isRead: !unread.contains(event.seq)) }
+                            seqs: seqs, counts: nil, anchor: anchor, on: connection, admits: test.admits)
+                        for event in events.reversed() {
+                            builder.offer(event, state: states[event.seq] ?? NotificationState(createdSeq: event.seq))
+                        }
                         below = oldest.0
                     }
-                case .unread:
+                } else {
+                    // Only notifications with the flag, newest first (partial indexes hold them).
                     var below = Int64.max
                     if before != nil {
                         below =
@@ -139,48 +140,77 @@ extension PostgresStore {
                             ).first ?? 0
                     }
                     while !builder.isFull, below > 1 {
-                        let seqs = try await connection.rows(
+                        let rows = try await connection.rows(
                             """
-                            SELECT created_seq FROM tidings_notifications WHERE user_no = \(user.userNo) AND unread
+                            SELECT created_seq, flags, coalesce(snoozed_until, 0) FROM tidings_notifications
+                            WHERE user_no = \(user.userNo) AND \(unescaped: Self.flagCondition(selection))
                                 AND created_seq < \(below) ORDER BY created_seq DESC LIMIT \(window)
-                            """, as: Int64.self, logger: logger)
+                            """, as: (Int64, Int16, Int64).self, logger: logger)
+                        var states: [Int64: NotificationState] = [:]
+                        for (created, flags, until) in rows {
+                            states[created] = NotificationState(
+                                createdSeq: created, flags: UInt8(truncatingIfNeeded: flags), snoozedUntil: until)
+                        }
                         let events = try await context.events(
-                            seqs: seqs.reversed(), unreadCounts: nil, anchor: anchor, on: connection,
+                            seqs: rows.reversed().map(\.0), counts: nil, anchor: anchor, on: connection,
                             admits: test.admits)
-                        for event in events.reversed() { builder.offer(event, isRead: false) }
-                        guard seqs.count == window, let last = seqs.last else { break }
-                        below = last
+                        for event in events.reversed() { builder.offer(event, state: states[event.seq]!) }
+                        guard rows.count == window, let last = rows.last else { break }
+                        below = last.0
                     }
                 }
             }
             return builder.page(
-                store: self, userID: userID, before: before, head: (state.streamSeq, state.unread), anchor: anchor)
+                store: self, userID: userID, before: before, head: state.head, anchor: anchor)
         }
     }
 
-    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor) {
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, counts: InboxCounts, anchor: CursorAnchor) {
         try Self.checkUser(userID)
         return try await withSnapshot { [self] connection in
             let state = try await userState(userID, on: connection)
-            return (state.streamSeq, state.unread, state.history.head)
+            return (state.streamSeq, state.counts, state.history.head)
         }
     }
 
-    public func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64 {
+    public func counts(userID: String, atStreamSeq streamSeq: Int64) async throws -> InboxCounts {
         try Self.checkUser(userID)
-        guard streamSeq > 0 else { return 0 }
+        guard streamSeq > 0 else { return .zero }
         return try await withSnapshot { [self] connection in
             let rows = try await connection.rows(
                 """
-                SELECT e.unread_after FROM tidings_user_events e JOIN tidings_users u USING (user_no)
+                SELECT e.unread_after, e.unseen_after, e.archived_after
+                FROM tidings_user_events e JOIN tidings_users u USING (user_no)
                 WHERE u.user_id = \(userID) AND e.stream_seq = \(streamSeq)
-                """, as: Int64.self, logger: logger)
-            guard let count = rows.first else {
+                """, as: (Int64, Int64, Int64).self, logger: logger)
+            guard let row = rows.first else {
                 throw StoreError(
                     .cursorReset, "position \(streamSeq) is past the head of the stream", resetReason: .cursorAhead)
             }
-            return count
+            return InboxCounts(unread: row.0, unseen: row.1, archived: row.2)
         }
+    }
+
+    /// `flags & mask = value` in SQL, for a list's state (`value` requires a flag).
+    static func flagCondition(_ selection: (mask: UInt8, value: UInt8)) -> String {
+        "flags & \(selection.mask) = \(selection.value)"
+    }
+
+    /// The states of the user's notifications among `seqs` (created seqs and others alike).
+    func notificationStates(
+        user: Int64, _ seqs: [Int64], on connection: PostgresConnection
+    ) async throws -> [Int64: NotificationState] {
+        var states: [Int64: NotificationState] = [:]
+        for (created, flags, until) in try await connection.rows(
+            """
+            SELECT created_seq, flags, coalesce(snoozed_until, 0) FROM tidings_notifications
+            WHERE user_no = \(user) AND created_seq = ANY(\(seqs))
+            """, as: (Int64, Int16, Int64).self, logger: logger)
+        {
+            states[created] = NotificationState(
+                createdSeq: created, flags: UInt8(truncatingIfNeeded: flags), snoozedUntil: until)
+        }
+        return states
     }
 
     public func startUserStream(userID: String, cursor: String?) async throws -> StreamStart {
@@ -189,7 +219,7 @@ extension PostgresStore {
             try await userState(userID, cursor: cursor, on: connection)
         }
         return try userStreamStart(
-            userID: userID, cursor: cursor, head: (state.streamSeq, state.unread), log: state.history)
+            userID: userID, cursor: cursor, head: state.head, log: state.history)
     }
 
     public func startAllStream(cursor: String?) async throws -> StreamStart {
@@ -262,7 +292,7 @@ extension PostgresStore {
                 if let users, !users.contains(name) { return }
                 events.append(
                     try StoredEvent(
-                        seq: seq, view: record, userID: name, derivedIDs: context.derivedIDs, unreadCount: nil,
+                        seq: seq, view: record, userID: name, derivedIDs: context.derivedIDs, counts: nil,
                         anchor: history.head))
                 streams.users.append(record.userNo)
                 streams.seqs.append(record.streamSeq)
@@ -270,11 +300,13 @@ extension PostgresStore {
             if !events.isEmpty {
                 let counts = try await connection.rows(
                     """
-                    SELECT k.i::int8, e.unread_after
+                    SELECT k.i::int8, e.unread_after, e.unseen_after, e.archived_after
                     FROM unnest(\(streams.users), \(streams.seqs)) WITH ORDINALITY AS k(user_no, stream_seq, i)
                     JOIN tidings_user_events e ON e.user_no = k.user_no AND e.stream_seq = k.stream_seq
-                    """, as: (Int64, Int64).self, logger: logger)
-                for (index, unread) in counts { events[Int(index) - 1].unreadCount = unread }
+                    """, as: (Int64, Int64, Int64, Int64).self, logger: logger)
+                for (index, unread, unseen, archived) in counts {
+                    events[Int(index) - 1].counts = InboxCounts(unread: unread, unseen: unseen, archived: archived)
+                }
             }
             return LivePage(
                 events: events, through: (scan.scannedThrough, history.head), hasMore: !scan.finished)

@@ -39,7 +39,7 @@ extension PostgresStore {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger
         ) { connection in
             let head = try await LogHead.read(connection, lock: false, logger: logger)
-            var state = RebuildState(events: head.seq, usersMax: head.nextUserNo - 1)
+            var state = RebuildState(events: head.seq, usersMax: head.nextUserNo - 1, tracksKinds: true)
             var ids: [(String, Int64)] = []
             try await rebuildState(&state, ids: &ids, through: head, on: connection, progress: progress)
             progress?(RebuildProgress(phase: .reading, processed: head.seq, total: head.seq))
@@ -133,54 +133,63 @@ struct RebuildRows {
         var numbers: [Int64] = []
         var userIDs: [String] = []
         var heads: [Int64] = []
-        var unreads: [Int64] = []
+        var userCounts: ([Int64], [Int64], [Int64]) = ([], [], [])
         var entryUsers: [Int64] = []
         var streamSeqs: [Int64] = []
         var seqs: [Int64] = []
-        var unreadAfter: [Int64] = []
+        var entryCounts: ([Int64], [Int64], [Int64]) = ([], [], [])
         var notificationUsers: [Int64] = []
         var notificationIDs: [ByteBuffer] = []
         var created: [Int64] = []
-        var unread: [Bool] = []
+        var flags: [Int16] = []
+        // 0 and "" stand for NULL, as in the group's write.
+        var snoozes: [Int64] = []
+        var kinds: [String] = []
         let prefix = PostgresStore.shadowPrefix
         func flush(force: Bool) async throws {
             if !numbers.isEmpty && (force || numbers.count >= PostgresStore.rowsPerStatement) {
                 try await connection.run(
                     """
-                    INSERT INTO \(unescaped: prefix)users (user_no, user_id, stream_seq, unread)
-                    SELECT * FROM unnest(\(numbers)::int8[], \(userIDs)::text[], \(heads)::int8[], \(unreads)::int8[])
+                    INSERT INTO \(unescaped: prefix)users (user_no, user_id, stream_seq, unread, unseen, archived)
+                    SELECT * FROM unnest(\(numbers)::int8[], \(userIDs)::text[], \(heads)::int8[],
+                        \(userCounts.0)::int8[], \(userCounts.1)::int8[], \(userCounts.2)::int8[])
                     """, logger: logger)
                 progress(numbers.count)
                 numbers.removeAll(keepingCapacity: true)
                 userIDs.removeAll(keepingCapacity: true)
                 heads.removeAll(keepingCapacity: true)
-                unreads.removeAll(keepingCapacity: true)
+                userCounts = ([], [], [])
             }
             if !entryUsers.isEmpty && (force || entryUsers.count >= PostgresStore.rowsPerStatement) {
                 try await connection.run(
                     """
-                    INSERT INTO \(unescaped: prefix)user_events (user_no, stream_seq, seq, unread_after)
+                    INSERT INTO \(unescaped: prefix)user_events (user_no, stream_seq, seq, unread_after, unseen_after,
+                        archived_after)
                     SELECT * FROM unnest(\(entryUsers)::int8[], \(streamSeqs)::int8[], \(seqs)::int8[],
-                        \(unreadAfter)::int8[])
+                        \(entryCounts.0)::int8[], \(entryCounts.1)::int8[], \(entryCounts.2)::int8[])
                     """, logger: logger)
                 progress(entryUsers.count)
                 entryUsers.removeAll(keepingCapacity: true)
                 streamSeqs.removeAll(keepingCapacity: true)
                 seqs.removeAll(keepingCapacity: true)
-                unreadAfter.removeAll(keepingCapacity: true)
+                entryCounts = ([], [], [])
             }
             if !notificationUsers.isEmpty && (force || notificationUsers.count >= PostgresStore.rowsPerStatement) {
                 try await connection.run(
                     """
-                    INSERT INTO \(unescaped: prefix)notifications (user_no, notification_id, created_seq, unread)
-                    SELECT * FROM unnest(\(notificationUsers)::int8[], \(notificationIDs)::bytea[],
-                        \(created)::int8[], \(unread)::bool[])
+                    INSERT INTO \(unescaped: prefix)notifications (user_no, notification_id, created_seq, flags,
+                        snoozed_until, kind)
+                    SELECT k.u, k.i, k.c, k.f, NULLIF(k.s, 0), NULLIF(k.k, '')
+                    FROM unnest(\(notificationUsers)::int8[], \(notificationIDs)::bytea[], \(created)::int8[],
+                        \(flags)::int2[], \(snoozes)::int8[], \(kinds)::text[]) AS k(u, i, c, f, s, k)
                     """, logger: logger)
                 progress(notificationUsers.count)
                 notificationUsers.removeAll(keepingCapacity: true)
                 notificationIDs.removeAll(keepingCapacity: true)
                 created.removeAll(keepingCapacity: true)
-                unread.removeAll(keepingCapacity: true)
+                flags.removeAll(keepingCapacity: true)
+                snoozes.removeAll(keepingCapacity: true)
+                kinds.removeAll(keepingCapacity: true)
             }
         }
         for user in users {
@@ -191,18 +200,25 @@ struct RebuildRows {
             numbers.append(user)
             userIDs.append(name)
             heads.append(head.streamSeq)
-            unreads.append(head.unread)
+            userCounts.0.append(head.counts.unread)
+            userCounts.1.append(head.counts.unseen)
+            userCounts.2.append(head.counts.archived)
             for entry in state.users[Int(user)].entries {
                 entryUsers.append(user)
                 streamSeqs.append(entry.streamSeq)
                 seqs.append(entry.seq)
-                unreadAfter.append(entry.unreadAfter)
+                entryCounts.0.append(entry.countsAfter.unread)
+                entryCounts.1.append(entry.countsAfter.unseen)
+                entryCounts.2.append(entry.countsAfter.archived)
             }
             for (seq, id) in state.users[Int(user)].created {
+                let notification = state.state(seq)
                 notificationUsers.append(user)
                 notificationIDs.append(id.withBytes { ByteBuffer(bytes: $0) })
                 created.append(seq)
-                unread.append(state.isUnread(seq))
+                flags.append(Int16(notification.flags))
+                snoozes.append(notification.isSnoozed ? notification.snoozedUntil : 0)
+                kinds.append(state.kind(createdSeq: seq).map { String(decoding: $0, as: UTF8.self) } ?? "")
             }
             try await flush(force: false)
         }

@@ -127,28 +127,25 @@ public final class PostgresStore: EventStore {
         return try await writer.append(AppendRequest(events: validated)).results
     }
 
-    public func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome {
+    public func mark(userID: String, _ change: StateChange) async throws -> ReadOutcome {
         try Self.checkUser(userID)
-        let events = try AppendBatch.readEvents(userID: userID, notificationIDs: notificationIDs)
+        let events = try change.events(userID: userID)
         if events.isEmpty { return try await ReadOutcome.unchanged(userID: userID, store: self) }
-        let response = try await writer.append(
-            AppendRequest(events: try AppendBatch.validate(events), reportUser: userID))
-        let head = response.userHead ?? (0, 0)
+        let validated = try AppendBatch.validate(events)
+        guard case .notifications(let ids) = change.target else {
+            let response = try await writer.append(
+                AppendRequest(events: validated, collectMarked: true, reportUser: userID))
+            let head = response.userHead ?? (0, .zero)
+            return ReadOutcome(
+                read: response.markedIDs, counts: head.counts,
+                cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor),
+                headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
+        }
+        let response = try await writer.append(AppendRequest(events: validated, reportUser: userID))
+        let head = response.userHead ?? (0, .zero)
         return ReadOutcome.of(
-            read: notificationIDs, results: response.results, head: head,
+            read: ids, results: response.results, head: head,
             cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor))
-    }
-
-    public func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome {
-        try Self.checkUser(userID)
-        let validated = try AppendBatch.validate([try AppendBatch.readAllEvent(userID: userID, upToSeq: upToSeq)])
-        let response = try await writer.append(
-            AppendRequest(events: validated, collectMarked: true, reportUser: userID))
-        let head = response.userHead ?? (0, 0)
-        return ReadOutcome(
-            read: response.markedIDs, unreadCount: head.unread,
-            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor),
-            headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
     }
 
     // MARK: Listening

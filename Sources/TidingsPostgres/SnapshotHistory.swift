@@ -53,11 +53,12 @@ struct SnapshotHistory: LogHistory {
 /// A user's number and head, with the log's history, as one query of a read snapshot sees them.
 struct UserSnapshot {
     /// Nil for a user with no events.
-    let user: (userNo: Int64, streamSeq: Int64, unread: Int64)?
+    let user: (userNo: Int64, streamSeq: Int64, counts: InboxCounts)?
     let history: SnapshotHistory
 
     var streamSeq: Int64 { user?.streamSeq ?? 0 }
-    var unread: Int64 { user?.unread ?? 0 }
+    var counts: InboxCounts { user?.counts ?? .zero }
+    var head: (streamSeq: Int64, counts: InboxCounts) { (streamSeq, counts) }
 
     static func read(
         _ userID: String, cursor: String?, on connection: PostgresConnection, logger: Logger
@@ -65,16 +66,19 @@ struct UserSnapshot {
         let seq = SnapshotHistory.anchorSeq(cursor)
         let rows = try await connection.rows(
             """
-            SELECT h.seq, h.hash, u.user_no, u.stream_seq, u.unread,
+            SELECT h.seq, h.hash, u.user_no, u.stream_seq, u.unread, u.unseen, u.archived,
                 (SELECT substring(b.checks FROM (\(seq) - b.first_seq)::int4 * 4 + 1 FOR 4)
                     FROM tidings_blocks b WHERE b.first_seq <= \(seq) ORDER BY b.first_seq DESC LIMIT 1)
             FROM tidings_head h LEFT JOIN tidings_users u ON u.user_id = \(userID) WHERE h.id = 1
-            """, as: (Int64, ByteBuffer, Int64?, Int64?, Int64?, ByteBuffer?).self, logger: logger)
+            """, as: (Int64, ByteBuffer, Int64?, Int64?, Int64?, Int64?, Int64?, ByteBuffer?).self, logger: logger)
         guard let row = rows.first else { throw StoreError(.internal, "the store's head row is missing") }
-        let history = SnapshotHistory(head: CursorAnchor(seq: row.0, hash: row.1.bytes), probedSeq: seq, probed: row.5)
-        guard let userNo = row.2, let streamSeq = row.3, let unread = row.4 else {
+        let history = SnapshotHistory(head: CursorAnchor(seq: row.0, hash: row.1.bytes), probedSeq: seq, probed: row.7)
+        guard let userNo = row.2, let streamSeq = row.3, let unread = row.4, let unseen = row.5, let archived = row.6
+        else {
             return UserSnapshot(user: nil, history: history)
         }
-        return UserSnapshot(user: (userNo, streamSeq, unread), history: history)
+        return UserSnapshot(
+            user: (userNo, streamSeq, InboxCounts(unread: unread, unseen: unseen, archived: archived)), history: history
+        )
     }
 }

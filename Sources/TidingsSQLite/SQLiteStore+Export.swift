@@ -213,7 +213,7 @@ extension SQLiteStore {
                 throw StoreError(.internal, "the log is damaged: tail event \(seq) does not decode (\(error))")
             }
             visited = seq
-            guard mask & 1 << Int(record.type.rawValue) != 0 else { continue }
+            guard mask & record.type.maskBit != 0 else { continue }
             guard try body(seq, record) else { return visited }
         }
         return max(visited, head)

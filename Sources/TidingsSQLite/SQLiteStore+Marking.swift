@@ -1,41 +1,35 @@
 public import TidingsStore
 
 extension SQLiteStore {
-    /// Marks the user's notifications read, appending one `notification.read` per notification
-    /// that was unread; ids that are unknown or already read change nothing.
-    public func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome {
+    /// Changes the state of the user's notifications (`EventStore.mark`).
+    public func mark(userID: String, _ change: StateChange) async throws -> ReadOutcome {
         try Self.checkUser(userID)
-        let events = try AppendBatch.readEvents(userID: userID, notificationIDs: notificationIDs)
+        let events = try change.events(userID: userID)
         if events.isEmpty { return try await ReadOutcome.unchanged(userID: userID, store: self) }
         let validated = try AppendBatch.validate(events)
-        let response = try await writer.append(LogWriter.AppendRequest(events: validated, reportUser: userID))
-        let head = response.userHead ?? (0, 0)
-        return ReadOutcome.of(
-            read: notificationIDs, results: response.results, head: head,
-            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor))
-    }
-
-    /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
-    /// with one `notification.read_all`.
-    public func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome {
-        try Self.checkUser(userID)
-        let validated = try AppendBatch.validate([try AppendBatch.readAllEvent(userID: userID, upToSeq: upToSeq)])
-        let response = try await writer.append(
-            LogWriter.AppendRequest(events: validated, collectMarked: true, reportUser: userID))
-        let marked = response.markedSeqs
-        let read: [String] =
-            marked.isEmpty
-            ? []
-            : try await withSnapshot { read in
-                try read.log.records(seqs: marked, sealedSeq: read.snapshot.sealedSeq).map {
-                    String(decoding: $0.record.notificationID, as: UTF8.self)
+        guard case .notifications(let ids) = change.target else {
+            let response = try await writer.append(
+                LogWriter.AppendRequest(events: validated, collectMarked: true, reportUser: userID))
+            let marked = response.markedSeqs
+            let changed: [String] =
+                marked.isEmpty
+                ? []
+                : try await withSnapshot { read in
+                    try read.log.records(seqs: marked, sealedSeq: read.snapshot.sealedSeq).map {
+                        String(decoding: $0.record.notificationID, as: UTF8.self)
+                    }
                 }
-            }
-        let head = response.userHead ?? (0, 0)
-        return ReadOutcome(
-            read: read, unreadCount: head.unread,
-            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor),
-            headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
+            let head = response.userHead ?? (0, .zero)
+            return ReadOutcome(
+                read: changed, counts: head.counts,
+                cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor),
+                headStreamSeq: head.streamSeq, lastSeq: response.results.first?.event?.seq)
+        }
+        let response = try await writer.append(LogWriter.AppendRequest(events: validated, reportUser: userID))
+        let head = response.userHead ?? (0, .zero)
+        return ReadOutcome.of(
+            read: ids, results: response.results, head: head,
+            cursor: userCursor(userID, streamSeq: head.streamSeq, anchor: response.anchor))
     }
 
     public func stats() async throws -> StoreStats {

@@ -74,8 +74,11 @@ extension SQLiteStore {
         var state = RebuildState(events: snapshot.headSeq, usersMax: usersMax.int64(0))
         usersMax.reset()
         var reported: Int64 = 0
+        let reader = context.logReader(database)
         try scanRecords(database, snapshot, after: 0) { seq, record in
-            try state.apply(seq: seq, record: record)
+            try state.apply(seq: seq, record: record) { kind, _, createdSeq in
+                NotificationKind.matches(kind, data: try reader.data(seq: createdSeq, sealedSeq: snapshot.sealedSeq))
+            }
             if seq - reported >= 65_536 {
                 reported = seq
                 progress?(RebuildProgress(phase: .reading, processed: seq, total: snapshot.headSeq))
@@ -93,7 +96,8 @@ extension SQLiteStore {
                 try self.rebuildState(read.database, progress: nil),
                 live: { userNo in
                     ProjectionComparison.LiveUser(
-                        head: try read.view.head(user: userNo), unreadSeqs: try read.view.unreadSeqs(user: userNo),
+                        head: try read.view.head(user: userNo),
+                        states: try read.view.stateTest(user: userNo).select(mask: 0, value: 0, through: .max),
                         entries: try read.view.entries(user: userNo, afterStreamSeq: 0, limit: .max))
                 },
                 userName: { try self.context.users.name($0, database: read.database) })
@@ -133,10 +137,14 @@ extension LogWriter {
                 // Replay the events appended since the snapshot onto the shadow tables, with the
                 // live machinery: a scratch overlay over the shadow base.
                 let scratch = OverlayLock(ProjectionOverlay(baseSeq: builtThrough))
+                let reader = context.logReader(database)
+                let sealedSeq = head.sealedSeq
                 try context.logReader(database, cached: false).scan(
                     after: builtThrough, through: head.headSeq, sealedSeq: head.sealedSeq
                 ) { entry in
-                    let view = ProjectionView(base: shadow, overlay: scratch, lower: builtThrough, upper: .max)
+                    let view = ProjectionView(
+                        base: shadow, overlay: scratch, lower: builtThrough, upper: .max,
+                        eventData: { try reader.data(seq: $0, sealedSeq: sealedSeq) })
                     try scratch.replay(seq: entry.seq, record: entry.record, view: view)
                     return true
                 }
@@ -147,6 +155,7 @@ extension LogWriter {
                 try database.execute("DROP TABLE \(table.name)")
                 try database.execute("ALTER TABLE \(Self.shadowPrefix)\(table.name) RENAME TO \(table.name)")
             }
+            try database.execute(Schema.statesSnoozedIndex(prefix: ""))
             var updated = head
             updated.checkpointSeq = head.headSeq
             updated.projectionGeneration += 1

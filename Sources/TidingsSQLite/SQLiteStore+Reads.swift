@@ -24,22 +24,22 @@ struct ReadContext: LogHistory {
     }
 
     /// The public form of a record read in this snapshot.
-    func storedEvent(seq: Int64, record: LogRecord, unreadCount: Int64? = nil) throws -> StoredEvent {
-        try context.storedEvent(seq: seq, record: record, database: database, unreadCount: unreadCount, anchor: head)
+    func storedEvent(seq: Int64, record: LogRecord, counts: InboxCounts? = nil) throws -> StoredEvent {
+        try context.storedEvent(seq: seq, record: record, database: database, counts: counts, anchor: head)
     }
 
     func userNumber(_ userID: String) throws -> Int64? {
         try context.users.number(userID, database: database)
     }
 
-    /// The events of `entries`, each with its unread count; with `admits`, only those whose
-    /// record passes it.
+    /// The events of `entries`, each with its counts; with `admits`, only those whose record
+    /// passes it.
     func events(entries: [StreamEntry], admits: ((RecordView) -> Bool)? = nil) throws -> [StoredEvent] {
-        try events(seqs: entries.map(\.seq), unreadCounts: entries.map(\.unreadAfter), admits: admits)
+        try events(seqs: entries.map(\.seq), counts: entries.map(\.countsAfter), admits: admits)
     }
 
-    /// The events at `seqs` (ascending), with the unread counts given.
-    func events(seqs: [Int64], unreadCounts: [Int64]?, admits: ((RecordView) -> Bool)? = nil) throws -> [StoredEvent] {
+    /// The events at `seqs` (ascending), with the counts given.
+    func events(seqs: [Int64], counts: [InboxCounts]?, admits: ((RecordView) -> Bool)? = nil) throws -> [StoredEvent] {
         var events: [StoredEvent] = []
         events.reserveCapacity(seqs.count)
         var index = 0
@@ -48,7 +48,7 @@ struct ReadContext: LogHistory {
             if let admits, !admits(record) { return }
             events.append(
                 try context.storedEvent(
-                    seq: seq, view: record, database: database, unreadCount: unreadCounts?[index], anchor: head))
+                    seq: seq, view: record, database: database, counts: counts?[index], anchor: head))
         }
         return events
     }
@@ -143,14 +143,15 @@ extension SQLiteStore {
         return try await withSnapshot { read in
             guard let userNo = try read.userNumber(userID) else {
                 return UnreadSnapshot(
-                    unreadCount: 0, notifications: [], cursor: self.userCursor(userID, streamSeq: 0, anchor: read.head))
+                    counts: .zero, notifications: [], cursor: self.userCursor(userID, streamSeq: 0, anchor: read.head))
             }
             let head = try read.view.head(user: userNo)
-            let seqs = try read.view.unreadSeqs(user: userNo, limit: limit)
-            let records = try read.log.records(seqs: seqs, sealedSeq: read.snapshot.sealedSeq)
+            let unread = try read.view.stateTest(user: userNo).select(
+                mask: NotificationState.unreadFlag, value: NotificationState.unreadFlag, through: .max, limit: limit)
+            let records = try read.log.records(seqs: unread.map(\.createdSeq), sealedSeq: read.snapshot.sealedSeq)
             let events = try records.map { try read.storedEvent(seq: $0.seq, record: $0.record) }
             return UnreadSnapshot(
-                unreadCount: head.unread, notifications: events,
+                counts: head.counts, notifications: events,
                 cursor: self.userCursor(userID, streamSeq: head.streamSeq, anchor: read.head))
         }
     }
@@ -166,14 +167,14 @@ extension SQLiteStore {
         // is the whole stream: a scan, not a short read.
         return try await withSnapshot(filter.kind == nil ? .short : .scan) { read in
             let userNo = try read.userNumber(userID)
-            let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, unread: 0)
+            let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, counts: .zero)
             let position = try self.userPosition(before, userID: userID, head: head.streamSeq, log: read)
             var builder = NotificationListBuilder(filter: filter, limit: limit)
             if let userNo, before == nil || position > 0 {
-                let unread = read.view.unreadTest(user: userNo)
+                let states = read.view.stateTest(user: userNo)
                 let test = filter.recordTest
-                switch filter.state {
-                case .all:
+                let selection = filter.state.selection
+                if selection.value == 0 {
                     // The stream from its newest entry back, a window at a time.
                     var below = before == nil ? head.streamSeq + 1 : position
                     while !builder.isFull, below > 1 {
@@ -181,23 +182,26 @@ extension SQLiteStore {
                         let entries = try read.view.entries(
                             user: userNo, afterStreamSeq: after, limit: Int(below - 1 - after))
                         for event in try read.events(entries: entries, admits: test.admits).reversed() {
-                            let isUnread = try event.type == .created && unread.isUnread(createdSeq: event.seq)
-                            builder.offer(event, isRead: !isUnread)
+                            builder.offer(event, state: try states.state(createdSeq: event.seq))
                         }
                         below = after + 1
                     }
-                case .unread:
+                } else {
+                    // Only notifications with the flag: their rows in `states`, newest first.
                     var below = Int64.max
                     if before != nil {
                         below =
                             try read.view.entries(user: userNo, afterStreamSeq: position - 1, limit: 1).first?.seq ?? 0
                     }
                     while !builder.isFull, below > 1 {
-                        let seqs = try unread.unreadSeqs(before: below, limit: builder.window)
-                        let events = try read.events(seqs: seqs.reversed(), unreadCounts: nil, admits: test.admits)
-                        for event in events.reversed() { builder.offer(event, isRead: false) }
-                        guard seqs.count == builder.window, let last = seqs.last else { break }
-                        below = last
+                        let selected = try states.select(
+                            mask: selection.mask, value: selection.value, before: below, limit: builder.window)
+                        let byCreatedSeq = Dictionary(uniqueKeysWithValues: selected.map { ($0.createdSeq, $0) })
+                        let events = try read.events(
+                            seqs: selected.reversed().map(\.createdSeq), counts: nil, admits: test.admits)
+                        for event in events.reversed() { builder.offer(event, state: byCreatedSeq[event.seq]!) }
+                        guard selected.count == builder.window, let last = selected.last else { break }
+                        below = last.createdSeq
                     }
                 }
             }
@@ -205,28 +209,28 @@ extension SQLiteStore {
         }
     }
 
-    /// The user's stream head: its stream_seq and unread count.
-    public func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor) {
+    /// The user's stream head: its stream_seq and counts.
+    public func userHead(userID: String) async throws -> (streamSeq: Int64, counts: InboxCounts, anchor: CursorAnchor) {
         try Self.checkUser(userID)
         return try await withSnapshot { read in
-            guard let userNo = try read.userNumber(userID) else { return (0, 0, read.head) }
+            guard let userNo = try read.userNumber(userID) else { return (0, .zero, read.head) }
             let head = try read.view.head(user: userNo)
-            return (head.streamSeq, head.unread, read.head)
+            return (head.streamSeq, head.counts, read.head)
         }
     }
 
-    /// The unread count as of a position of the user's stream (0 at the start), for `caught_up`.
-    public func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64 {
+    /// The counts as of a position of the user's stream (zero at the start), for `caught_up`.
+    public func counts(userID: String, atStreamSeq streamSeq: Int64) async throws -> InboxCounts {
         try Self.checkUser(userID)
-        guard streamSeq > 0 else { return 0 }
+        guard streamSeq > 0 else { return .zero }
         return try await withSnapshot { read in
-            guard let userNo = try read.userNumber(userID) else { return 0 }
+            guard let userNo = try read.userNumber(userID) else { return .zero }
             let entries = try read.view.entries(user: userNo, afterStreamSeq: streamSeq - 1, limit: 1)
             guard let entry = entries.first, entry.streamSeq == streamSeq else {
                 throw StoreError(
                     .cursorReset, "position \(streamSeq) is past the head of the stream", resetReason: .cursorAhead)
             }
-            return entry.unreadAfter
+            return entry.countsAfter
         }
     }
 

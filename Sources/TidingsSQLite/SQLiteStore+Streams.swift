@@ -8,7 +8,7 @@ extension SQLiteStore {
         try Self.checkUser(userID)
         return try await withSnapshot { read in
             let userNo = try read.userNumber(userID)
-            let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, unread: 0)
+            let head = try userNo.map { try read.view.head(user: $0) } ?? (streamSeq: 0, counts: .zero)
             return try self.userStreamStart(userID: userID, cursor: cursor, head: head, log: read)
         }
     }

@@ -15,7 +15,7 @@ public import TidingsStore
 public final class SQLiteStore: EventStore {
     /// Bump when the projection's rules or tables change: stores built by an older version are
     /// rebuilt from the log when opened.
-    public static let projectionVersion = 1
+    public static let projectionVersion = 2
     public static let databaseFileName = "tidings.sqlite"
 
     let context: StoreContext

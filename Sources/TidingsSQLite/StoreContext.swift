@@ -42,20 +42,20 @@ final class StoreContext: Sendable {
 
     /// A stored event in its public form from a record read in place.
     func storedEvent(
-        seq: Int64, view record: RecordView, database: Database, unreadCount: Int64?, anchor: CursorAnchor
+        seq: Int64, view record: RecordView, database: Database, counts: InboxCounts?, anchor: CursorAnchor
     ) throws -> StoredEvent {
         try StoredEvent(
             seq: seq, view: record, userID: try users.name(record.userNo, database: database), derivedIDs: derivedIDs,
-            unreadCount: unreadCount, anchor: anchor)
+            counts: counts, anchor: anchor)
     }
 
-    /// A stored event in its public form (`unreadCount` as given).
+    /// A stored event in its public form (`counts` as given).
     func storedEvent(
-        seq: Int64, record: LogRecord, database: Database, unreadCount: Int64?, anchor: CursorAnchor
+        seq: Int64, record: LogRecord, database: Database, counts: InboxCounts?, anchor: CursorAnchor
     ) throws -> StoredEvent {
         try StoredEvent(
             seq: seq, record: record, userID: try users.name(record.userNo, database: database), derivedIDs: derivedIDs,
-            unreadCount: unreadCount, anchor: anchor)
+            counts: counts, anchor: anchor)
     }
 
     /// Configures a freshly opened connection: the writer's (durability, WAL size) or a

@@ -126,7 +126,28 @@ func read(_ user: String, _ notification: String, id: String? = nil) -> NewEvent
 }
 
 func readAll(_ user: String, upTo: Int64? = nil, id: String? = nil) -> NewEvent {
-    NewEvent(type: .readAll, userID: user, id: id, data: upTo.map { #"{"up_to_seq":\#($0)}"# } ?? "{}")
+    bulk(.readAll, user, upTo: upTo, id: id)
+}
+
+/// A bulk event (read_all, seen_all, archived_all) with its optional fields.
+func bulk(
+    _ type: EventType, _ user: String, upTo: Int64? = nil, kind: String? = nil, onlyRead: Bool? = nil, id: String? = nil
+) -> NewEvent {
+    var fields: [String] = []
+    if let upTo { fields.append(#""up_to_seq":\#(upTo)"#) }
+    if let kind { fields.append(#""kind":"\#(kind)""#) }
+    if let onlyRead { fields.append(#""only_read":\#(onlyRead)"#) }
+    return NewEvent(type: type, userID: user, id: id, data: "{" + fields.joined(separator: ",") + "}")
+}
+
+/// An event that changes one notification's state (read, unread, seen, archived, ...).
+func change(
+    _ type: EventType, _ user: String, _ notification: String, until: String? = nil, id: String? = nil
+)
+    -> NewEvent
+{
+    let untilField = until.map { #","until":"\#($0)""# } ?? ""
+    return NewEvent(type: type, userID: user, id: id, data: #"{"notification_id":"\#(notification)"\#(untilField)}"#)
 }
 
 extension StoredEvent {

@@ -3,9 +3,9 @@ import TidingsTestSupport
 
 @testable import TidingsStore
 
-/// Random sequences of appends, retries, reads and read_alls, checked against `StoreModel`:
-/// streams, cursors, unread state, the all stream, verify and rebuild must all agree with it, on
-/// every engine.
+/// Random sequences of appends, retries and every state change (single and bulk, with kind
+/// filters), checked against `StoreModel`: streams, cursors, counts, lists, the all stream,
+/// verify and rebuild must all agree with it, on every engine.
 @Suite struct PropertyTests {
     struct Generator {
         var random: SeededGenerator
@@ -25,22 +25,21 @@ import TidingsTestSupport
         }
 
         /// One random event with what the model needs to know about it.
-        mutating func event() -> (NewEvent, notification: String?, upTo: Int64?) {
+        mutating func event() -> NewEvent {
             if chance(10), !sentWithIDs.isEmpty {
                 var retry = pick(sentWithIDs)
                 if chance(30) {
                     retry.data = Array(#"{"notification_id":"changed-\#(nextNotification)"}"#.utf8)
                     retry.type = EventType.created.name
                 }
-                let decoded = try? JSONValue.parse(retry.data)
-                return (retry, decoded?["notification_id"]?.stringValue, decoded?["up_to_seq"]?.integerValue)
+                return retry
             }
             let user = pick(users)
             let id: String? = chance(40) ? "evt-\(nextID)" : nil
             nextID += 1
             let roll = random.next() % 100
-            var result: (NewEvent, String?, Int64?)
-            if roll < 60 {
+            var result: NewEvent
+            if roll < 50 {
                 let notification: String
                 if chance(5), let known = knownNotification(for: user) {
                     notification = known
@@ -57,18 +56,23 @@ import TidingsTestSupport
                     nextNotification += 1
                 }
                 let kind = pick(Self.kinds)
-                result = (
-                    created(user, notification, id: id, title: "T\(random.next() % 1000)", kind: kind), notification,
-                    nil
-                )
-            } else if roll < 90 {
+                result = created(user, notification, id: id, title: "T\(random.next() % 1000)", kind: kind)
+            } else if roll < 88 {
                 let notification = knownNotification(for: user) ?? "unknown-\(random.next() % 5)"
-                result = (read(user, notification, id: id), notification, nil)
+                let type = pick([
+                    EventType.read, .read, .read, .unread, .seen, .archived, .unarchived, .snoozed, .unsnoozed,
+                ])
+                // Two snooze ends, so that snoozing again is sometimes a change and sometimes not.
+                let until = type == .snoozed ? pick(["2099-01-01T09:00:00Z", "2099-01-02T09:00:00.250Z"]) : nil
+                result = change(type, user, notification, until: until, id: id)
             } else {
+                let type = pick([EventType.readAll, .readAll, .seenAll, .archivedAll])
                 let upTo: Int64? = chance(50) ? Int64(random.next() % UInt64(model.events.count + 3)) + 1 : nil
-                result = (readAll(user, upTo: upTo, id: id), nil, upTo)
+                let kind = chance(30) ? pick(Self.kinds.compactMap { $0 }) : nil
+                let onlyRead = type == .archivedAll && chance(50) ? chance(70) : nil
+                result = bulk(type, user, upTo: upTo, kind: kind, onlyRead: onlyRead, id: id)
             }
-            if id != nil { sentWithIDs.append(result.0) }
+            if id != nil { sentWithIDs.append(result) }
             return result
         }
 
@@ -83,7 +87,7 @@ import TidingsTestSupport
             let request = (0..<size).map { _ in generator.event() }
             let expected = generator.model.append(request)
             do {
-                let results = try await temporary.store.append(request.map(\.0))
+                let results = try await temporary.store.append(request)
                 guard let expected else {
                     Issue.record("step \(step): store appended what the model refuses: \(results)")
                     return
@@ -98,7 +102,7 @@ import TidingsTestSupport
                 #expect(actual == expected, "step \(step)")
                 for (result, outcome) in zip(results, expected) {
                     if case .appended(let seq) = outcome {
-                        #expect(result.event?.unreadCount == generator.model.events[Int(seq - 1)].unreadAfter)
+                        #expect(result.event?.counts == generator.model.events[Int(seq - 1)].countsAfter)
                     }
                 }
             } catch let error as StoreError {
@@ -130,7 +134,7 @@ import TidingsTestSupport
                     let expected = model.events[Int(event.seq - 1)]
                     #expect(event.userID == userID)
                     #expect(event.streamSeq == expected.streamSeq)
-                    #expect(event.unreadCount == expected.unreadAfter)
+                    #expect(event.counts == expected.countsAfter)
                     #expect(event.type == expected.type)
                     #expect(event.dataText == expected.data)
                     if let id = expected.id { #expect(event.id == id) }
@@ -142,15 +146,15 @@ import TidingsTestSupport
             }
             #expect(seen == user.events)
             let unread = try await store.unread(userID: userID, limit: 1000)
-            #expect(unread.unreadCount == Int64(user.unread.count))
+            #expect(unread.counts == user.counts)
             #expect(unread.notifications.map(\.seq) == user.unread)
             #expect(
                 Cursor.samePosition(
                     unread.cursor, store.unanchoredUserCursor(userID, streamSeq: Int64(user.events.count))))
             if !user.events.isEmpty {
                 let position = Int64(random.next() % UInt64(user.events.count)) + 1
-                let count = try await store.unreadCount(userID: userID, atStreamSeq: position)
-                #expect(count == model.events[Int(user.events[Int(position - 1)] - 1)].unreadAfter)
+                let counts = try await store.counts(userID: userID, atStreamSeq: position)
+                #expect(counts == model.events[Int(user.events[Int(position - 1)] - 1)].countsAfter)
             }
         }
         for (userID, user) in model.users {
@@ -173,13 +177,23 @@ import TidingsTestSupport
         _ store: any EventStore, userID: String, user: StoreModel.UserState, model: StoreModel,
         random: inout SeededGenerator
     ) async throws {
-        let state: NotificationListFilter.State = random.next() % 2 == 0 ? .all : .unread
+        let states = NotificationListFilter.State.allCases
+        let state = states[Int(random.next() % UInt64(states.count))]
         let kind = Generator.kinds[Int(random.next() % UInt64(Generator.kinds.count))]
         let limit = Int(random.next() % 7) + 1
         let expected = user.notifications.values.sorted(by: >).filter { seq in
             let data = try? JSONValue.parse(model.events[Int(seq - 1)].data)
-            return (state == .all || user.unread.contains(seq))
-                && (kind == nil || data?["kind"]?.stringValue == kind)
+            let notification = user.states[seq]!
+            let passes =
+                switch state {
+                case .inbox: !notification.hidden
+                case .all: true
+                case .unread: notification.unread
+                case .unseen: notification.unseen
+                case .archived: notification.archived
+                case .snoozed: notification.snoozedUntil != nil
+                }
+            return passes && (kind == nil || data?["kind"]?.stringValue == kind)
         }
         var listed: [Int64] = []
         var before: String?
@@ -189,10 +203,14 @@ import TidingsTestSupport
             #expect(page.notifications.count <= limit)
             for item in page.notifications {
                 #expect(item.event.type == .created)
-                #expect(item.isRead == !user.unread.contains(item.event.seq), "\(userID) \(item.event.seq)")
+                let notification = user.states[item.event.seq]
+                #expect(item.isRead == !(notification?.unread ?? false), "\(userID) \(item.event.seq)")
+                #expect(item.isSeen == !(notification?.unseen ?? false), "\(userID) \(item.event.seq)")
+                #expect(item.isArchived == notification?.archived, "\(userID) \(item.event.seq)")
+                #expect(item.snoozedUntil == notification?.snoozedUntil, "\(userID) \(item.event.seq)")
             }
             listed += page.notifications.map(\.event.seq)
-            #expect(page.unreadCount == Int64(user.unread.count))
+            #expect(page.counts == user.counts)
             #expect(
                 Cursor.samePosition(
                     page.cursor, store.unanchoredUserCursor(userID, streamSeq: Int64(user.events.count))))

@@ -1,7 +1,7 @@
 @testable import TidingsStore
 
-/// A deliberately simple in-memory implementation of the protocol's append and projection
-/// rules, for property tests to compare the store against.
+/// A deliberately simple in-memory implementation of the protocol's append and inbox rules, for
+/// property tests to compare the store against. It reads each event's fields from its `data`.
 struct StoreModel {
     struct Event: Equatable {
         var seq: Int64
@@ -10,7 +10,8 @@ struct StoreModel {
         var id: String?
         var type: EventType
         var data: String
-        var unreadAfter: Int64
+        var countsAfter: InboxCounts
+        var unreadAfter: Int64 { countsAfter.unread }
     }
 
     enum Outcome: Equatable {
@@ -19,10 +20,35 @@ struct StoreModel {
         case noop
     }
 
+    struct Notification: Equatable {
+        var kind: String?
+        var unread = true
+        var unseen = true
+        var archived = false
+        /// Milliseconds; nil unless snoozed.
+        var snoozedUntil: Int64?
+        var hidden: Bool { archived || snoozedUntil != nil }
+    }
+
     struct UserState {
         var events: [Int64] = []
+        /// Created seq by notification id.
         var notifications: [String: Int64] = [:]
-        var unread: [Int64] = []
+        /// Each notification's state by created seq.
+        var states: [Int64: Notification] = [:]
+
+        /// Created seqs of unread notifications, oldest first.
+        var unread: [Int64] { states.keys.sorted().filter { states[$0]!.unread } }
+
+        var counts: InboxCounts {
+            var counts = InboxCounts.zero
+            for state in states.values {
+                if state.unread && !state.hidden { counts.unread += 1 }
+                if state.unseen && !state.hidden { counts.unseen += 1 }
+                if state.archived { counts.archived += 1 }
+            }
+            return counts
+        }
     }
 
     private(set) var events: [Event] = []
@@ -30,11 +56,11 @@ struct StoreModel {
     private var ids: [String: Int64] = [:]
 
     /// Applies a request; nil when it fails as a whole (a conflict), leaving the model unchanged.
-    mutating func append(_ request: [(NewEvent, notification: String?, upTo: Int64?)]) -> [Outcome]? {
+    mutating func append(_ request: [NewEvent]) -> [Outcome]? {
         let saved = self
         var outcomes: [Outcome] = []
-        for (event, notification, upTo) in request {
-            guard let outcome = apply(event, notification: notification, upTo: upTo) else {
+        for event in request {
+            guard let outcome = apply(event) else {
                 self = saved
                 return nil
             }
@@ -43,7 +69,7 @@ struct StoreModel {
         return outcomes
     }
 
-    private mutating func apply(_ event: NewEvent, notification: String?, upTo: Int64?) -> Outcome? {
+    private mutating func apply(_ event: NewEvent) -> Outcome? {
         let type = EventType(name: event.type)!
         let data = String(decoding: event.data, as: UTF8.self)
         if let id = event.id, let seq = ids[id] {
@@ -51,32 +77,58 @@ struct StoreModel {
             guard original.type == type, original.userID == event.userID, original.data == data else { return nil }
             return .duplicate(seq: seq)
         }
+        let fields = try! JSONValue.parse(event.data)
         var user = users[event.userID] ?? UserState()
         let seq = Int64(events.count + 1)
-        let unreadBefore = Int64(user.unread.count)
-        switch type {
-        case .created:
+        let notification = fields["notification_id"]?.stringValue
+        if type == .created {
             if user.notifications[notification!] != nil { return nil }
             user.notifications[notification!] = seq
-            user.unread.append(seq)
-        case .read:
-            guard let createdSeq = user.notifications[notification!], let index = user.unread.firstIndex(of: createdSeq)
-            else { return .noop }
-            user.unread.remove(at: index)
-        case .readAll:
-            let bound = min(upTo ?? seq - 1, seq - 1)
-            let remaining = user.unread.filter { $0 > bound }
-            if remaining.count == user.unread.count { return .noop }
-            user.unread = remaining
+            user.states[seq] = Notification(kind: fields["kind"]?.stringValue)
+        } else if type.isBulk {
+            let bound = min(fields["up_to_seq"]?.integerValue ?? seq - 1, seq - 1)
+            let kind = fields["kind"]?.stringValue
+            let onlyRead = fields["only_read"]?.boolValue ?? false
+            var changed = false
+            for (created, var state) in user.states where created <= bound && (kind == nil || state.kind == kind) {
+                switch type {
+                case .readAll where state.unread:
+                    state.unread = false
+                    state.unseen = false
+                case .seenAll where state.unseen: state.unseen = false
+                case .archivedAll where !state.archived && (!onlyRead || !state.unread): state.archived = true
+                default: continue
+                }
+                user.states[created] = state
+                changed = true
+            }
+            if !changed { return .noop }
+        } else {
+            guard let created = user.notifications[notification!], var state = user.states[created] else {
+                return .noop
+            }
+            let before = state
+            switch type {
+            case .read:
+                state.unread = false
+                state.unseen = false
+            case .unread: state.unread = true
+            case .seen: state.unseen = false
+            case .archived: state.archived = true
+            case .unarchived: state.archived = false
+            case .snoozed: state.snoozedUntil = Timestamp.parse(fields["until"]!.stringValue!)
+            case .unsnoozed: state.snoozedUntil = nil
+            default: break
+            }
+            if state == before { return .noop }
+            user.states[created] = state
         }
-        _ = unreadBefore
         user.events.append(seq)
         if let id = event.id { ids[id] = seq }
         events.append(
             Event(
                 seq: seq, streamSeq: Int64(user.events.count), userID: event.userID, id: event.id, type: type,
-                data: data,
-                unreadAfter: Int64(user.unread.count)))
+                data: data, countsAfter: user.counts))
         users[event.userID] = user
         return .appended(seq: seq)
     }

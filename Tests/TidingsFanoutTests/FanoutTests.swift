@@ -12,7 +12,8 @@ func event(_ seq: Int64, user: String = "alice", streamSeq: Int64? = nil, unread
     StoredEvent(
         seq: seq, streamSeq: streamSeq ?? seq, userID: user, id: "id-\(seq)", type: .created,
         timestampMilliseconds: 1_800_000_000_000 + seq, data: Array(#"{"notification_id":"n-\#(seq)"}"#.utf8),
-        unreadCount: unread, anchor: CursorAnchor(seq: seq, check: UInt32(truncatingIfNeeded: seq &* 2_654_435_761)))
+        counts: unread.map { InboxCounts(unread: $0, unseen: $0) },
+        anchor: CursorAnchor(seq: seq, check: UInt32(truncatingIfNeeded: seq &* 2_654_435_761)))
 }
 
 @Suite struct HubTests {

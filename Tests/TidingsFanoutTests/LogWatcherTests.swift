@@ -81,12 +81,14 @@ import TidingsSQLite
         let other = CursorAnchor(seq: head.seq, check: head.check ^ 0x5A5A_5A5A)
         let next = StoredEvent(
             seq: 4, streamSeq: 4, userID: "alice", id: "new-4", type: .created, timestampMilliseconds: 1,
-            data: Array(#"{"notification_id":"new-4"}"#.utf8), unreadCount: 4, anchor: CursorAnchor(seq: 4, check: 7))
+            data: Array(#"{"notification_id":"new-4"}"#.utf8), counts: InboxCounts(unread: 4),
+            anchor: CursorAnchor(seq: 4, check: 7))
         #expect(!rig.watcher.committedLocally([next], after: other))
         // A gap (other processes committed 4 and 5) is held too, and read from the log instead.
         let gap = StoredEvent(
             seq: 6, streamSeq: 6, userID: "alice", id: "id-6", type: .created, timestampMilliseconds: 1,
-            data: Array(#"{"notification_id":"n-6"}"#.utf8), unreadCount: 6, anchor: CursorAnchor(seq: 6, check: 9))
+            data: Array(#"{"notification_id":"n-6"}"#.utf8), counts: InboxCounts(unread: 6),
+            anchor: CursorAnchor(seq: 6, check: 9))
         #expect(!rig.watcher.committedLocally([gap], after: CursorAnchor(seq: 5, check: 1)))
         #expect(alice.queuedCount == 0)
         // The log itself still continues the history handed on: the catch-up finds no fork.

@@ -50,10 +50,10 @@ import Testing
         _ = try await store.append([readAll("alice")])
         var counts: [Int64] = []
         for position in 0...5 {
-            counts.append(try await store.unreadCount(userID: "alice", atStreamSeq: Int64(position)))
+            counts.append(try await store.counts(userID: "alice", atStreamSeq: Int64(position)).unread)
         }
         #expect(counts == [0, 1, 2, 1, 2, 0])
-        await expectStoreError(.cursorReset) { _ = try await store.unreadCount(userID: "alice", atStreamSeq: 6) }
+        await expectStoreError(.cursorReset) { _ = try await store.counts(userID: "alice", atStreamSeq: 6) }
     }
 
     @Test func timestampsNeverGoBackwardsWhenTheClockDoes() async throws {
@@ -104,7 +104,7 @@ import Testing
         _ = try await temporary.store.append([created("alice", "a"), created("alice", "b"), created("bob", "c")])
         temporary.store.close()
         try withDatabase(temporary.databasePath) { database in
-            try database.execute("DELETE FROM unread WHERE created_seq = 2")
+            try database.execute("DELETE FROM states WHERE created_seq = 2")
         }
         try await temporary.reopen()
         let verification = try await temporary.store.verifyProjections()
@@ -115,13 +115,42 @@ import Testing
         #expect(try await temporary.store.unread(userID: "alice").unreadCount == 2)
     }
 
+    @Test func aStoreOfSchemaTwoIsMigratedAndRebuiltOnOpen() async throws {
+        let temporary = try await TemporaryStore()
+        _ = try await temporary.store.append([
+            created("alice", "a"), created("alice", "b"), read("alice", "a"), created("bob", "c"),
+        ])
+        temporary.store.close()
+        // Schema 2 kept the unread set in its own table and one count in each stream entry.
+        try withDatabase(temporary.databasePath) { database in
+            try database.execute("DROP TABLE states")
+            try database.execute(
+                "CREATE TABLE unread (user_no INTEGER NOT NULL, created_seq INTEGER NOT NULL, PRIMARY KEY (user_no, created_seq)) STRICT, WITHOUT ROWID"
+            )
+            try database.execute("INSERT INTO unread VALUES (1, 2), (2, 4)")
+            try database.execute("DELETE FROM user_events")
+            try database.execute("INSERT INTO user_events VALUES (1, 1, x'0101010102'), (2, 1, x'0401')")
+            try database.execute("UPDATE meta SET value = 1 WHERE key = 'projection_version'")
+            try database.execute("PRAGMA user_version = 2")
+        }
+        try await temporary.reopen()
+        let alice = try await temporary.store.unread(userID: "alice")
+        #expect(alice.notifications.map(\.seq) == [2])
+        #expect(alice.counts == InboxCounts(unread: 1, unseen: 1))
+        #expect(
+            try await temporary.store.userEvents(userID: "alice", after: nil).events.map(\.counts) == [
+                InboxCounts(unread: 1, unseen: 1), InboxCounts(unread: 2, unseen: 2), InboxCounts(unread: 1, unseen: 1),
+            ])
+        #expect(try await temporary.store.verifyProjections().ok)
+    }
+
     @Test func aNewProjectionVersionRebuildsOnOpen() async throws {
         let temporary = try await TemporaryStore()
         _ = try await temporary.store.append([created("alice", "a"), created("alice", "b"), read("alice", "a")])
         temporary.store.close()
         try withDatabase(temporary.databasePath) { database in
             try database.execute("UPDATE meta SET value = 0 WHERE key = 'projection_version'")
-            try database.execute("DELETE FROM unread")
+            try database.execute("DELETE FROM states")
             try database.execute("DELETE FROM user_events")
         }
         try await temporary.reopen()

@@ -20,9 +20,38 @@ import Testing
     static let badEvents: [(NewEvent, String)] = [
         (
             NewEvent(type: "notification.deleted", userID: "alice", data: Array("{}".utf8)),
-            "type must be one of notification.created, notification.read, notification.read_all"
+            "type must be one of \(EventType.namesList)"
         ),
         (NewEvent(type: .created, userID: "", data: #"{"notification_id":"n"}"#), "user_id must not be empty"),
+        (
+            NewEvent(type: .snoozed, userID: "alice", data: #"{"notification_id":"n"}"#),
+            "data.until is required for notification.snoozed"
+        ),
+        (
+            NewEvent(type: .snoozed, userID: "alice", data: #"{"notification_id":"n","until":"tomorrow"}"#),
+            "data.until must be an RFC 3339 time such as 2026-12-05T09:00:00Z"
+        ),
+        (
+            NewEvent(type: .snoozed, userID: "alice", data: #"{"notification_id":"n","until":1}"#),
+            "data.until must be an RFC 3339 time string"
+        ),
+        (
+            NewEvent(type: .archivedAll, userID: "alice", data: #"{"only_read":"yes"}"#),
+            "data.only_read must be true or false"
+        ),
+        (
+            NewEvent(type: .readAll, userID: "alice", data: #"{"only_read":true}"#),
+            "data.only_read is not a field of notification.read_all"
+        ),
+        (
+            NewEvent(type: .seen, userID: "alice", data: #"{"notification_id":"n","kind":"x"}"#),
+            "data.kind is not a field of notification.seen"
+        ),
+        (
+            NewEvent(type: .unarchived, userID: "alice", data: "{}"),
+            "data.notification_id is required for notification.unarchived"
+        ),
+
         (
             NewEvent(type: .created, userID: "...", data: #"{"notification_id":"n"}"#),
             "user_id must not consist of dots only"

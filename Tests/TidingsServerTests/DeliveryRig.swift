@@ -78,7 +78,7 @@ struct DeliveryRig {
         let event = StoredEvent(
             seq: nextSeq, streamSeq: position, userID: Self.user, id: "evt-\(position)",
             type: read ? .read : .created, timestampMilliseconds: 1_700_000_000_000 + position,
-            data: Array(#"{"notification_id":"n-\#(position)"}"#.utf8), unreadCount: count,
+            data: Array(#"{"notification_id":"n-\#(position)"}"#.utf8), counts: Self.counts(count),
             anchor: CursorAnchor(seq: nextSeq, check: UInt32(truncatingIfNeeded: nextSeq &* 2_654_435_761)))
         log.append(event)
         unread.append(count)
@@ -86,6 +86,9 @@ struct DeliveryRig {
     }
 
     var head: Int64 { Int64(log.count) }
+
+    /// The rig's notifications are all unseen while unread.
+    static func counts(_ unread: Int64) -> InboxCounts { InboxCounts(unread: unread, unseen: unread) }
 
     func anchor(at position: Int64) -> CursorAnchor {
         position == 0 ? .start : log[Int(position) - 1].anchor
@@ -126,7 +129,8 @@ struct DeliveryRig {
         feed(
             .started(
                 StreamStart(
-                    head: head, anchor: anchor(at: head), headUnreadCount: unread[Int(head)], position: position,
+                    head: head, anchor: anchor(at: head), headCounts: Self.counts(unread[Int(head)]),
+                    position: position,
                     resetReason: position == nil ? .cursorAhead : nil)))
     }
 
@@ -145,19 +149,20 @@ struct DeliveryRig {
             let end = min(log.count, start + limit)
             let events = start < end ? Array(log[start..<end]) : []
             feed(.pageRead(EventPage(events: events, nextCursor: "", hasMore: end < log.count)))
-        case .readUnreadCount(let position):
-            feed(.unreadCountRead(unread[Int(position)]))
+        case .readCounts(let position):
+            feed(.countsRead(Self.counts(unread[Int(position)])))
         case .markRead(let ref, _):
             let changed = unread.last! > 0
             if changed { markEvents.append(append(read: true)) }
             ackAfter[ref] = head
             feed(
                 .readAnswered(
-                    ack: ServerMessage.ack(ref: ref, status: changed ? "ok" : "noop", unreadCount: unread.last!),
+                    ack: ServerMessage.ack(
+                        ref: ref, status: changed ? "ok" : "noop", counts: Self.counts(unread.last!)),
                     after: head))
         case .refuseRead(let ref):
             ackAfter[ref] = 0
-            feed(.readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", unreadCount: nil), after: 0))
+            feed(.readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", counts: nil), after: 0))
         default:
             violations.append("unexpected request \(request)")
         }
@@ -197,7 +202,7 @@ struct DeliveryRig {
             case .flush:
                 flushes += 1
                 flushesOnSocket += 1
-            case .checkHello, .start, .readPage, .readUnreadCount, .markRead, .refuseRead:
+            case .checkHello, .start, .readPage, .readCounts, .markRead, .refuseRead:
                 requests.append(action)
             case .pauseReading:
                 readingPaused = true

@@ -194,7 +194,7 @@ import TidingsTestSupport
         var head = try await server.store.head()
         #expect(
             reply.text
-                == #"{"read":["n-2"],"unread_count":3,"cursor":"\#(server.store.userCursor("alice", streamSeq: 5, anchor: head))"}"#
+                == #"{"read":["n-2"],"unread_count":3,"unseen_count":3,"archived_count":0,"cursor":"\#(server.store.userCursor("alice", streamSeq: 5, anchor: head))"}"#
         )
         reply = try await server.request(
             .POST, "/v1/users/alice/read", token: alice, body: #"{"all":true,"up_to_seq":3}"#)
@@ -206,7 +206,7 @@ import TidingsTestSupport
         head = try await server.store.head()
         #expect(
             reply.text
-                == #"{"unread_count":0,"notifications":[],"cursor":"\#(server.store.userCursor("nobody", streamSeq: 0, anchor: head))"}"#
+                == #"{"unread_count":0,"unseen_count":0,"archived_count":0,"notifications":[],"cursor":"\#(server.store.userCursor("nobody", streamSeq: 0, anchor: head))"}"#
         )
         for body in [
             #"{"all":false}"#, #"{"notification_ids":"n-1"}"#, #"{"notification_ids":[1]}"#,

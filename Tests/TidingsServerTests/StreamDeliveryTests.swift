@@ -53,7 +53,7 @@ struct StreamDeliveryTests {
         rig.open(after: 3)
         #expect(rig.requests.count == 1)
         rig.answer()
-        #expect(rig.requests == [.readUnreadCount(atStreamSeq: 3)])
+        #expect(rig.requests == [.readCounts(atStreamSeq: 3)])
         rig.answer()
         #expect(rig.frames.last == .caughtUp(position: 3, unread: 3))
         #expect(rig.violations.isEmpty, "\(rig.violations)")
@@ -116,7 +116,7 @@ struct StreamDeliveryTests {
         var rig = DeliveryRig()
         rig.open(after: nil)
         var event = rig.append()
-        event.unreadCount = nil
+        event.counts = nil
         rig.feed(.live([event]))
         #expect(rig.events.isEmpty)
         rig.answer()
@@ -158,7 +158,10 @@ struct StreamDeliveryTests {
         rig.requests.removeFirst()
         rig.feed(.helloChecked(.success(DeliveryRig.accepted)))
         rig.requests.removeFirst()
-        rig.feed(.started(StreamStart(head: 4, anchor: rig.anchor(at: 4), headUnreadCount: 4, position: 0)))
+        rig.feed(
+            .started(
+                StreamStart(
+                    head: 4, anchor: rig.anchor(at: 4), headCounts: InboxCounts(unread: 4, unseen: 4), position: 0)))
         #expect(!rig.requests.contains { if case .markRead = $0 { true } else { false } })
         while rig.answer() {}
         #expect(!rig.readingPaused)
@@ -194,7 +197,7 @@ struct StreamDeliveryTests {
         let auditor = Principal(subject: "audit", role: .auditor, expiresAt: 1_800_003_600)
         rig.feed(.helloChecked(.success(.init(principal: auditor, key: .user(DeliveryRig.user), cursor: nil))))
         rig.requests.removeFirst()
-        rig.feed(.started(StreamStart(head: 0, anchor: .start, headUnreadCount: 0, resetReason: .cursorAhead)))
+        rig.feed(.started(StreamStart(head: 0, anchor: .start, headCounts: .zero, resetReason: .cursorAhead)))
         rig.feed(.text(#"{"type":"read","ref":"r1","all":true}"#))
         #expect(rig.requests == [.refuseRead(ref: "r1")])
     }
@@ -332,7 +335,7 @@ struct StreamDeliveryTests {
                     rig.feed(
                         .live(
                             batch.map {
-                                var event = $0; event.unreadCount = nil; return event
+                                var event = $0; event.counts = nil; return event
                             }))
                 case 3: rig.feed(.live(Array(rig.log.suffix(Int.random(in: 1...6, using: &random)))))
                 default: rig.feed(.live(batch))

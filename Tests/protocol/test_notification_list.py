@@ -87,7 +87,7 @@ def test_an_empty_list_and_bad_requests_change_nothing(server):
     assert older["next_before"] == only["next_before"]
 
     for query, status, code in [
-        ("state=archived", 400, "bad_request"),
+        ("state=deleted", 400, "bad_request"),
         ("kind=" + "k" * 65, 400, "bad_request"),
         ("limit=0", 400, "bad_request"),
         (f"before={bob_cursor}", 400, "invalid_cursor"),

@@ -3,15 +3,15 @@ public import TidingsStore
 
 /// A committed event as one process tells the others over Redis Pub/Sub.
 ///
-/// Bytes: version (2), seq, stream_seq, ts, unread count + 1 (0: none), the anchor's seq as
-/// LEB128 varints, the anchor's 4 check bytes, the type, then user id, event id and data, each
+/// Bytes: version (3), seq, stream_seq, ts, unread count + 1 (0: no counts), and with counts the
+/// unseen and archived counts, the anchor's seq as LEB128 varints, the anchor's 4 check bytes, the type, then user id, event id and data, each
 /// length-prefixed, and 16 bytes of HMAC-SHA256
 /// over everything before them, keyed with the store's fan-out key. Redis is shared
 /// infrastructure: a message that is damaged, forged, or from another store fails the check and
 /// is dropped (the log watcher delivers the event from the store instead), as is a message of
 /// another version, from a process of another release.
 public enum EventMessage {
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
     static let macBytes = 16
 
     public static func encode(_ event: StoredEvent, key: [UInt8]) -> [UInt8] {
@@ -20,7 +20,11 @@ public enum EventMessage {
         appendVarint(UInt64(event.seq), &out)
         appendVarint(UInt64(event.streamSeq), &out)
         appendVarint(UInt64(event.timestampMilliseconds), &out)
-        appendVarint(event.unreadCount.map { UInt64($0) + 1 } ?? 0, &out)
+        appendVarint(event.counts.map { UInt64($0.unread) + 1 } ?? 0, &out)
+        if let counts = event.counts {
+            appendVarint(UInt64(counts.unseen), &out)
+            appendVarint(UInt64(counts.archived), &out)
+        }
         appendVarint(UInt64(event.anchor.seq), &out)
         BigEndian.append(event.anchor.check, to: &out)
         out.append(event.type.rawValue)
@@ -59,8 +63,16 @@ public enum EventMessage {
         }
         guard let seq = varint(), let streamSeq = varint(), let ts = varint(), let unread = varint(),
             seq >= 1, seq < UInt64(Int64.max), streamSeq >= 1, streamSeq < UInt64(Int64.max), ts < UInt64(Int64.max),
-            unread < UInt64(Int64.max), let anchorSeq = varint(), anchorSeq >= seq, anchorSeq < UInt64(Int64.max),
-            index + 4 < body.count
+            unread < UInt64(Int64.max)
+        else { return nil }
+        var counts: InboxCounts?
+        if unread > 0 {
+            guard let unseen = varint(), let archived = varint(), unseen < UInt64(Int64.max),
+                archived < UInt64(Int64.max)
+            else { return nil }
+            counts = InboxCounts(unread: Int64(unread - 1), unseen: Int64(unseen), archived: Int64(archived))
+        }
+        guard let anchorSeq = varint(), anchorSeq >= seq, anchorSeq < UInt64(Int64.max), index + 4 < body.count
         else { return nil }
         var check: UInt32 = 0
         for _ in 0..<4 {
@@ -76,7 +88,7 @@ public enum EventMessage {
         return StoredEvent(
             seq: Int64(seq), streamSeq: Int64(streamSeq), userID: String(decoding: user, as: UTF8.self),
             id: String(decoding: id, as: UTF8.self), type: type, timestampMilliseconds: Int64(ts), data: data,
-            unreadCount: unread == 0 ? nil : Int64(unread - 1),
+            counts: counts,
             anchor: CursorAnchor(seq: Int64(anchorSeq), check: check))
     }
 

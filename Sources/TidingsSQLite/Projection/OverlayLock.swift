@@ -19,19 +19,21 @@ extension OverlayLock {
     /// Appends the projection's effect of an event already in the log, computed against `view`
     /// (the state just before it).
     func replay(seq: Int64, record: LogRecord, view: ProjectionView) throws {
-        let key = record.type == .readAll ? [] : CompactIdentifier.key(record.notificationID)
+        let key = record.type.namesNotification ? CompactIdentifier.key(record.notificationID) : []
         let before = try view.head(user: record.userNo)
+        let options =
+            EventOptions.carried(by: record.type) ? EventOptions(type: record.type, data: try record.data()) : .none
         let effect = try ProjectionReducer.effect(
             ProjectionReducer.Input(
                 seq: seq, userNo: record.userNo, type: record.type, notification: key, upToSeq: record.upToSeq,
-                unreadBefore: before.unread),
+                options: options, countsBefore: before.counts),
             view: view)
         withLock {
             $0.append(
                 OverlayEvent(
                     seq: seq, userNo: record.userNo, streamSeq: record.streamSeq, type: record.type,
-                    unreadAfter: effect.unreadAfter, notification: key, target: effect.target,
-                    explicitID: record.explicitID))
+                    countsAfter: effect.countsAfter, notification: record.type == .created ? key : [],
+                    changes: effect.changes, explicitID: record.explicitID))
         }
     }
 }

@@ -3,8 +3,8 @@ import TidingsStore
 /// The projection's base tables: the state as of the last checkpoint, in SQLite. Queries run
 /// on whatever connection the caller holds, inside the caller's snapshot.
 ///
-/// `user_events` rows hold runs of consecutive stream entries of one user, packed as varint
-/// pairs (seq delta, unread count after): one row per user per checkpoint, not per event,
+/// `user_events` rows hold runs of consecutive stream entries of one user, packed as varints
+/// (seq delta, then each count's change): one row per user per checkpoint, not per event,
 /// which is what keeps a durable append from touching a random page per event.
 struct ProjectionBase {
     let database: Database
@@ -55,40 +55,71 @@ struct ProjectionBase {
         return try statement.step() ? statement.int64(0) : nil
     }
 
-    func isUnread(user: Int64, createdSeq: Int64) throws -> Bool {
-        let statement = try database.cached("SELECT 1 FROM \(prefix)unread WHERE user_no = ?1 AND created_seq = ?2")
+    /// The notification's row in `states`; nil when it has none (read, seen, neither archived
+    /// nor snoozed).
+    func state(user: Int64, createdSeq: Int64) throws -> NotificationState? {
+        let statement = try database.cached(
+            "SELECT flags, snoozed_until FROM \(prefix)states WHERE user_no = ?1 AND created_seq = ?2")
         statement.bind(1, user)
         statement.bind(2, createdSeq)
         defer { statement.reset() }
-        return try statement.step()
+        guard try statement.step() else { return nil }
+        return NotificationState(
+            createdSeq: createdSeq, flags: UInt8(truncatingIfNeeded: statement.int64(0)),
+            snoozedUntil: statement.int64(1))
     }
 
-    /// Created seqs of the user's unread notifications with `after < created_seq <= through`,
-    /// oldest first (newest first with `newestFirst`), at most `limit`.
-    func unreadSeqs(
-        user: Int64, after: Int64, through: Int64 = .max, newestFirst: Bool = false, limit: Int = .max
-    ) throws -> [Int64] {
+    /// The user's notifications with `after < created_seq <= through` whose `flags & mask ==
+    /// value`, oldest first (newest first with `newestFirst`), at most `limit`. `value` must
+    /// require a flag (`value != 0`): notifications without a row have none.
+    func states(
+        user: Int64, after: Int64, through: Int64 = .max, mask: UInt8, value: UInt8, newestFirst: Bool = false,
+        limit: Int = .max
+    ) throws -> [NotificationState] {
+        precondition(value & mask != 0, "only notifications with a flag set have rows")
         let statement = try database.cached(
-            "SELECT created_seq FROM \(prefix)unread WHERE user_no = ?1 AND created_seq > ?2 AND created_seq <= ?3 ORDER BY created_seq"
-                + (newestFirst ? " DESC" : ""))
+            """
+            SELECT created_seq, flags, snoozed_until FROM \(prefix)states
+            WHERE user_no = ?1 AND created_seq > ?2 AND created_seq <= ?3 AND flags & ?4 = ?5
+            ORDER BY created_seq
+            """ + (newestFirst ? " DESC" : ""))
         statement.bind(1, user)
         statement.bind(2, after)
         statement.bind(3, through)
-        var out: [Int64] = []
-        while out.count < limit, try statement.step() { out.append(statement.int64(0)) }
+        statement.bind(4, Int64(mask))
+        statement.bind(5, Int64(value))
+        var out: [NotificationState] = []
+        while out.count < limit, try statement.step() {
+            out.append(
+                NotificationState(
+                    createdSeq: statement.int64(0), flags: UInt8(truncatingIfNeeded: statement.int64(1)),
+                    snoozedUntil: statement.int64(2)))
+        }
         statement.reset()
         return out
     }
 
-    func unreadCount(user: Int64, after: Int64, through: Int64) throws -> Int64 {
+    /// Every notification of the user created at or before `through` with its state, oldest
+    /// first: the ones without a row too.
+    func allStates(user: Int64, through: Int64) throws -> [NotificationState] {
         let statement = try database.cached(
-            "SELECT count(*) FROM \(prefix)unread WHERE user_no = ?1 AND created_seq > ?2 AND created_seq <= ?3")
+            """
+            SELECT n.created_seq, coalesce(s.flags, 0), coalesce(s.snoozed_until, 0) FROM \(prefix)notifications n
+            LEFT JOIN \(prefix)states s ON s.user_no = n.user_no AND s.created_seq = n.created_seq
+            WHERE n.user_no = ?1 AND n.created_seq <= ?2
+            """)
         statement.bind(1, user)
-        statement.bind(2, after)
-        statement.bind(3, through)
-        defer { statement.reset() }
-        _ = try statement.step()
-        return statement.int64(0)
+        statement.bind(2, through)
+        var out: [NotificationState] = []
+        while try statement.step() {
+            out.append(
+                NotificationState(
+                    createdSeq: statement.int64(0), flags: UInt8(truncatingIfNeeded: statement.int64(1)),
+                    snoozedUntil: statement.int64(2)))
+        }
+        statement.reset()
+        out.sort { $0.createdSeq < $1.createdSeq }
+        return out
     }
 
     // MARK: Explicit event ids

@@ -18,40 +18,41 @@ struct ProjectionCheckpoint {
 
     var userEvents: [UserEventsRow] = []
     var notifications: [NotificationRow] = []
-    /// (user_no, created_seq) pairs to insert into `unread`.
-    var unreadInserts: [(Int64, Int64)] = []
-    /// (user_no, created_seq) pairs to delete from `unread` (explicit reads of older notifications).
-    var unreadDeletes: [(Int64, Int64)] = []
-    /// (user_no, bound): delete the user's unread rows created at or before bound.
-    var readAllDeletes: [(Int64, Int64)] = []
+    /// Rows to write into `states`, by key: each changed notification as the last event left it.
+    var stateWrites: [(StateKey, NotificationState)] = []
+    /// Notifications of the base tables that no longer need a row (read, seen, neither archived
+    /// nor snoozed).
+    var stateDeletes: [StateKey] = []
     var eventIDs: [(Int64, Int64)] = []
 
     /// Rows turning base tables as of `from` into the state as of the last event given.
     /// `events` are the overlay's events after `from`, in seq order.
     init(events: ArraySlice<OverlayEvent>, from: Int64, entriesPerRowMax: Int = 1_024) {
-        var readTargets = Set<Int64>()
-        var readAllBound: [Int64: Int64] = [:]
         var streams: [Int64: [StreamEntry]] = [:]
+        var states: [StateKey: NotificationState] = [:]
         for event in events {
             streams[event.userNo, default: []].append(
-                StreamEntry(streamSeq: event.streamSeq, seq: event.seq, unreadAfter: event.unreadAfter))
-            switch event.type {
-            case .created:
+                StreamEntry(streamSeq: event.streamSeq, seq: event.seq, countsAfter: event.countsAfter))
+            if event.type == .created {
                 notifications.append(
                     NotificationRow(userNo: event.userNo, id: event.notification, createdSeq: event.seq))
-            case .read:
-                guard event.target > 0 else { break }
-                readTargets.insert(event.target)
-                if event.target <= from { unreadDeletes.append((event.userNo, event.target)) }
-            case .readAll:
-                readAllBound[event.userNo] = max(readAllBound[event.userNo] ?? 0, event.target)
+            }
+            if let change = event.change {
+                states[StateKey(userNo: event.userNo, createdSeq: change.createdSeq)] = change
+            } else {
+                for change in event.bulkChanges {
+                    states[StateKey(userNo: event.userNo, createdSeq: change.createdSeq)] = change
+                }
             }
             if let id = event.explicitID { eventIDs.append((EventIDHash.of(id), event.seq)) }
         }
-        for row in notifications where !readTargets.contains(row.createdSeq) {
-            if row.createdSeq > readAllBound[row.userNo] ?? 0 { unreadInserts.append((row.userNo, row.createdSeq)) }
+        for (key, state) in states {
+            if state.flags != 0 {
+                stateWrites.append((key, state))
+            } else if key.createdSeq <= from {
+                stateDeletes.append(key)
+            }
         }
-        for (user, bound) in readAllBound where min(bound, from) > 0 { readAllDeletes.append((user, min(bound, from))) }
         for (user, entries) in streams {
             var start = 0
             while start < entries.count {
@@ -65,9 +66,8 @@ struct ProjectionCheckpoint {
         }
         userEvents.sort { ($0.userNo, $0.firstStreamSeq) < ($1.userNo, $1.firstStreamSeq) }
         notifications.sort { $0.userNo != $1.userNo ? $0.userNo < $1.userNo : $0.id.lexicographicallyPrecedes($1.id) }
-        unreadInserts.sort { $0 < $1 }
-        unreadDeletes.sort { $0 < $1 }
-        readAllDeletes.sort { $0 < $1 }
+        stateWrites.sort { ($0.0.userNo, $0.0.createdSeq) < ($1.0.userNo, $1.0.createdSeq) }
+        stateDeletes.sort { ($0.userNo, $0.createdSeq) < ($1.userNo, $1.createdSeq) }
         eventIDs.sort { $0 < $1 }
     }
 
@@ -75,19 +75,11 @@ struct ProjectionCheckpoint {
     func write(to base: ProjectionBase) throws {
         let database = base.database
         let prefix = base.prefix
-        if !unreadDeletes.isEmpty {
-            let statement = try database.cached("DELETE FROM \(prefix)unread WHERE user_no = ?1 AND created_seq = ?2")
-            for (user, seq) in unreadDeletes {
-                statement.bind(1, user)
-                statement.bind(2, seq)
-                try statement.run()
-            }
-        }
-        if !readAllDeletes.isEmpty {
-            let statement = try database.cached("DELETE FROM \(prefix)unread WHERE user_no = ?1 AND created_seq <= ?2")
-            for (user, bound) in readAllDeletes {
-                statement.bind(1, user)
-                statement.bind(2, bound)
+        if !stateDeletes.isEmpty {
+            let statement = try database.cached("DELETE FROM \(prefix)states WHERE user_no = ?1 AND created_seq = ?2")
+            for key in stateDeletes {
+                statement.bind(1, key.userNo)
+                statement.bind(2, key.createdSeq)
                 try statement.run()
             }
         }
@@ -111,11 +103,14 @@ struct ProjectionCheckpoint {
                 try statement.run()
             }
         }
-        if !unreadInserts.isEmpty {
-            let statement = try database.cached("INSERT INTO \(prefix)unread (user_no, created_seq) VALUES (?1, ?2)")
-            for (user, seq) in unreadInserts {
-                statement.bind(1, user)
-                statement.bind(2, seq)
+        if !stateWrites.isEmpty {
+            let statement = try database.cached(
+                "INSERT OR REPLACE INTO \(prefix)states (user_no, created_seq, flags, snoozed_until) VALUES (?1, ?2, ?3, ?4)"
+            )
+            for (key, state) in stateWrites {
+                statement.bind(1, key.userNo)
+                statement.bind(2, key.createdSeq)
+                state.bind(to: statement)
                 try statement.run()
             }
         }
@@ -127,5 +122,13 @@ struct ProjectionCheckpoint {
                 try statement.run()
             }
         }
+    }
+}
+
+extension NotificationState {
+    /// Binds `flags` and `snoozed_until` (NULL unless snoozed) as parameters 3 and 4.
+    func bind(to statement: Statement) {
+        statement.bind(3, Int64(flags))
+        if isSnoozed { statement.bind(4, snoozedUntil) } else { statement.bindNull(4) }
     }
 }

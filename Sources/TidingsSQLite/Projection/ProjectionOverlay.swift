@@ -13,21 +13,57 @@ struct NotificationKey: Hashable, Sendable {
     }
 }
 
+/// A user's notification as the `states` table keys it.
+struct StateKey: Hashable, Sendable {
+    var userNo: Int64
+    var createdSeq: Int64
+}
+
 /// What the projection keeps of one event while it sits in the overlay.
 struct OverlayEvent: Sendable {
     var seq: Int64
     var userNo: Int64
     var streamSeq: Int64
     var type: EventType
-    /// The user's unread count just after this event.
-    var unreadAfter: Int64
-    /// Created and read: the notification (key form).
+    /// The user's counts just after this event.
+    var countsAfter: InboxCounts
+    /// Created: the notification (key form); empty for the other types.
     var notification: [UInt8]
-    /// Read: the seq of the notification's created event. Read_all: notifications created at
-    /// or before this seq are marked read. Zero for created.
-    var target: Int64
+    /// The one notification a single-notification event changed (nil when it changed none).
+    var change: NotificationState?
+    /// What a bulk event changed, in created order.
+    var bulkChanges: [NotificationState] = []
     /// The client's id, when it gave one (hashed into `event_ids` at checkpoint).
     var explicitID: [UInt8]?
+
+    init(
+        seq: Int64, userNo: Int64, streamSeq: Int64, type: EventType, countsAfter: InboxCounts, notification: [UInt8],
+        changes: [NotificationState], explicitID: [UInt8]?
+    ) {
+        self.seq = seq
+        self.userNo = userNo
+        self.streamSeq = streamSeq
+        self.type = type
+        self.countsAfter = countsAfter
+        self.notification = notification
+        if type.isBulk { bulkChanges = changes } else { change = changes.first }
+        self.explicitID = explicitID
+    }
+
+    /// Every notification state this event set.
+    var changes: [NotificationState] { type.isBulk ? bulkChanges : change.map { [$0] } ?? [] }
+
+    /// The state this event gave the notification created at `createdSeq`, if it changed it.
+    func state(createdSeq: Int64) -> NotificationState? {
+        if let change { return change.createdSeq == createdSeq ? change : nil }
+        var low = 0
+        var high = bulkChanges.count
+        while low < high {
+            let middle = (low + high) / 2
+            if bulkChanges[middle].createdSeq < createdSeq { low = middle + 1 } else { high = middle }
+        }
+        return low < bulkChanges.count && bulkChanges[low].createdSeq == createdSeq ? bulkChanges[low] : nil
+    }
 }
 
 /// The projection's in-memory delta: every event after the base tables' checkpoint, in seq
@@ -39,11 +75,6 @@ struct OverlayEvent: Sendable {
 /// while the writer goes on appending. After a checkpoint the previous generation is kept one
 /// more round, for readers whose snapshot still shows the older base.
 struct ProjectionOverlay: Sendable {
-    struct NotificationMark: Sendable {
-        var createdSeq: Int64?
-        var readSeq: Int64?
-    }
-
     /// Events with seq > `retainedFrom` are held; `events[0]` has seq `retainedFrom + 1`.
     private(set) var retainedFrom: Int64
     /// The checkpoint the base tables reflect (as far as this process knows).
@@ -52,8 +83,10 @@ struct ProjectionOverlay: Sendable {
     private(set) var committedSeq: Int64
     private(set) var events: [OverlayEvent] = []
     private var byUser: [Int64: [Int32]] = [:]
-    private var readAllsByUser: [Int64: [Int32]] = [:]
-    private var marks: [NotificationKey: NotificationMark] = [:]
+    /// Notifications created in the overlay: their created seq by key.
+    private var created: [NotificationKey: Int64] = [:]
+    /// For each notification an overlay event changed, the indexes of those events in order.
+    private var versions: [StateKey: [Int32]] = [:]
     private var explicitIDs: [[UInt8]: Int64] = [:]
 
     init(baseSeq: Int64) {
@@ -79,18 +112,11 @@ struct ProjectionOverlay: Sendable {
         let index = Int32(events.count)
         events.append(event)
         byUser[event.userNo, default: []].append(index)
-        switch event.type {
-        case .created:
-            marks[NotificationKey(userNo: event.userNo, id: event.notification), default: NotificationMark()]
-                .createdSeq = event.seq
-        case .read:
-            // A read that changed nothing (target 0) leaves no mark.
-            if event.target > 0 {
-                marks[NotificationKey(userNo: event.userNo, id: event.notification), default: NotificationMark()]
-                    .readSeq = event.seq
-            }
-        case .readAll:
-            readAllsByUser[event.userNo, default: []].append(index)
+        if event.type == .created {
+            created[NotificationKey(userNo: event.userNo, id: event.notification)] = event.seq
+        }
+        for change in event.changes {
+            versions[StateKey(userNo: event.userNo, createdSeq: change.createdSeq), default: []].append(index)
         }
         if let id = event.explicitID { explicitIDs[id] = event.seq }
     }
@@ -105,21 +131,16 @@ struct ProjectionOverlay: Sendable {
         precondition(seq >= committedSeq, "committed events are never dropped")
         while topSeq > seq {
             let event = events.removeLast()
-            let index = Int32(events.count)
             byUser[event.userNo]?.removeLast()
             if byUser[event.userNo]?.isEmpty == true { byUser[event.userNo] = nil }
-            switch event.type {
-            case .created, .read:
+            if event.type == .created {
                 let key = NotificationKey(userNo: event.userNo, id: event.notification)
-                if event.type == .created {
-                    marks[key]?.createdSeq = nil
-                } else if event.target > 0 {
-                    marks[key]?.readSeq = nil
-                }
-                if let mark = marks[key], mark.createdSeq == nil, mark.readSeq == nil { marks[key] = nil }
-            case .readAll:
-                if readAllsByUser[event.userNo]?.last == index { readAllsByUser[event.userNo]?.removeLast() }
-                if readAllsByUser[event.userNo]?.isEmpty == true { readAllsByUser[event.userNo] = nil }
+                if created[key] == event.seq { created[key] = nil }
+            }
+            for change in event.changes {
+                let key = StateKey(userNo: event.userNo, createdSeq: change.createdSeq)
+                versions[key]?.removeLast()
+                if versions[key]?.isEmpty == true { versions[key] = nil }
             }
             if let id = event.explicitID, explicitIDs[id] == event.seq { explicitIDs[id] = nil }
         }
@@ -146,8 +167,8 @@ struct ProjectionOverlay: Sendable {
     private mutating func rebuildIndexes(from kept: [OverlayEvent]) {
         events = []
         byUser = [:]
-        readAllsByUser = [:]
-        marks = [:]
+        created = [:]
+        versions = [:]
         explicitIDs = [:]
         let committed = committedSeq
         events.reserveCapacity(kept.count)
@@ -189,45 +210,37 @@ struct ProjectionOverlay: Sendable {
         return out
     }
 
-    /// The notification's created and read seqs within the window.
-    func mark(_ key: NotificationKey, lower: Int64, upper: Int64) -> NotificationMark? {
-        guard var mark = marks[key] else { return nil }
-        if let seq = mark.createdSeq, seq <= lower || seq > upper { mark.createdSeq = nil }
-        if let seq = mark.readSeq, seq <= lower || seq > upper { mark.readSeq = nil }
-        return mark.createdSeq == nil && mark.readSeq == nil ? nil : mark
+    /// The created seq of a notification created in the window.
+    func createdSeq(_ key: NotificationKey, lower: Int64, upper: Int64) -> Int64? {
+        guard let seq = created[key], seq > lower, seq <= upper else { return nil }
+        return seq
     }
 
-    /// The highest created_seq bound of the user's read_all events in the window (0 if none).
-    func readAllBound(user: Int64, lower: Int64, upper: Int64) -> Int64 {
-        guard let indexes = readAllsByUser[user] else { return 0 }
-        var bound: Int64 = 0
-        for index in indexes {
+    /// The notification's state as the window's last event that changed it left it.
+    func state(_ key: StateKey, lower: Int64, upper: Int64) -> NotificationState? {
+        guard let indexes = versions[key] else { return nil }
+        for index in indexes.reversed() {
             let event = events[Int(index)]
-            if event.seq > lower && event.seq <= upper { bound = max(bound, event.target) }
+            if event.seq <= lower { return nil }
+            if event.seq <= upper { return event.state(createdSeq: key.createdSeq) }
         }
-        return bound
+        return nil
     }
 
-    /// The user's explicit reads in the window, as (read seq, created seq of the target).
-    func explicitReads(user: Int64, lower: Int64, upper: Int64) -> [(readSeq: Int64, createdSeq: Int64)] {
-        guard let indexes = byUser[user] else { return [] }
-        var out: [(Int64, Int64)] = []
+    /// Every notification of the user that the window's events changed, with its state after
+    /// the last of them, by created seq.
+    func changedStates(user: Int64, lower: Int64, upper: Int64) -> [Int64: NotificationState] {
+        guard let indexes = byUser[user] else { return [:] }
+        var out: [Int64: NotificationState] = [:]
         for index in indexes {
             let event = events[Int(index)]
-            if event.type == .read && event.target > 0 && event.seq > lower && event.seq <= upper {
-                out.append((event.seq, event.target))
+            if event.seq <= lower { continue }
+            if event.seq > upper { break }
+            if let change = event.change {
+                out[change.createdSeq] = change
+            } else {
+                for change in event.bulkChanges { out[change.createdSeq] = change }
             }
-        }
-        return out
-    }
-
-    /// The user's created events in the window, oldest first.
-    func createdEvents(user: Int64, lower: Int64, upper: Int64) -> [OverlayEvent] {
-        guard let indexes = byUser[user] else { return [] }
-        var out: [OverlayEvent] = []
-        for index in indexes {
-            let event = events[Int(index)]
-            if event.type == .created && event.seq > lower && event.seq <= upper { out.append(event) }
         }
         return out
     }

@@ -5,22 +5,23 @@ import TidingsStore
 ///
 /// The writer uses it with `upper` at the end of its open transaction; readers with the head of
 /// their SQLite snapshot. All merging of base and overlay lives here, so the rules of the
-/// unread projection are written once.
+/// projection are written once.
 struct ProjectionView: ProjectionState {
     let base: ProjectionBase
     let overlay: OverlayLock
     let lower: Int64
     let upper: Int64
+    /// The compact `data` of the event at a seq, for a bulk event's kind filter: the writer and
+    /// the catch-ups give one; reads never evaluate events.
+    var eventData: ((Int64) throws -> [UInt8])?
 
-    typealias Notification = NotificationState
-
-    /// The user's stream head and unread count.
-    func head(user: Int64) throws -> (streamSeq: Int64, unread: Int64) {
+    /// The user's stream head and counts.
+    func head(user: Int64) throws -> (streamSeq: Int64, counts: InboxCounts) {
         if let event = overlay.withLock({ $0.lastEvent(user: user, lower: lower, upper: upper) }) {
-            return (event.streamSeq, event.unreadAfter)
+            return (event.streamSeq, event.countsAfter)
         }
-        guard let entry = try base.lastEntry(user: user) else { return (0, 0) }
-        return (entry.streamSeq, entry.unreadAfter)
+        guard let entry = try base.lastEntry(user: user) else { return (0, .zero) }
+        return (entry.streamSeq, entry.countsAfter)
     }
 
     /// Entries of the user stream after `afterStreamSeq`, oldest first.
@@ -31,132 +32,122 @@ struct ProjectionView: ProjectionState {
             let recent = overlay.withLock {
                 $0.userEvents(user: user, afterStreamSeq: after, limit: limit - out.count, lower: lower, upper: upper)
             }
-            out += recent.map { StreamEntry(streamSeq: $0.streamSeq, seq: $0.seq, unreadAfter: $0.unreadAfter) }
+            out += recent.map { StreamEntry(streamSeq: $0.streamSeq, seq: $0.seq, countsAfter: $0.countsAfter) }
         }
         return out
     }
 
-    func notification(user: Int64, id: [UInt8]) throws -> Notification? {
+    func notification(user: Int64, id: [UInt8]) throws -> NotificationState? {
         try notification(NotificationKey(userNo: user, id: id))
     }
 
     /// The notification's state, or nil when the user never had it.
-    func notification(_ key: NotificationKey) throws -> Notification? {
-        let (mark, readAllBound) = overlay.withLock {
-            ($0.mark(key, lower: lower, upper: upper), $0.readAllBound(user: key.userNo, lower: lower, upper: upper))
-        }
+    func notification(_ key: NotificationKey) throws -> NotificationState? {
         let createdSeq: Int64
-        var unread: Bool
-        if let created = mark?.createdSeq {
-            createdSeq = created
-            unread = true
-        } else if let created = try base.createdSeq(key) {
-            createdSeq = created
-            unread = try base.isUnread(user: key.userNo, createdSeq: created)
+        if let seq = overlay.withLock({ $0.createdSeq(key, lower: lower, upper: upper) }) {
+            createdSeq = seq
+        } else if let seq = try base.createdSeq(key) {
+            createdSeq = seq
         } else {
             return nil
         }
-        if mark?.readSeq != nil || createdSeq <= readAllBound { unread = false }
-        return Notification(createdSeq: createdSeq, isUnread: unread)
+        return try state(user: key.userNo, createdSeq: createdSeq)
     }
 
-    /// Created seqs of the user's unread notifications created at or before `through`, oldest
-    /// first, at most `limit`.
-    func unreadSeqs(user: Int64, through: Int64 = .max, limit: Int = .max) throws -> [Int64] {
-        try unreadTest(user: user).unreadSeqs(through: through, limit: limit)
+    /// The state of a notification the user has.
+    func state(user: Int64, createdSeq: Int64) throws -> NotificationState {
+        let key = StateKey(userNo: user, createdSeq: createdSeq)
+        if let state = overlay.withLock({ $0.state(key, lower: lower, upper: upper) }) { return state }
+        return try base.state(user: user, createdSeq: createdSeq) ?? NotificationState(createdSeq: createdSeq, flags: 0)
     }
 
-    /// How many unread notifications the user has created at or before `through`.
-    func unreadCount(user: Int64, through: Int64) throws -> Int64 {
-        try unreadTest(user: user).unreadCount(through: through)
+    func notifications(user: Int64, through: Int64, mask: UInt8, value: UInt8) throws -> [NotificationState] {
+        try stateTest(user: user).select(mask: mask, value: value, through: through)
     }
 
-    /// The user's unread set as of this view, with the overlay's part of it taken once: every
-    /// read of the unread set merges the base table and the overlay here.
-    func unreadTest(user: Int64) -> UnreadTest {
-        let (readAllBound, explicitReads, created) = overlay.withLock {
-            (
-                $0.readAllBound(user: user, lower: lower, upper: upper),
-                $0.explicitReads(user: user, lower: lower, upper: upper),
-                $0.createdEvents(user: user, lower: lower, upper: upper)
-            )
-        }
-        return UnreadTest(
-            base: base, user: user, lower: lower, readAllBound: readAllBound,
-            readTargets: Set(explicitReads.map(\.createdSeq)), overlayCreated: created.map(\.seq))
+    func notificationHasKind(_ kind: [UInt8], user: Int64, createdSeq: Int64) throws -> Bool {
+        guard let eventData else { throw StoreError(.internal, "this view of the projection cannot read kinds") }
+        return try NotificationKind.matches(kind, data: eventData(createdSeq))
     }
 
-    struct UnreadTest {
+    /// The user's notification states as of this view, with the overlay's part taken once:
+    /// every read of several states merges the base table and the overlay here.
+    func stateTest(user: Int64) -> StateTest {
+        StateTest(
+            base: base, user: user, lower: lower,
+            changed: overlay.withLock { $0.changedStates(user: user, lower: lower, upper: upper) })
+    }
+
+    struct StateTest {
         let base: ProjectionBase
         let user: Int64
         /// Base rows were all created at or before it; later notifications are the overlay's.
         let lower: Int64
-        /// The overlay's read_alls marked everything created at or before it.
-        let readAllBound: Int64
-        /// Created seqs the overlay's explicit reads marked.
-        let readTargets: Set<Int64>
-        /// Created seqs of the user's notifications in the overlay, oldest first.
-        let overlayCreated: [Int64]
+        /// The notifications the overlay's events changed (or created), as they left them.
+        let changed: [Int64: NotificationState]
 
-        func isUnread(createdSeq: Int64) throws -> Bool {
-            guard createdSeq > readAllBound, !readTargets.contains(createdSeq) else { return false }
-            if createdSeq > lower { return true }
-            return try base.isUnread(user: user, createdSeq: createdSeq)
+        /// The state of a notification the user has.
+        func state(createdSeq: Int64) throws -> NotificationState {
+            if let state = changed[createdSeq] { return state }
+            guard createdSeq <= lower else { return NotificationState(createdSeq: createdSeq, flags: 0) }
+            return try base.state(user: user, createdSeq: createdSeq)
+                ?? NotificationState(createdSeq: createdSeq, flags: 0)
         }
 
-        /// Created seqs of unread notifications at or before `through`, oldest first, at most
-        /// `limit`.
-        func unreadSeqs(through: Int64, limit: Int) throws -> [Int64] {
-            var out: [Int64] = []
-            var after = readAllBound
-            while out.count < limit {
-                let page = try base.unreadSeqs(user: user, after: after, through: min(through, lower), limit: 512)
-                for seq in page where !readTargets.contains(seq) {
-                    out.append(seq)
-                    if out.count == limit { break }
-                }
-                guard page.count == 512, let last = page.last else { break }
-                after = last
-            }
-            for seq in overlayCreated where out.count < limit {
-                if seq > through { break }
-                if seq > readAllBound && !readTargets.contains(seq) { out.append(seq) }
-            }
-            return out
+        /// The overlay's notifications in `(after, through]` whose `flags & mask == value`, oldest first.
+        private func changedMatching(mask: UInt8, value: UInt8, after: Int64, through: Int64) -> [NotificationState] {
+            changed.values.filter { $0.createdSeq > after && $0.createdSeq <= through && $0.flags & mask == value }
+                .sorted { $0.createdSeq < $1.createdSeq }
         }
 
-        /// Created seqs of unread notifications below `before`, newest first, at most `limit`.
-        func unreadSeqs(before: Int64, limit: Int) throws -> [Int64] {
-            var out: [Int64] = []
-            for seq in overlayCreated.reversed() where seq < before && out.count < limit {
-                if seq > readAllBound && !readTargets.contains(seq) { out.append(seq) }
-            }
-            var below = min(before, lower + 1)
-            while out.count < limit {
-                let page = try base.unreadSeqs(
-                    user: user, after: readAllBound, through: below - 1, newestFirst: true, limit: 512)
-                for seq in page where !readTargets.contains(seq) {
-                    out.append(seq)
-                    if out.count == limit { break }
-                }
-                guard page.count == 512, let last = page.last else { break }
-                below = last
-            }
-            return out
-        }
-
-        /// How many unread notifications were created at or before `through`.
-        func unreadCount(through: Int64) throws -> Int64 {
-            var count: Int64 = 0
+        /// Notifications created at or before `through` whose `flags & mask == value`, oldest
+        /// first, at most `limit`.
+        func select(mask: UInt8, value: UInt8, through: Int64, limit: Int = .max) throws -> [NotificationState] {
+            let fromOverlay = changedMatching(mask: mask, value: value, after: 0, through: through)
+            var fromBase: [NotificationState] = []
             let baseThrough = min(through, lower)
-            if baseThrough > readAllBound {
-                count += try base.unreadCount(user: user, after: readAllBound, through: baseThrough)
-                count -= Int64(readTargets.filter { $0 > readAllBound && $0 <= baseThrough }.count)
+            if value & mask == 0 {
+                // Notifications without a row match too: read from the notifications table.
+                fromBase = try base.allStates(user: user, through: baseThrough).filter {
+                    $0.flags & mask == value && changed[$0.createdSeq] == nil
+                }
+            } else {
+                var after: Int64 = 0
+                while fromBase.count < limit {
+                    let page = try base.states(
+                        user: user, after: after, through: baseThrough, mask: mask, value: value, limit: 512)
+                    fromBase += page.lazy.filter { changed[$0.createdSeq] == nil }
+                    guard page.count == 512, let last = page.last else { break }
+                    after = last.createdSeq
+                }
             }
-            for seq in overlayCreated where seq <= through && seq > readAllBound {
-                if !readTargets.contains(seq) { count += 1 }
+            return Array(Self.merge(fromBase, fromOverlay, newestFirst: false).prefix(limit))
+        }
+
+        /// Notifications created before `before` whose `flags & mask == value` (a flag that has
+        /// rows), newest first, at most `limit`.
+        func select(mask: UInt8, value: UInt8, before: Int64, limit: Int) throws -> [NotificationState] {
+            precondition(value & mask != 0, "a newest-first selection reads the states table")
+            let fromOverlay = Array(
+                changedMatching(mask: mask, value: value, after: 0, through: before - 1).reversed().prefix(limit))
+            var fromBase: [NotificationState] = []
+            var below = min(before, lower + 1)
+            while fromBase.count < limit {
+                let page = try base.states(
+                    user: user, after: 0, through: below - 1, mask: mask, value: value, newestFirst: true, limit: 512)
+                fromBase += page.lazy.filter { changed[$0.createdSeq] == nil }
+                guard page.count == 512, let last = page.last else { break }
+                below = last.createdSeq
             }
-            return count
+            return Array(Self.merge(fromBase, fromOverlay, newestFirst: true).prefix(limit))
+        }
+
+        private static func merge(
+            _ left: [NotificationState], _ right: [NotificationState], newestFirst: Bool
+        ) -> [NotificationState] {
+            guard !right.isEmpty else { return left }
+            guard !left.isEmpty else { return right }
+            return (left + right).sorted { newestFirst ? $0.createdSeq > $1.createdSeq : $0.createdSeq < $1.createdSeq }
         }
     }
 

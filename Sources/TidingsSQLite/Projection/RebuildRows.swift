@@ -12,12 +12,12 @@ struct RebuildRows: Sendable {
     private let eventIDs: [(Int64, Int64)]
 
     private enum Table: Int {
-        case userEvents, notifications, unread, eventIDs, done
+        case userEvents, notifications, states, eventIDs, done
     }
 
     private var table = Table.userEvents
     private var user = 1
-    /// Position within the current user's entries, notifications or unread list, or in `eventIDs`.
+    /// Position within the current user's entries or notifications, or in `eventIDs`.
     private var offset = 0
     /// The current user's notifications ordered by id, for the notifications table.
     private var sortedUser = 0
@@ -29,7 +29,7 @@ struct RebuildRows: Sendable {
         var rows = state.explicitIDs.count
         for user in state.users {
             rows += (user.entries.count + entriesPerRowMax - 1) / entriesPerRowMax + user.created.count
-            rows += user.created[user.readAllIndex...].lazy.filter { state.isUnread($0.seq) }.count
+            rows += user.created.lazy.filter { state.state($0.seq).flags != 0 }.count
         }
         rowCount = rows
         eventIDs = state.explicitIDs.sorted { $0 < $1 }
@@ -45,7 +45,7 @@ struct RebuildRows: Sendable {
             switch table {
             case .userEvents: written += try writeUserEvents(base, rowsMax - written)
             case .notifications: written += try writeNotifications(base, rowsMax - written)
-            case .unread: written += try writeUnread(base, rowsMax - written)
+            case .states: written += try writeStates(base, rowsMax - written)
             case .eventIDs: written += try writeEventIDs(base, rowsMax - written)
             case .done: break
             }
@@ -116,9 +116,9 @@ struct RebuildRows: Sendable {
         return written
     }
 
-    private mutating func writeUnread(_ base: ProjectionBase, _ rowsMax: Int) throws -> Int {
+    private mutating func writeStates(_ base: ProjectionBase, _ rowsMax: Int) throws -> Int {
         let statement = try base.database.cached(
-            "INSERT INTO \(base.prefix)unread (user_no, created_seq) VALUES (?1, ?2)")
+            "INSERT INTO \(base.prefix)states (user_no, created_seq, flags, snoozed_until) VALUES (?1, ?2, ?3, ?4)")
         var written = 0
         while written < rowsMax {
             guard user < state.users.count else {
@@ -126,16 +126,16 @@ struct RebuildRows: Sendable {
                 break
             }
             let created = state.users[user].created
-            offset = max(offset, state.users[user].readAllIndex)
             guard offset < created.count else {
                 nextUser()
                 continue
             }
-            let seq = created[offset].seq
+            let notification = state.state(created[offset].seq)
             offset += 1
-            guard state.isUnread(seq) else { continue }
+            guard notification.flags != 0 else { continue }
             statement.bind(1, Int64(user))
-            statement.bind(2, seq)
+            statement.bind(2, notification.createdSeq)
+            notification.bind(to: statement)
             try statement.run()
             written += 1
         }

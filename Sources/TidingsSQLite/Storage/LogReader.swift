@@ -125,6 +125,18 @@ struct LogReader {
     }
 
     /// The records of the given seqs (ascending, all at or before the snapshot head).
+    /// The compact `data` of the event at `seq`.
+    func data(seq: Int64, sealedSeq: Int64) throws -> [UInt8] {
+        guard let entry = try records(seqs: [seq], sealedSeq: sealedSeq).first else {
+            throw StoreError(.internal, "the log has no event \(seq)")
+        }
+        do {
+            return try entry.record.data()
+        } catch {
+            throw StoreError(.internal, "the log is damaged: data of event \(seq) does not decode (\(error))")
+        }
+    }
+
     func records(seqs: [Int64], sealedSeq: Int64) throws -> [Entry] {
         var out: [Entry] = []
         out.reserveCapacity(seqs.count)
@@ -192,7 +204,7 @@ struct LogReader {
         while try statement.step() {
             let seq = statement.int64(0)
             let record = try Self.decodeTailRecord(statement.blob(1), seq: seq)
-            guard 1 << Int(record.type.rawValue) & typeMask != 0 else { continue }
+            guard record.type.maskBit & typeMask != 0 else { continue }
             guard try body(Entry(seq: seq, record: record)) else { return }
         }
     }

@@ -5,8 +5,12 @@ import TidingsStore
 ///
 /// Log tables (`users`, `dictionaries`, `blocks`, `tail`) are append-only: triggers refuse
 /// UPDATE and DELETE, except that a tail event may be deleted once a sealed block holds it.
-/// Projection tables (`user_events`, `notifications`, `unread`, `event_ids`) are derived from
+/// Projection tables (`user_events`, `notifications`, `states`, `event_ids`) are derived from
 /// the log and may be rewritten or rebuilt at any time.
+///
+/// `states` holds a row only for a notification that is unread, archived or snoozed: one that
+/// is read (and so seen) and neither archived nor snoozed has no row, so a user who keeps up
+/// with their inbox costs no rows here however long their history.
 enum Schema {
     static let migrations: [String] = [
         // 1: the log, its head, and the projection's base tables.
@@ -95,7 +99,31 @@ enum Schema {
         """,
         // 2: a checksum of each block's compressed payload, checked on every read.
         "ALTER TABLE blocks ADD COLUMN payload_check INTEGER NOT NULL DEFAULT 0",
+        // 3: every state of a notification (unread, unseen, archived, snoozed) instead of the
+        // unread set, and three counts in each stream entry. The old projection cannot be read
+        // by the new rules: it is emptied, and opening the store rebuilds it from the log (the
+        // projection version changed too), with the checkpoint at the head so that nothing
+        // replays the log into the old tables first.
+        """
+        DROP TABLE unread;
+        DELETE FROM user_events;
+        DELETE FROM notifications;
+        DELETE FROM event_ids;
+        UPDATE head SET checkpoint_seq = seq;
+        """ + statesTable(prefix: "") + ";" + statesSnoozedIndex(prefix: ""),
     ]
+
+    static func statesTable(prefix: String) -> String {
+        """
+        CREATE TABLE \(prefix)states (user_no INTEGER NOT NULL, created_seq INTEGER NOT NULL, flags INTEGER NOT NULL,
+            snoozed_until INTEGER, PRIMARY KEY (user_no, created_seq)) STRICT, WITHOUT ROWID
+        """
+    }
+
+    /// Snoozes by the time they end, for the sweep that appends `notification.unsnoozed`.
+    static func statesSnoozedIndex(prefix: String) -> String {
+        "CREATE INDEX \(prefix)states_snoozed ON \(prefix)states (snoozed_until) WHERE snoozed_until IS NOT NULL"
+    }
 
     /// The projection tables, in the order rebuild writes and swaps them. Their DDL with a
     /// table-name prefix, so a rebuild can create shadow copies.
@@ -115,13 +143,7 @@ enum Schema {
                     created_seq INTEGER NOT NULL, PRIMARY KEY (user_no, notification_id)) STRICT, WITHOUT ROWID
                 """
             ),
-            (
-                "unread",
-                """
-                CREATE TABLE \(prefix)unread (user_no INTEGER NOT NULL, created_seq INTEGER NOT NULL,
-                    PRIMARY KEY (user_no, created_seq)) STRICT, WITHOUT ROWID
-                """
-            ),
+            ("states", statesTable(prefix: prefix)),
             (
                 "event_ids",
                 """

@@ -105,7 +105,7 @@ extension LogWriter {
             if let userNo = try userNumber(user, group: group) {
                 response.userHead = try view(group).head(user: userNo)
             } else {
-                response.userHead = (0, 0)
+                response.userHead = (0, .zero)
             }
         }
         response.headSeq = group.head.headSeq
@@ -150,26 +150,42 @@ extension LogWriter {
             }
             userNo = group.nextUserNo!
         }
-        let view = view(group)
-        let userHead = existingUser == nil ? (streamSeq: Int64(0), unread: Int64(0)) : try view.head(user: userNo)
+        var view = view(group)
+        if event.type.isBulk && event.options.kind != nil {
+            // A kind filter reads the created events it selects from: earlier in this
+            // transaction, or committed.
+            let appended = group.appended
+            view.eventData = { seq in
+                if let first = appended.first?.seq, seq >= first, seq - first < appended.count {
+                    return appended[Int(seq - first)].data
+                }
+                guard let event = try self.committedEvent(seq: seq) else {
+                    throw StoreError(.internal, "the log has no event \(seq)")
+                }
+                return event.data
+            }
+        }
+        let userHead =
+            existingUser == nil ? (streamSeq: Int64(0), counts: InboxCounts.zero) : try view.head(user: userNo)
         let key = event.notificationKey
         let input = ProjectionReducer.Input(
             seq: seq, userNo: userNo, type: event.type, notification: key, upToSeq: event.upToSeq,
-            unreadBefore: userHead.unread)
+            options: event.options, countsBefore: userHead.counts)
         let verdict =
             existingUser == nil && event.type != .created ? .noop : try ProjectionReducer.evaluate(input, view: view)
-        let unreadAfter: Int64
-        let target: Int64
+        let countsAfter: InboxCounts
+        let changes: [NotificationState]
         switch verdict {
         case .conflict(let reason): throw StoreError.conflict(reason)
         case .noop: return AppendResult(status: .noop, event: nil)
-        case .append(let after, let bound):
-            unreadAfter = after
-            target = bound
+        case .append(let after, let changed):
+            countsAfter = after
+            changes = changed
         }
-        if event.type == .readAll && collectMarked {
-            marked += try view.unreadSeqs(user: userNo, through: target)
+        if event.type == .snoozed && event.options.until <= max(group.now, group.head.headTimestamp) {
+            throw StoreError.badRequest("data.until must be later than now")
         }
+        if event.type.isBulk && collectMarked { marked += changes.map(\.createdSeq) }
         if existingUser == nil {
             group.newUsers.append((event.userID, userNo))
             group.newUserNumbers[event.userID] = userNo
@@ -191,8 +207,8 @@ extension LogWriter {
         context.overlay.withLock {
             $0.append(
                 OverlayEvent(
-                    seq: seq, userNo: userNo, streamSeq: record.streamSeq, type: event.type, unreadAfter: unreadAfter,
-                    notification: key, target: target, explicitID: explicitID))
+                    seq: seq, userNo: userNo, streamSeq: record.streamSeq, type: event.type, countsAfter: countsAfter,
+                    notification: event.type == .created ? key : [], changes: changes, explicitID: explicitID))
         }
         group.pending.append(PendingEvent(seq: seq, record: record, hash: hash, rawSize: event.rawSize))
         group.head.headSeq = seq
@@ -200,7 +216,7 @@ extension LogWriter {
         group.head.headTimestamp = timestamp
         let stored = StoredEvent(
             seq: seq, streamSeq: record.streamSeq, userID: event.userID, id: String(decoding: idText, as: UTF8.self),
-            type: event.type, timestampMilliseconds: timestamp, data: event.data, unreadCount: unreadAfter,
+            type: event.type, timestampMilliseconds: timestamp, data: event.data, counts: countsAfter,
             anchor: CursorAnchor(seq: seq, hash: hash))
         group.appended.append(stored)
         return AppendResult(status: .appended, event: stored)
@@ -226,6 +242,11 @@ extension LogWriter {
 
     private func event(seq: Int64, group: GroupState) throws -> StoredEvent? {
         if let event = group.appendedEvent(seq: seq) { return event }
+        return try committedEvent(seq: seq)
+    }
+
+    /// An event committed before the open transaction.
+    private func committedEvent(seq: Int64) throws -> StoredEvent? {
         guard seq <= head.headSeq else { return nil }
         let record: LogRecord
         if let pending = tail.first(where: { $0.seq == seq }) {
@@ -236,6 +257,6 @@ extension LogWriter {
             record = entry.record
         }
         return try context.storedEvent(
-            seq: seq, record: record, database: database, unreadCount: nil, anchor: head.anchor)
+            seq: seq, record: record, database: database, counts: nil, anchor: head.anchor)
     }
 }

@@ -128,7 +128,7 @@ extension LogWriter {
         if current.headSeq > from {
             let reader = context.logReader(database, cached: false)
             try reader.scan(after: from, through: current.headSeq, sealedSeq: current.sealedSeq) { entry in
-                try applyCommitted(seq: entry.seq, record: entry.record)
+                try applyCommitted(seq: entry.seq, record: entry.record, sealedSeq: current.sealedSeq)
                 return true
             }
             context.overlay.withLock { $0.commit() }
@@ -138,10 +138,12 @@ extension LogWriter {
     }
 
     /// Replays one event already in the log into the overlay.
-    func applyCommitted(seq: Int64, record: LogRecord) throws {
+    func applyCommitted(seq: Int64, record: LogRecord, sealedSeq: Int64) throws {
         let lower = context.overlay.withLock { $0.baseSeq }
+        let reader = context.logReader(database)
         let view = ProjectionView(
-            base: ProjectionBase(database: database), overlay: context.overlay, lower: lower, upper: .max)
+            base: ProjectionBase(database: database), overlay: context.overlay, lower: lower, upper: .max,
+            eventData: { try reader.data(seq: $0, sealedSeq: sealedSeq) })
         try context.overlay.replay(seq: seq, record: record, view: view)
     }
 

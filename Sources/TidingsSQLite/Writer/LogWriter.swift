@@ -28,16 +28,16 @@ final class LogWriter: @unchecked Sendable {
 
     struct AppendRequest: Sendable {
         var events: [ValidatedEvent]
-        /// For read_all: report the created seqs the event marked read.
+        /// For bulk events: report the created seqs each changed.
         var collectMarked = false
-        /// Report this user's stream head and unread count after the request.
+        /// Report this user's stream head and counts after the request.
         var reportUser: String?
     }
 
     struct AppendResponse: Sendable {
         var results: [AppendResult]
         var markedSeqs: [Int64] = []
-        var userHead: (streamSeq: Int64, unread: Int64)? = nil
+        var userHead: (streamSeq: Int64, counts: InboxCounts)? = nil
         /// The committed head after this request (for the caller's next snapshot).
         var headSeq: Int64
         /// The same head as cursors carry it.

@@ -19,7 +19,7 @@ extension APIRoutes {
         }
         var writer = JSONWriter()
         writer.stringArrayField("read", outcome.read)
-        writer.field("unread_count", outcome.unreadCount)
+        writer.counts(outcome.counts)
         writer.field("cursor", outcome.cursor)
         return Self.json(writer.finish())
     }
@@ -43,7 +43,7 @@ extension APIRoutes {
         let limit = try limit(request)
         let snapshot = try await storeCall { try await store.unread(userID: user, limit: limit) }
         var writer = JSONWriter(capacity: 600 * max(snapshot.notifications.count, 1))
-        writer.field("unread_count", snapshot.unreadCount)
+        writer.counts(snapshot.counts)
         writer.arrayField("notifications", snapshot.notifications.map { envelope($0, userStream: true) })
         writer.field("cursor", snapshot.cursor)
         return Self.json(writer.finish())
@@ -75,12 +75,15 @@ extension APIRoutes {
         let items = list.notifications.map { item in
             var writer = JSONWriter(capacity: 600)
             writer.field("read", item.isRead)
+            writer.field("seen", item.isSeen)
+            writer.field("archived", item.isArchived)
+            if let until = item.snoozedUntil { writer.field("snoozed_until", Timestamp.format(milliseconds: until)) }
             writer.rawField("event", envelope(item.event, userStream: true))
             return writer.finish()
         }
         var writer = JSONWriter(capacity: 640 * max(items.count, 1))
         writer.arrayField("notifications", items)
-        writer.field("unread_count", list.unreadCount)
+        writer.counts(list.counts)
         writer.field("cursor", list.cursor)
         writer.field("next_before", list.nextBefore)
         writer.field("has_more", list.hasMore)

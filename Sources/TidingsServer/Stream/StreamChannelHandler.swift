@@ -260,8 +260,8 @@ final class StreamChannelHandler: ChannelDuplexHandler {
                 start(key, cursor: cursor, context: context)
             case .readPage(let after, let limit):
                 readPage(after: after, limit: limit, context: context)
-            case .readUnreadCount(let position):
-                readUnreadCount(at: position, context: context)
+            case .readCounts(let position):
+                readCounts(at: position, context: context)
             case .markRead(let ref, let command):
                 markRead(ref: ref, command, context: context)
             case .refuseRead(let ref):
@@ -380,10 +380,10 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         }
     }
 
-    private func readUnreadCount(at position: Int64, context: ChannelHandlerContext) {
+    private func readCounts(at position: Int64, context: ChannelHandlerContext) {
         guard let user = userID else { return }
         let store = services.store
-        run(context) { .unreadCountRead(try await store.unreadCount(userID: user, atStreamSeq: position)) }
+        run(context) { .countsRead(try await store.counts(userID: user, atStreamSeq: position)) }
     }
 
     private func markRead(ref: String, _ command: ReadCommand, context: ChannelHandlerContext) {
@@ -397,7 +397,7 @@ final class StreamChannelHandler: ChannelDuplexHandler {
             }
             let status = outcome.read.isEmpty ? "noop" : "ok"
             return .readAnswered(
-                ack: ServerMessage.ack(ref: ref, status: status, unreadCount: outcome.unreadCount),
+                ack: ServerMessage.ack(ref: ref, status: status, counts: outcome.counts),
                 after: outcome.headStreamSeq)
         }
     }
@@ -406,9 +406,9 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         let store = services.store
         let user = userID
         run(context) {
-            var unread: Int64?
-            if let user { unread = try? await store.userHead(userID: user).unreadCount }
-            return .readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", unreadCount: unread), after: 0)
+            var counts: InboxCounts?
+            if let user { counts = try? await store.userHead(userID: user).counts }
+            return .readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", counts: counts), after: 0)
         }
     }
 

@@ -52,8 +52,8 @@ struct StreamDelivery {
         case started(StreamStart)
         /// The answer to `.readPage`.
         case pageRead(EventPage)
-        /// The answer to `.readUnreadCount`.
-        case unreadCountRead(Int64)
+        /// The answer to `.readCounts`.
+        case countsRead(InboxCounts)
         /// The answer to `.markRead` and `.refuseRead`: the ack, to send once everything up to
         /// `after` is sent.
         case readAnswered(ack: [UInt8], after: Int64)
@@ -84,8 +84,8 @@ struct StreamDelivery {
         case start(StreamKey, cursor: String?)
         /// Read up to `limit` events after `cursor`; answer `.pageRead`.
         case readPage(after: String, limit: Int)
-        /// The user's unread count as of a stream position; answer `.unreadCountRead`.
-        case readUnreadCount(atStreamSeq: Int64)
+        /// The user's counts as of a stream position; answer `.countsRead`.
+        case readCounts(atStreamSeq: Int64)
         /// Mark read for the stream's user; answer `.readAnswered`.
         case markRead(ref: String, ReadCommand)
         /// A read this stream may not make: answer `.readAnswered` with a `forbidden` ack.
@@ -139,7 +139,7 @@ struct StreamDelivery {
         enum Purpose: Equatable {
             /// After the welcome: `caught_up` follows.
             case replay
-            /// A live event came more than a step ahead (or without its unread count).
+            /// A live event came more than a step ahead (or without its counts).
             case gap(eventPosition: Int64)
             /// Live events overflowed: read to the head.
             case catchUp
@@ -148,10 +148,10 @@ struct StreamDelivery {
         var upTo: Int64
         /// A page is being read.
         var reading = false
-        /// The pages are read; `caught_up` waits for the unread count.
-        var awaitingUnreadCount = false
-        /// The unread count as of the last event the plan sent.
-        var unread: Int64?
+        /// The pages are read; `caught_up` waits for the counts.
+        var awaitingCounts = false
+        /// The counts as of the last event the plan sent.
+        var counts: InboxCounts?
     }
 
     let configuration: Configuration
@@ -250,8 +250,8 @@ struct StreamDelivery {
             started(start, now: now, &out)
         case .pageRead(let page):
             pageRead(page, now: now, &out)
-        case .unreadCountRead(let count):
-            unreadCountRead(count, now: now, &out)
+        case .countsRead(let counts):
+            countsRead(counts, now: now, &out)
         case .readAnswered(let ack, let after):
             marking = false
             acks.append((after, ack))
@@ -331,7 +331,7 @@ struct StreamDelivery {
             .text(
                 ServerMessage.welcome(
                     stream: hello.key.description, epoch: configuration.epochText, head: cursorText(head),
-                    unreadCount: start.headUnreadCount)))
+                    counts: start.headCounts)))
         if let position = start.position {
             reached = Reached(position: position, anchor: start.anchor)
             plan = ReadPlan(purpose: .replay, upTo: .max)
@@ -341,7 +341,7 @@ struct StreamDelivery {
                 .text(
                     ServerMessage.reset(
                         reason: start.resetReason ?? .cursorAhead, head: cursorText(head),
-                        unreadCount: start.headUnreadCount)))
+                        counts: start.headCounts)))
         }
         pump(now: now, &out)
     }
@@ -354,7 +354,7 @@ struct StreamDelivery {
         var sent = 0
         for event in page.events where position(of: event) > reached.position {
             send(event, &out)
-            current.unread = event.unreadCount
+            current.counts = event.counts
             sent += 1
         }
         if sent > 0 { out.append(.countDelivered(sent)) }
@@ -368,15 +368,15 @@ struct StreamDelivery {
     private mutating func finish(_ done: ReadPlan, now: ContinuousClock.Instant, _ out: inout Output) {
         switch done.purpose {
         case .replay:
-            guard userID != nil, done.unread == nil else {
-                out.write(.text(ServerMessage.caughtUp(cursor: cursorText(reached), unreadCount: done.unread)))
+            guard userID != nil, done.counts == nil else {
+                out.write(.text(ServerMessage.caughtUp(cursor: cursorText(reached), counts: done.counts)))
                 plan = nil
                 return
             }
             var waiting = done
-            waiting.awaitingUnreadCount = true
+            waiting.awaitingCounts = true
             plan = waiting
-            out.append(.readUnreadCount(atStreamSeq: reached.position))
+            out.append(.readCounts(atStreamSeq: reached.position))
         case .gap(let eventPosition):
             if reached.position < eventPosition { gapFallback = eventPosition }
             plan = nil
@@ -385,9 +385,9 @@ struct StreamDelivery {
         }
     }
 
-    private mutating func unreadCountRead(_ count: Int64, now: ContinuousClock.Instant, _ out: inout Output) {
-        guard let current = plan, current.awaitingUnreadCount else { return }
-        out.write(.text(ServerMessage.caughtUp(cursor: cursorText(reached), unreadCount: count)))
+    private mutating func countsRead(_ counts: InboxCounts, now: ContinuousClock.Instant, _ out: inout Output) {
+        guard let current = plan, current.awaitingCounts else { return }
+        out.write(.text(ServerMessage.caughtUp(cursor: cursorText(reached), counts: counts)))
         plan = nil
         pump(now: now, &out)
     }
@@ -419,7 +419,7 @@ struct StreamDelivery {
                 plan = ReadPlan(purpose: .catchUp, upTo: .max)
             }
             if plan == nil { deliverPending(&out) }
-            if var current = plan, !current.reading, !current.awaitingUnreadCount {
+            if var current = plan, !current.reading, !current.awaitingCounts {
                 // The next page once the socket has taken the last one.
                 current.reading = true
                 plan = current
@@ -446,7 +446,7 @@ struct StreamDelivery {
                 index += 1
                 continue
             }
-            let lacksCount = userID != nil && event.unreadCount == nil
+            let lacksCount = userID != nil && event.counts == nil
             if gapFallback == next {
                 // The log did not have what came before it (or the event itself); send what
                 // there is rather than waiting for ever.
@@ -459,7 +459,7 @@ struct StreamDelivery {
                 continue
             }
             if lacksCount {
-                // Seen in the log by the watcher, without the user's unread count: read it.
+                // Seen in the log by the watcher, without the user's counts: read it.
                 plan = ReadPlan(purpose: .gap(eventPosition: next), upTo: next)
                 return
             }
@@ -478,7 +478,7 @@ struct StreamDelivery {
         out.write(
             .text(
                 StreamEventMessage.encode(
-                    event, cursor: cursorText(next), unreadCount: userID != nil ? event.unreadCount : nil)))
+                    event, cursor: cursorText(next), counts: userID != nil ? event.counts : nil)))
         reached = next
     }
 

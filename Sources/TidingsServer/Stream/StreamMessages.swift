@@ -104,54 +104,54 @@ enum ClientMessage {
 
 /// The `event` message of the stream: built once per delivery, the hot path of fan-out.
 public enum StreamEventMessage {
-    public static func encode(_ event: StoredEvent, cursor: String, unreadCount: Int64?) -> [UInt8] {
-        ServerMessage.event(EnvelopeJSON.encode(event, cursor: cursor), unreadCount: unreadCount)
+    public static func encode(_ event: StoredEvent, cursor: String, counts: InboxCounts?) -> [UInt8] {
+        ServerMessage.event(EnvelopeJSON.encode(event, cursor: cursor), counts: counts)
     }
 }
 
 /// The server's messages, written byte by byte.
 enum ServerMessage {
-    static func welcome(stream: String, epoch: String, head: String, unreadCount: Int64?) -> [UInt8] {
+    static func welcome(stream: String, epoch: String, head: String, counts: InboxCounts?) -> [UInt8] {
         var writer = JSONWriter()
         writer.field("type", "welcome")
         writer.field("stream", stream)
         writer.field("epoch", epoch)
         writer.field("head", head)
-        if let unreadCount { writer.field("unread_count", unreadCount) }
+        if let counts { writer.counts(counts) }
         return writer.finish()
     }
 
-    static func event(_ envelope: [UInt8], unreadCount: Int64?) -> [UInt8] {
+    static func event(_ envelope: [UInt8], counts: InboxCounts?) -> [UInt8] {
         var writer = JSONWriter(capacity: envelope.count + 64)
         writer.field("type", "event")
         writer.rawField("event", envelope)
-        if let unreadCount { writer.field("unread_count", unreadCount) }
+        if let counts { writer.counts(counts) }
         return writer.finish()
     }
 
-    static func caughtUp(cursor: String, unreadCount: Int64?) -> [UInt8] {
+    static func caughtUp(cursor: String, counts: InboxCounts?) -> [UInt8] {
         var writer = JSONWriter()
         writer.field("type", "caught_up")
         writer.field("cursor", cursor)
-        if let unreadCount { writer.field("unread_count", unreadCount) }
+        if let counts { writer.counts(counts) }
         return writer.finish()
     }
 
-    static func reset(reason: StoreError.ResetReason, head: String, unreadCount: Int64?) -> [UInt8] {
+    static func reset(reason: StoreError.ResetReason, head: String, counts: InboxCounts?) -> [UInt8] {
         var writer = JSONWriter()
         writer.field("type", "reset")
         writer.field("reason", reason.rawValue)
         writer.field("head", head)
-        if let unreadCount { writer.field("unread_count", unreadCount) }
+        if let counts { writer.counts(counts) }
         return writer.finish()
     }
 
-    static func ack(ref: String, status: String, unreadCount: Int64?) -> [UInt8] {
+    static func ack(ref: String, status: String, counts: InboxCounts?) -> [UInt8] {
         var writer = JSONWriter()
         writer.field("type", "ack")
         writer.field("ref", ref)
         writer.field("status", status)
-        if let unreadCount { writer.field("unread_count", unreadCount) }
+        if let counts { writer.counts(counts) }
         return writer.finish()
     }
 
@@ -161,5 +161,15 @@ enum ServerMessage {
         writer.field("code", fault.errorCode)
         writer.field("message", fault.message)
         return writer.finish()
+    }
+}
+
+extension JSONWriter {
+    /// `unread_count`, `unseen_count` and `archived_count`: every message and answer that
+    /// carries one carries all three, as of the same position.
+    mutating func counts(_ counts: InboxCounts) {
+        field("unread_count", counts.unread)
+        field("unseen_count", counts.unseen)
+        field("archived_count", counts.archived)
     }
 }

@@ -91,7 +91,7 @@ package struct ChainWalk {
                         throw Damage(seq: seq, problem: "event \(seq) does not decode (\(error))")
                     }
                     previous = record.timestampMilliseconds
-                    typeMask |= 1 << Int(record.type.rawValue)
+                    typeMask |= record.type.maskBit
                     let hash = try check(seq: seq, record: record, userName: userName)
                     guard
                         hash.prefix(Block.checkBytes).elementsEqual(

@@ -33,6 +33,12 @@ package enum Varint {
     package static func append(_ value: Int, to out: inout [UInt8]) {
         append(Int64(value), to: &out)
     }
+
+    /// A value of either sign, zigzag-encoded: small magnitudes take one byte.
+    @inline(__always)
+    package static func appendSigned(_ value: Int64, to out: inout [UInt8]) {
+        append(UInt64(bitPattern: (value << 1) ^ (value >> 63)), to: &out)
+    }
 }
 
 package struct ByteReader {
@@ -76,6 +82,13 @@ package struct ByteReader {
         let value = try varint()
         guard value <= UInt64(Int64.max) else { throw DecodeError(reason: "varint out of range") }
         return Int64(value)
+    }
+
+    /// A value written by `Varint.appendSigned`.
+    @inlinable
+    package mutating func signedInt64() throws(DecodeError) -> Int64 {
+        let value = try varint()
+        return Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
     }
 
     @inlinable

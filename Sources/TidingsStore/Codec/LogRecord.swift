@@ -1,10 +1,11 @@
 /// One event in its stored, binary form: what the index, the projection and the hash chain need
 /// as fields, and `data` rewritten by `DataTransform`. Records are concatenated into blocks.
 ///
-/// Layout: `flags` (type in bits 0-1, explicit id in bit 2, `up_to_seq` in bit 3), `user_no`,
-/// `stream_seq`, milliseconds since the previous record (or the block's base time), then the
-/// explicit id, the notification id (created and read), `up_to_seq` (read_all, when given),
-/// and the length-prefixed transformed data. Integers are LEB128 varints.
+/// Layout: `flags` (type's low bits in bits 0-1 and its high bits in bits 4-7, explicit id in
+/// bit 2, `up_to_seq` in bit 3), `user_no`, `stream_seq`, milliseconds since the previous record
+/// (or the block's base time), then the explicit id, the notification id (every type but the
+/// bulk ones), `up_to_seq` (bulk types, when given), and the length-prefixed transformed data.
+/// Integers are LEB128 varints.
 package struct LogRecord: Equatable, Sendable {
     package var type: EventType
     package var userNo: Int64
@@ -12,7 +13,7 @@ package struct LogRecord: Equatable, Sendable {
     package var timestampMilliseconds: Int64
     /// The client's id; nil when the server derived it from the store and seq.
     package var explicitID: [UInt8]?
-    /// Empty for read_all.
+    /// Empty for the bulk types.
     package var notificationID: [UInt8]
     package var upToSeq: Int64?
     /// `data` after `DataTransform.encode`.
@@ -23,7 +24,7 @@ package struct LogRecord: Equatable, Sendable {
 
     package func encode(previousTimestamp: Int64, into out: inout [UInt8]) {
         precondition(timestampMilliseconds >= previousTimestamp, "timestamps never decrease along seq")
-        var flags = type.rawValue
+        var flags = type.recordFlags
         if explicitID != nil { flags |= Self.explicitIDFlag }
         if upToSeq != nil { flags |= Self.upToFlag }
         out.append(flags)
@@ -31,7 +32,7 @@ package struct LogRecord: Equatable, Sendable {
         Varint.append(streamSeq, to: &out)
         Varint.append(timestampMilliseconds - previousTimestamp, to: &out)
         if let explicitID { CompactIdentifier.append(explicitID, to: &out) }
-        if type != .readAll { CompactIdentifier.append(notificationID, to: &out) }
+        if type.namesNotification { CompactIdentifier.append(notificationID, to: &out) }
         if let upToSeq { Varint.append(upToSeq, to: &out) }
         Varint.append(transformedData.count, to: &out)
         out += transformedData
@@ -39,16 +40,14 @@ package struct LogRecord: Equatable, Sendable {
 
     package static func decode(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> LogRecord {
         let flags = try reader.byte()
-        guard flags & ~(0x03 | explicitIDFlag | upToFlag) == 0, let type = EventType(rawValue: flags & 0x03) else {
-            throw DecodeError(reason: "bad record flags \(flags)")
-        }
+        guard let type = EventType(recordFlags: flags) else { throw DecodeError(reason: "bad record flags \(flags)") }
         let userNo = try reader.int64()
         let streamSeq = try reader.int64()
         let delta = try reader.int64()
         var explicitID: [UInt8]?
         if flags & explicitIDFlag != 0 { explicitID = try CompactIdentifier.read(&reader) }
         var notificationID: [UInt8] = []
-        if type != .readAll { notificationID = try CompactIdentifier.read(&reader) }
+        if type.namesNotification { notificationID = try CompactIdentifier.read(&reader) }
         var upToSeq: Int64?
         if flags & upToFlag != 0 { upToSeq = try reader.int64() }
         let dataCount = try reader.int()
@@ -94,14 +93,12 @@ extension LogRecord {
     @inlinable
     package static func skip(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> Int64 {
         let flags = try reader.byte()
-        guard flags & ~(0x03 | explicitIDFlag | upToFlag) == 0, let type = EventType(rawValue: flags & 0x03) else {
-            throw DecodeError(reason: "bad record flags \(flags)")
-        }
+        guard let type = EventType(recordFlags: flags) else { throw DecodeError(reason: "bad record flags \(flags)") }
         _ = try reader.varint()
         _ = try reader.varint()
         let delta = try reader.int64()
         if flags & explicitIDFlag != 0 { try skipIdentifier(&reader) }
-        if type != .readAll { try skipIdentifier(&reader) }
+        if type.namesNotification { try skipIdentifier(&reader) }
         if flags & upToFlag != 0 { _ = try reader.varint() }
         _ = try reader.slice(try reader.int())
         return previousTimestamp + delta

@@ -8,7 +8,7 @@ package struct RecordView {
     package var timestampMilliseconds: Int64
     /// The client's id in `CompactIdentifier` form; empty when derived.
     package var explicitID: UnsafeRawBufferPointer
-    /// The notification id in `CompactIdentifier` form (the projection's key); empty for read_all.
+    /// The notification id in `CompactIdentifier` form (the projection's key); empty for the bulk types.
     package var notificationID: UnsafeRawBufferPointer
     package var upToSeq: Int64?
     /// `data` after `DataTransform.encode`.
@@ -19,15 +19,13 @@ package struct RecordView {
     @inlinable
     package static func read(_ reader: inout ByteReader, previousTimestamp: Int64) throws(DecodeError) -> RecordView {
         let flags = try reader.byte()
-        guard flags & ~0x0F == 0, let type = EventType(rawValue: flags & 0x03) else {
-            throw DecodeError(reason: "bad record flags \(flags)")
-        }
+        guard let type = EventType(recordFlags: flags) else { throw DecodeError(reason: "bad record flags \(flags)") }
         let userNo = try reader.int64()
         let streamSeq = try reader.int64()
         let delta = try reader.int64()
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         let explicitID = flags & 0x04 != 0 ? try identifierSpan(&reader) : empty
-        let notificationID = type != .readAll ? try identifierSpan(&reader) : empty
+        let notificationID = type.namesNotification ? try identifierSpan(&reader) : empty
         let upToSeq = flags & 0x08 != 0 ? try reader.int64() : nil
         let data = try reader.slice(try reader.int())
         guard userNo >= 1, streamSeq >= 1 else { throw DecodeError(reason: "bad record numbers") }

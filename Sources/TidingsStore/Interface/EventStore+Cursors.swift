@@ -70,16 +70,16 @@ extension EventStore {
     /// snapshot: a foreign epoch, a cursor past the head or from a lost history is a reset, not
     /// an error.
     package func userStreamStart(
-        userID: String, cursor: String?, head: (streamSeq: Int64, unread: Int64), log: some LogHistory
+        userID: String, cursor: String?, head: (streamSeq: Int64, counts: InboxCounts), log: some LogHistory
     ) throws -> StreamStart {
         do {
             let position = try userPosition(cursor, userID: userID, head: head.streamSeq, log: log)
             return StreamStart(
-                head: head.streamSeq, anchor: log.head, headUnreadCount: head.unread, position: position,
+                head: head.streamSeq, anchor: log.head, headCounts: head.counts, position: position,
                 resetReason: nil)
         } catch let error as StoreError where error.code == .cursorReset {
             return StreamStart(
-                head: head.streamSeq, anchor: log.head, headUnreadCount: head.unread, position: nil,
+                head: head.streamSeq, anchor: log.head, headCounts: head.counts, position: nil,
                 resetReason: error.resetReason)
         }
     }

@@ -22,12 +22,11 @@ public protocol EventStore: AnyObject, Sendable {
     /// `duplicate` of an earlier event with its id, or is a `noop`; a conflict fails the whole
     /// request. Returns after the transaction is durably committed.
     func append(_ events: [NewEvent]) async throws -> [AppendResult]
-    /// Marks the user's notifications read, appending one `notification.read` per notification
-    /// that was unread; ids that are unknown or already read change nothing.
-    func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome
-    /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
-    /// with one `notification.read_all`, or nothing when none of them is unread.
-    func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome
+    /// Changes the state of the user's notifications (`StateChange`): one event per named
+    /// notification whose state it changes, or one bulk event when it changes any; what changes
+    /// nothing appends nothing. The outcome names the notifications changed, oldest first for
+    /// `all`, with the user's counts and head after the request.
+    func mark(userID: String, _ change: StateChange) async throws -> ReadOutcome
 
     // MARK: Reading
 
@@ -35,18 +34,18 @@ public protocol EventStore: AnyObject, Sendable {
     func userEvents(userID: String, after: String?, limit: Int) async throws -> EventPage
     /// A page of the `all` stream after `after` that passes `filter`.
     func allEvents(after: String?, filter: EventFilter, limit: Int) async throws -> EventPage
-    /// The user's unread count, oldest unread notifications (at most `limit`) and stream head.
+    /// The user's counts, oldest unread notifications (at most `limit`) and stream head.
     func unread(userID: String, limit: Int) async throws -> UnreadSnapshot
     /// The user's notifications newest first, with their state, from the projection: those
     /// older than `before` (a `nextBefore` of an earlier page; nil: from the newest) that pass
-    /// `filter`, at most `limit`, with the unread count and stream head of the same snapshot.
+    /// `filter`, at most `limit`, with the counts and stream head of the same snapshot.
     func notifications(
         userID: String, before: String?, filter: NotificationListFilter, limit: Int
     ) async throws -> NotificationList
-    /// The user's stream head and unread count, in one snapshot, with that snapshot's head.
-    func userHead(userID: String) async throws -> (streamSeq: Int64, unreadCount: Int64, anchor: CursorAnchor)
-    /// The user's unread count as it was right after their event at `streamSeq`.
-    func unreadCount(userID: String, atStreamSeq streamSeq: Int64) async throws -> Int64
+    /// The user's stream head and counts, in one snapshot, with that snapshot's head.
+    func userHead(userID: String) async throws -> (streamSeq: Int64, counts: InboxCounts, anchor: CursorAnchor)
+    /// The user's counts as they were right after their event at `streamSeq` (zero at 0).
+    func counts(userID: String, atStreamSeq streamSeq: Int64) async throws -> InboxCounts
     /// The newest event of the log: its seq and its chain hash's check bytes.
     func head() async throws -> CursorAnchor
     /// Checks a WebSocket hello's cursor for a user stream against the head, in one snapshot.
@@ -111,6 +110,18 @@ public protocol EventStore: AnyObject, Sendable {
 }
 
 extension EventStore {
+    /// Marks the user's notifications read, appending one `notification.read` per notification
+    /// that was unread; ids that are unknown or already read change nothing.
+    public func markRead(userID: String, notificationIDs: [String]) async throws -> ReadOutcome {
+        try await mark(userID: userID, StateChange(.read, .notifications(notificationIDs)))
+    }
+
+    /// Marks every notification of the user created at or before `upToSeq` (all, when nil) read,
+    /// with one `notification.read_all`, or nothing when none of them is unread.
+    public func markAllRead(userID: String, upToSeq: Int64?) async throws -> ReadOutcome {
+        try await mark(userID: userID, StateChange(.read, .all(upToSeq: upToSeq, kind: nil, onlyRead: false)))
+    }
+
     public func liveEvents(after: String?, users: Set<String>?, limit: Int) async throws -> LivePage {
         let page = try await allEvents(after: after, filter: EventFilter(), limit: limit)
         let kept = users.map { users in page.events.filter { users.contains($0.userID) } } ?? page.events

@@ -3,17 +3,37 @@ import Glibc
 /// Which of a user's notifications a list read returns (`GET /v1/users/{user_id}/notifications`).
 public struct NotificationListFilter: Sendable, Equatable {
     public enum State: String, Sendable, CaseIterable {
+        /// Those neither archived nor snoozed: what an inbox shows.
+        case inbox
         /// Every notification the user has.
         case all
-        /// Those not read yet.
+        /// Those not read yet (archived and snoozed ones too).
         case unread
+        /// Those not seen yet (archived and snoozed ones too).
+        case unseen
+        /// Those archived.
+        case archived
+        /// Those snoozed.
+        case snoozed
+
+        /// The state flags a notification of this filter has: `flags & mask == value`.
+        package var selection: (mask: UInt8, value: UInt8) {
+            switch self {
+            case .inbox: (NotificationState.archivedFlag | NotificationState.snoozedFlag, 0)
+            case .all: (0, 0)
+            case .unread: (NotificationState.unreadFlag, NotificationState.unreadFlag)
+            case .unseen: (NotificationState.unseenFlag, NotificationState.unseenFlag)
+            case .archived: (NotificationState.archivedFlag, NotificationState.archivedFlag)
+            case .snoozed: (NotificationState.snoozedFlag, NotificationState.snoozedFlag)
+            }
+        }
     }
 
     public var state: State
     /// Only notifications whose `data.kind` is exactly this; nil: any kind, or none.
     public var kind: String?
 
-    public init(state: State = .all, kind: String? = nil) {
+    public init(state: State = .inbox, kind: String? = nil) {
         self.state = state
         self.kind = kind
     }
@@ -82,18 +102,26 @@ public struct NotificationListFilter: Sendable, Equatable {
 public struct ListedNotification: Sendable, Equatable {
     public let event: StoredEvent
     public let isRead: Bool
+    public let isSeen: Bool
+    public let isArchived: Bool
+    /// When the snooze ends (milliseconds since the epoch); nil unless snoozed.
+    public let snoozedUntil: Int64?
 
-    package init(event: StoredEvent, isRead: Bool) {
+    package init(event: StoredEvent, state: NotificationState) {
         self.event = event
-        self.isRead = isRead
+        isRead = !state.isUnread
+        isSeen = !state.isUnseen
+        isArchived = state.isArchived
+        snoozedUntil = state.isSnoozed ? state.snoozedUntil : nil
     }
 }
 
 /// A page of a user's notifications, newest first, read from the projection in one snapshot.
 public struct NotificationList: Sendable {
     public let notifications: [ListedNotification]
-    /// The user's unread count as of the page.
-    public let unreadCount: Int64
+    /// The user's counts as of the page.
+    public let counts: InboxCounts
+    public var unreadCount: Int64 { counts.unread }
     /// The head of the user stream as of the page: a client that lists and then streams from
     /// here misses nothing and sees nothing twice.
     public let cursor: String
@@ -124,16 +152,17 @@ package struct NotificationListBuilder {
     /// One more than the page holds is found.
     package var isFull: Bool { items.count > limit }
 
-    /// Offers the next older event; events other than `notification.created`, and those the
-    /// filter rejects, are passed over.
-    package mutating func offer(_ event: StoredEvent, isRead: Bool) {
+    /// Offers the next older event with its notification's state; events other than
+    /// `notification.created`, and those the filter rejects, are passed over.
+    package mutating func offer(_ event: StoredEvent, state: NotificationState) {
         guard !isFull, event.type == .created, filter.matchesKind(event) else { return }
-        if filter.state == .unread && isRead { return }
-        items.append(ListedNotification(event: event, isRead: isRead))
+        let selection = filter.state.selection
+        guard state.flags & selection.mask == selection.value else { return }
+        items.append(ListedNotification(event: event, state: state))
     }
 
     package func page(
-        store: some EventStore, userID: String, before: String?, head: (streamSeq: Int64, unread: Int64),
+        store: some EventStore, userID: String, before: String?, head: (streamSeq: Int64, counts: InboxCounts),
         anchor: CursorAnchor
     ) -> NotificationList {
         let listed = Array(items.prefix(limit))
@@ -141,7 +170,7 @@ package struct NotificationListBuilder {
             listed.last.map { store.cursor(of: $0.event, userStream: true) } ?? before
             ?? store.userCursor(userID, streamSeq: 0, anchor: anchor)
         return NotificationList(
-            notifications: listed, unreadCount: head.unread,
+            notifications: listed, counts: head.counts,
             cursor: store.userCursor(userID, streamSeq: head.streamSeq, anchor: anchor), nextBefore: next,
             hasMore: items.count > limit)
     }

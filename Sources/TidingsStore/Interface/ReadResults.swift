@@ -24,13 +24,14 @@ public struct LivePage: Sendable {
     }
 }
 
-/// A user's unread state: the total count, the oldest unread notifications, the stream head.
+/// A user's unread state: the counts, the oldest unread notifications, the stream head.
 public struct UnreadSnapshot: Sendable {
-    public let unreadCount: Int64
+    public let counts: InboxCounts
+    public var unreadCount: Int64 { counts.unread }
     public let notifications: [StoredEvent]
     public let cursor: String
-    package init(unreadCount: Int64, notifications: [StoredEvent], cursor: String) {
-        self.unreadCount = unreadCount
+    package init(counts: InboxCounts, notifications: [StoredEvent], cursor: String) {
+        self.counts = counts
         self.notifications = notifications
         self.cursor = cursor
     }
@@ -58,11 +59,11 @@ public struct EventFilter: Sendable {
     }
 
     package var typeMask: Int {
-        types.isEmpty ? 0b111 : types.reduce(0) { $0 | 1 << Int($1.rawValue) }
+        types.isEmpty ? EventType.allMask : types.reduce(0) { $0 | $1.maskBit }
     }
 
     package func matches(_ record: LogRecord) -> Bool {
-        if typeMask & 1 << Int(record.type.rawValue) == 0 { return false }
+        if typeMask & record.type.maskBit == 0 { return false }
         if let since, record.timestampMilliseconds < since { return false }
         if let until, record.timestampMilliseconds >= until { return false }
         return true
@@ -71,7 +72,7 @@ public struct EventFilter: Sendable {
 
 extension EventFilter {
     package func matches(_ record: RecordView) -> Bool {
-        if typeMask & 1 << Int(record.type.rawValue) == 0 { return false }
+        if typeMask & record.type.maskBit == 0 { return false }
         if let since, record.timestampMilliseconds < since { return false }
         if let until, record.timestampMilliseconds >= until { return false }
         return true
@@ -86,18 +87,18 @@ public struct StreamStart: Sendable, Equatable {
     /// The log's head in the snapshot that checked the cursor: the anchor of the stream's
     /// cursors until an event brings its own.
     public let anchor: CursorAnchor
-    /// User streams: the unread count as of the head.
-    public let headUnreadCount: Int64?
+    /// User streams: the counts as of the head.
+    public let headCounts: InboxCounts?
     /// The position to replay after; nil when the cursor was reset.
     public let position: Int64?
     public let resetReason: StoreError.ResetReason?
     package init(
-        head: Int64, anchor: CursorAnchor, headUnreadCount: Int64? = nil, position: Int64? = nil,
+        head: Int64, anchor: CursorAnchor, headCounts: InboxCounts? = nil, position: Int64? = nil,
         resetReason: StoreError.ResetReason? = nil
     ) {
         self.head = head
         self.anchor = anchor
-        self.headUnreadCount = headUnreadCount
+        self.headCounts = headCounts
         self.position = position
         self.resetReason = resetReason
     }
@@ -108,7 +109,7 @@ extension ReadOutcome {
     package static func unchanged(userID: String, store: some EventStore) async throws -> ReadOutcome {
         let head = try await store.userHead(userID: userID)
         return ReadOutcome(
-            read: [], unreadCount: head.unreadCount,
+            read: [], counts: head.counts,
             cursor: store.userCursor(userID, streamSeq: head.streamSeq, anchor: head.anchor),
             headStreamSeq: head.streamSeq, lastSeq: nil)
     }
@@ -116,7 +117,7 @@ extension ReadOutcome {
     /// The answer to a read of `notificationIDs` whose `notification.read` events got `results`
     /// (in request order), with the user's head after it.
     package static func of(
-        read notificationIDs: [String], results: [AppendResult], head: (streamSeq: Int64, unread: Int64),
+        read notificationIDs: [String], results: [AppendResult], head: (streamSeq: Int64, counts: InboxCounts),
         cursor: String
     ) -> ReadOutcome {
         var read: [String] = []
@@ -124,7 +125,7 @@ extension ReadOutcome {
             read.append(notificationIDs[index])
         }
         return ReadOutcome(
-            read: read, unreadCount: head.unread, cursor: cursor, headStreamSeq: head.streamSeq,
+            read: read, counts: head.counts, cursor: cursor, headStreamSeq: head.streamSeq,
             lastSeq: results.last { $0.status == .appended }?.event?.seq)
     }
 }

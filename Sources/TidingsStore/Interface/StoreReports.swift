@@ -2,18 +2,20 @@ package import Synchronization
 
 /// The answer to a read request (`POST /v1/users/{user_id}/read` and WebSocket `read`).
 public struct ReadOutcome: Sendable, Equatable {
-    /// Notification ids this request changed to read: in request order, or for "all" oldest first.
+    /// Notification ids this request changed: in request order, or for "all" oldest first.
     public let read: [String]
-    public let unreadCount: Int64
+    /// The user's counts after the request.
+    public let counts: InboxCounts
+    public var unreadCount: Int64 { counts.unread }
     /// The head of the user stream after the request.
     public let cursor: String
     /// The stream_seq of that head.
     public let headStreamSeq: Int64
     /// The seq of the last event the request appended, if any (live delivery waits for it).
     public let lastSeq: Int64?
-    package init(read: [String], unreadCount: Int64, cursor: String, headStreamSeq: Int64, lastSeq: Int64? = nil) {
+    package init(read: [String], counts: InboxCounts, cursor: String, headStreamSeq: Int64, lastSeq: Int64? = nil) {
         self.read = read
-        self.unreadCount = unreadCount
+        self.counts = counts
         self.cursor = cursor
         self.headStreamSeq = headStreamSeq
         self.lastSeq = lastSeq

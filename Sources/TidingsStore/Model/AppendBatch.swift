@@ -44,36 +44,4 @@ package enum AppendBatch {
             return all
         }
     }
-
-    /// The `notification.read` events of a read of these notifications, checked first.
-    package static func readEvents(userID: String, notificationIDs: [String]) throws -> [NewEvent] {
-        guard notificationIDs.count <= Limits.readIdentifiersMax else {
-            throw StoreError(
-                .payloadTooLarge,
-                "a read names at most \(Limits.readIdentifiersMax) notifications, not \(notificationIDs.count)")
-        }
-        for (index, id) in notificationIDs.enumerated() {
-            if let problem = Identifier.problem(id.utf8) {
-                throw StoreError(.badRequest, "notification_ids[\(index)] \(problem)")
-            }
-        }
-        return notificationIDs.map { id in
-            var data = Array(#"{"notification_id":"#.utf8)
-            JSONText.appendQuoted(id, to: &data)
-            data.append(UInt8(ascii: "}"))
-            return NewEvent(type: EventType.read.name, userID: userID, data: data)
-        }
-    }
-
-    /// The `notification.read_all` event of a read of everything (through `upToSeq`).
-    package static func readAllEvent(userID: String, upToSeq: Int64?) throws -> NewEvent {
-        if let upToSeq, upToSeq < 1 { throw StoreError.badRequest("up_to_seq must be a positive integer seq") }
-        var data = Array("{".utf8)
-        if let upToSeq {
-            data += Array(#""up_to_seq":"#.utf8)
-            JSONText.appendInteger(upToSeq, to: &data)
-        }
-        data.append(UInt8(ascii: "}"))
-        return NewEvent(type: EventType.readAll.name, userID: userID, data: data)
-    }
 }

@@ -3,15 +3,17 @@ package struct ValidatedEvent: Sendable {
     package var type: EventType
     package var userID: String
     package var id: String?
-    /// `notification_id` of created and read events.
+    /// `notification_id` of every type but the bulk ones.
     package var notificationID: [UInt8]
-    /// `up_to_seq` of a read_all, when given.
+    /// `up_to_seq` of a bulk event, when given.
     package var upToSeq: Int64?
+    /// A bulk event's `kind` and `only_read`, a snooze's `until`.
+    package var options = EventOptions.none
     /// Compact JSON of `data`.
     package var data: [UInt8]
     /// Size of the event object as compact JSON, as appended (`raw_bytes` in stats).
     package var rawSize: Int
-    /// `notificationID` in key form (`CompactIdentifier`); empty for read_all.
+    /// `notificationID` in key form (`CompactIdentifier`); empty for the bulk types.
     package var notificationKey: [UInt8] = []
     /// `data` after `DataTransform.encode`, as the record stores it. Computed with the rest of
     /// validation, off the writer's thread.
@@ -56,8 +58,7 @@ package enum EventValidator {
 
     package static func validate(_ event: NewEvent) throws(StoreError) -> ValidatedEvent {
         guard let type = EventType(name: event.type) else {
-            throw .badRequest(
-                "type must be one of notification.created, notification.read, notification.read_all")
+            throw .badRequest("type must be one of \(EventType.namesList)")
         }
         if let problem = Identifier.problem(event.userID.utf8) { throw .badRequest("user_id \(problem)") }
         if let id = event.id, let problem = Identifier.problem(id.utf8) { throw .badRequest("id \(problem)") }
@@ -72,20 +73,21 @@ package enum EventValidator {
             throw .badRequest("data is not valid JSON")
         }
         validated.rawSize = compactObjectSize(event, compactDataCount: validated.data.count)
-        if type != .readAll { validated.notificationKey = CompactIdentifier.key(validated.notificationID) }
+        if type.namesNotification { validated.notificationKey = CompactIdentifier.key(validated.notificationID) }
         validated.transformedData.reserveCapacity(validated.data.count)
         DataTransform.encode(validated.data, notificationID: validated.notificationID, into: &validated.transformedData)
         return validated
     }
 
     private enum Field {
-        case notificationID, kind, title, body, link, actorID, metadata, upToSeq
+        case notificationID, kind, title, body, link, actorID, metadata, upToSeq, until, onlyRead
     }
 
     private static let fieldNames: [(Field, [UInt8])] = [
         (.notificationID, Array("notification_id".utf8)), (.kind, Array("kind".utf8)), (.title, Array("title".utf8)),
         (.body, Array("body".utf8)), (.link, Array("link".utf8)), (.actorID, Array("actor_id".utf8)),
-        (.metadata, Array("metadata".utf8)), (.upToSeq, Array("up_to_seq".utf8)),
+        (.metadata, Array("metadata".utf8)), (.upToSeq, Array("up_to_seq".utf8)), (.until, Array("until".utf8)),
+        (.onlyRead, Array("only_read".utf8)),
     ]
 
     /// The field a key names, compared in place (keys with escapes are decoded first).
@@ -106,7 +108,7 @@ package enum EventValidator {
         return nil
     }
 
-    private static func bit(_ field: Field) -> UInt8 {
+    private static func bit(_ field: Field) -> UInt16 {
         switch field {
         case .notificationID: 1
         case .kind: 2
@@ -116,14 +118,18 @@ package enum EventValidator {
         case .actorID: 32
         case .metadata: 64
         case .upToSeq: 128
+        case .until: 256
+        case .onlyRead: 512
         }
     }
 
     private static func allowed(_ field: Field, for type: EventType) -> Bool {
         switch type {
-        case .created: field != .upToSeq
-        case .read: field == .notificationID
-        case .readAll: field == .upToSeq
+        case .created: field != .upToSeq && field != .until && field != .onlyRead
+        case .readAll, .seenAll: field == .upToSeq || field == .kind
+        case .archivedAll: field == .upToSeq || field == .kind || field == .onlyRead
+        case .snoozed: field == .notificationID || field == .until
+        case .read, .unread, .seen, .archived, .unarchived, .unsnoozed: field == .notificationID
         }
     }
 
@@ -133,7 +139,7 @@ package enum EventValidator {
         var scanner = JSONScanner(bytes)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
-        var seen: UInt8 = 0
+        var seen: UInt16 = 0
         do {
             scanner.skipWhitespace()
             guard scanner.peek() == UInt8(ascii: "{") else { throw StoreError.badRequest("data must be a JSON object") }
@@ -178,8 +184,11 @@ package enum EventValidator {
         } catch {
             throw .badRequest("data is not valid JSON")
         }
-        if event.type != .readAll && seen & bit(.notificationID) == 0 {
+        if event.type.namesNotification && seen & bit(.notificationID) == 0 {
             throw .badRequest("data.notification_id is required for \(event.type.name)")
+        }
+        if event.type == .snoozed && seen & bit(.until) == 0 {
+            throw .badRequest("data.until is required for \(event.type.name)")
         }
         event.data = out
     }
@@ -202,6 +211,21 @@ package enum EventValidator {
                 throw StoreError.badRequest("data.up_to_seq must be a positive integer seq")
             }
             event.upToSeq = value
+        case .onlyRead:
+            let kind = try scanner.scanValue(into: &out)
+            guard kind == .bool else { throw StoreError.badRequest("data.only_read must be true or false") }
+            event.options.onlyRead = out.count - valueStart == 4
+        case .until:
+            guard scanner.peek() == UInt8(ascii: "\"") else {
+                throw StoreError.badRequest("data.until must be an RFC 3339 time string")
+            }
+            let start = scanner.position
+            let span = try scanner.scanString()
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scanner.bytes[start..<scanner.position]))
+            guard let until = Timestamp.parse(String(decoding: scanner.decodedString(span), as: UTF8.self)) else {
+                throw StoreError.badRequest("data.until must be an RFC 3339 time such as 2026-12-05T09:00:00Z")
+            }
+            event.options.until = until
         case .notificationID, .actorID, .kind, .title, .body, .link:
             guard scanner.peek() == UInt8(ascii: "\"") else {
                 throw StoreError.badRequest("data.\(name) must be a string")
@@ -226,6 +250,7 @@ package enum EventValidator {
                     throw StoreError.badRequest(
                         "data.\(name) is \(span.scalarCount) characters; the limit is \(limit)")
                 }
+                if field == .kind { event.options.kind = scanner.decodedString(span) }
             }
         }
     }

@@ -46,9 +46,11 @@ public struct StoredEvent: Sendable, Equatable {
     public let timestampMilliseconds: Int64
     /// The compact JSON of `data`, exactly as stored.
     public let data: [UInt8]
-    /// The user's unread count just after this event, when the read looked it up (user streams
-    /// and append results); nil on the `all` stream, where it is not needed.
-    public var unreadCount: Int64?
+    /// The user's counts just after this event, when the read looked them up (user streams and
+    /// append results); nil on the `all` stream, where they are not needed.
+    public var counts: InboxCounts?
+    /// The user's unread count just after this event, when the read looked it up.
+    public var unreadCount: Int64? { counts?.unread }
     /// Where the read or commit that produced this event stood in the log's history: this
     /// event's own seq and chain hash, or the head of the snapshot it was read in. Its cursors
     /// carry it.
@@ -56,7 +58,7 @@ public struct StoredEvent: Sendable, Equatable {
 
     public init(
         seq: Int64, streamSeq: Int64, userID: String, id: String, type: EventType, timestampMilliseconds: Int64,
-        data: [UInt8], unreadCount: Int64?, anchor: CursorAnchor
+        data: [UInt8], counts: InboxCounts?, anchor: CursorAnchor
     ) {
         precondition(anchor.seq >= seq, "an event's anchor is at or after the event")
         self.seq = seq
@@ -66,7 +68,7 @@ public struct StoredEvent: Sendable, Equatable {
         self.type = type
         self.timestampMilliseconds = timestampMilliseconds
         self.data = data
-        self.unreadCount = unreadCount
+        self.counts = counts
         self.anchor = anchor
     }
 
@@ -74,7 +76,7 @@ public struct StoredEvent: Sendable, Equatable {
     public static func == (lhs: StoredEvent, rhs: StoredEvent) -> Bool {
         lhs.seq == rhs.seq && lhs.streamSeq == rhs.streamSeq && lhs.userID == rhs.userID && lhs.id == rhs.id
             && lhs.type == rhs.type && lhs.timestampMilliseconds == rhs.timestampMilliseconds && lhs.data == rhs.data
-            && lhs.unreadCount == rhs.unreadCount
+            && lhs.counts == rhs.counts
     }
 }
 
@@ -82,7 +84,7 @@ extension StoredEvent {
     /// The public form of a record read in place, its id derived from the seq when the client
     /// gave none.
     package init(
-        seq: Int64, view record: RecordView, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?,
+        seq: Int64, view record: RecordView, userID: String, derivedIDs: DerivedEventID, counts: InboxCounts?,
         anchor: CursorAnchor
     ) throws {
         var notification: [UInt8] = []
@@ -103,12 +105,12 @@ extension StoredEvent {
         self.init(
             seq: seq, streamSeq: record.streamSeq, userID: userID, id: String(decoding: id, as: UTF8.self),
             type: record.type, timestampMilliseconds: record.timestampMilliseconds, data: data,
-            unreadCount: unreadCount, anchor: anchor)
+            counts: counts, anchor: anchor)
     }
 
     /// The public form of a decoded record.
     package init(
-        seq: Int64, record: LogRecord, userID: String, derivedIDs: DerivedEventID, unreadCount: Int64?,
+        seq: Int64, record: LogRecord, userID: String, derivedIDs: DerivedEventID, counts: InboxCounts?,
         anchor: CursorAnchor
     ) throws {
         let data: [UInt8]
@@ -120,6 +122,6 @@ extension StoredEvent {
         self.init(
             seq: seq, streamSeq: record.streamSeq, userID: userID,
             id: String(decoding: record.explicitID ?? derivedIDs.text(seq: seq), as: UTF8.self), type: record.type,
-            timestampMilliseconds: record.timestampMilliseconds, data: data, unreadCount: unreadCount, anchor: anchor)
+            timestampMilliseconds: record.timestampMilliseconds, data: data, counts: counts, anchor: anchor)
     }
 }

@@ -1,16 +1,18 @@
 /// Compares a live projection with one rebuilt from the log (`RebuildState`), user by user:
-/// stream head, unread count, unread list and stream index. Each engine says how to read its
+/// stream head, counts, every notification's state and the stream index. Each engine says how to read its
 /// live state; the comparison and its report are the same for all.
 package enum ProjectionComparison {
     /// What the live projection holds for one user.
     package struct LiveUser {
-        package var head: (streamSeq: Int64, unread: Int64)
-        package var unreadSeqs: [Int64]
+        package var head: (streamSeq: Int64, counts: InboxCounts)
+        /// Every notification of the user, oldest first.
+        package var states: [NotificationState]
         package var entries: [StreamEntry]
 
-        package init(head: (streamSeq: Int64, unread: Int64), unreadSeqs: [Int64], entries: [StreamEntry]) {
+        package init(head: (streamSeq: Int64, counts: InboxCounts), states: [NotificationState], entries: [StreamEntry])
+        {
             self.head = head
-            self.unreadSeqs = unreadSeqs
+            self.states = states
             self.entries = entries
         }
     }
@@ -35,12 +37,27 @@ package enum ProjectionComparison {
             if current.head.streamSeq != rebuiltHead.streamSeq {
                 try report(userNo, "stream_head", "\(current.head.streamSeq)", "\(rebuiltHead.streamSeq)")
             }
-            if current.head.unread != rebuiltHead.unread {
-                try report(userNo, "unread_count", "\(current.head.unread)", "\(rebuiltHead.unread)")
+            for (field, live, rebuilt) in [
+                ("unread_count", current.head.counts.unread, rebuiltHead.counts.unread),
+                ("unseen_count", current.head.counts.unseen, rebuiltHead.counts.unseen),
+                ("archived_count", current.head.counts.archived, rebuiltHead.counts.archived),
+            ] where live != rebuilt {
+                try report(userNo, field, "\(live)", "\(rebuilt)")
             }
-            let rebuiltUnread = state.unreadSeqs(user: userNo)
-            if current.unreadSeqs != rebuiltUnread {
-                try report(userNo, "unread", describe(current.unreadSeqs), describe(rebuiltUnread))
+            let rebuiltStates = state.states(user: userNo)
+            if current.states != rebuiltStates {
+                let unread = { (states: [NotificationState]) in states.filter(\.isUnread).map(\.createdSeq) }
+                if unread(current.states) != unread(rebuiltStates) {
+                    try report(userNo, "unread", describe(unread(current.states)), describe(unread(rebuiltStates)))
+                } else {
+                    let common = min(current.states.count, rebuiltStates.count)
+                    let index = (0..<common).first { current.states[$0] != rebuiltStates[$0] } ?? common
+                    let at =
+                        index < common ? ", differing at the one created at seq \(rebuiltStates[index].createdSeq)" : ""
+                    try report(
+                        userNo, "states", "\(current.states.count) notifications\(at)",
+                        "\(rebuiltStates.count) notifications")
+                }
             }
             if current.entries != rebuilt.entries {
                 let common = min(current.entries.count, rebuilt.entries.count)

@@ -57,7 +57,7 @@ package struct Block: Sendable {
             event.record.encode(previousTimestamp: previous, into: &records)
             previous = event.record.timestampMilliseconds
             checks += event.hash.prefix(checkBytes)
-            typeMask |= 1 << Int(event.record.type.rawValue)
+            typeMask |= event.record.type.maskBit
             rawBytes += event.rawSize
         }
         var payload: [UInt8] = []

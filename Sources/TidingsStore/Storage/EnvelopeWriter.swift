@@ -42,11 +42,7 @@ package struct EnvelopeWriter: Sendable {
         } else {
             RecordView.appendIdentifierText(record.explicitID, to: &bytes)
         }
-        switch record.type {
-        case .created: bytes.appendLiteral(#"","type":"notification.created","ts":""#)
-        case .read: bytes.appendLiteral(#"","type":"notification.read","ts":""#)
-        case .readAll: bytes.appendLiteral(#"","type":"notification.read_all","ts":""#)
-        }
+        bytes += Self.typeFields[Int(record.type.rawValue)]
         appendTimestamp(record.timestampMilliseconds)
         bytes.appendLiteral(#"","data":"#)
         notification.removeAll(keepingCapacity: true)
@@ -59,6 +55,11 @@ package struct EnvelopeWriter: Sendable {
         bytes.appendLiteral(#","cursor":""#)
         Cursor.appendAllText(epoch: epoch, seq: seq, anchor: anchor, to: &bytes)
         bytes.appendLiteral("\"}\n")
+    }
+
+    /// `","type":"<name>","ts":"` for each type, by raw value.
+    private static let typeFields: [[UInt8]] = EventType.allCases.map {
+        Array("\",\"type\":\"\($0.name)\",\"ts\":\"".utf8)
     }
 
     private mutating func appendTimestamp(_ milliseconds: Int64) {
