@@ -50,7 +50,7 @@ def test_deflate_changes_nothing_a_client_reads(server):
     assert without[0] is None
     events = lambda messages: [m["event"]["id"] for m in messages if m["type"] == "event"]
     assert events(with_deflate[1])[:300] == events(without[1])[:300]
-    assert with_deflate[1][-1] == {"type": "ack", "ref": "r1", "status": "ok", "unread_count": 299}
+    assert with_deflate[1][-1] == {"type": "ack", "ref": "r1", "status": "ok", "unread_count": 299, "unseen_count": 299, "archived_count": 0}
     assert without[1][-1]["status"] == "noop"
 
 
