@@ -11,7 +11,6 @@ struct StoreModel {
         var type: EventType
         var data: String
         var countsAfter: InboxCounts
-        var unreadAfter: Int64 { countsAfter.unread }
     }
 
     enum Outcome: Equatable {

@@ -37,13 +37,7 @@ struct ProjectionCheckpoint {
                 notifications.append(
                     NotificationRow(userNo: event.userNo, id: event.notification, createdSeq: event.seq))
             }
-            if let change = event.change {
-                states[StateKey(userNo: event.userNo, createdSeq: change.createdSeq)] = change
-            } else {
-                for change in event.bulkChanges {
-                    states[StateKey(userNo: event.userNo, createdSeq: change.createdSeq)] = change
-                }
-            }
+            event.forEachChange { states[StateKey(userNo: event.userNo, createdSeq: $0.createdSeq)] = $0 }
             if let id = event.explicitID { eventIDs.append((EventIDHash.of(id), event.seq)) }
         }
         for (key, state) in states {

@@ -50,8 +50,13 @@ struct OverlayEvent: Sendable {
         self.explicitID = explicitID
     }
 
-    /// Every notification state this event set.
-    var changes: [NotificationState] { type.isBulk ? bulkChanges : change.map { [$0] } ?? [] }
+    /// Calls `body` with every notification state this event set, without making an array
+    /// for the one of a single-notification event (every append passes here).
+    @inline(__always)
+    func forEachChange(_ body: (NotificationState) -> Void) {
+        if let change { body(change) }
+        for change in bulkChanges { body(change) }
+    }
 
     /// The state this event gave the notification created at `createdSeq`, if it changed it.
     func state(createdSeq: Int64) -> NotificationState? {
@@ -115,7 +120,7 @@ struct ProjectionOverlay: Sendable {
         if event.type == .created {
             created[NotificationKey(userNo: event.userNo, id: event.notification)] = event.seq
         }
-        for change in event.changes {
+        event.forEachChange { change in
             versions[StateKey(userNo: event.userNo, createdSeq: change.createdSeq), default: []].append(index)
         }
         if let id = event.explicitID { explicitIDs[id] = event.seq }
@@ -137,7 +142,7 @@ struct ProjectionOverlay: Sendable {
                 let key = NotificationKey(userNo: event.userNo, id: event.notification)
                 if created[key] == event.seq { created[key] = nil }
             }
-            for change in event.changes {
+            event.forEachChange { change in
                 let key = StateKey(userNo: event.userNo, createdSeq: change.createdSeq)
                 versions[key]?.removeLast()
                 if versions[key]?.isEmpty == true { versions[key] = nil }
@@ -236,11 +241,7 @@ struct ProjectionOverlay: Sendable {
             let event = events[Int(index)]
             if event.seq <= lower { continue }
             if event.seq > upper { break }
-            if let change = event.change {
-                out[change.createdSeq] = change
-            } else {
-                for change in event.bulkChanges { out[change.createdSeq] = change }
-            }
+            event.forEachChange { out[$0.createdSeq] = $0 }
         }
         return out
     }

@@ -93,9 +93,9 @@ public struct NotificationListFilter: Sendable, Equatable {
     /// Whether a `notification.created` event passes the kind filter.
     package func matchesKind(_ event: StoredEvent) -> Bool {
         guard let kind else { return true }
-        guard let data = try? JSONValue.parse(event.data) else { return false }
-        return data["kind"]?.stringValue == kind
+        return NotificationKind.matches(Array(kind.utf8), data: event.data)
     }
+
 }
 
 /// One notification of a list: its `notification.created` event and its state as of the list.

@@ -152,14 +152,6 @@ package struct RebuildState: ProjectionState, Sendable {
         users[Int(user)].created.map { state($0.seq) }
     }
 
-    /// Created seqs of the user's unread notifications, oldest first.
-    package func unreadSeqs(user: Int64) -> [Int64] {
-        notifications(
-            user: user, through: .max, mask: NotificationState.unreadFlag, value: NotificationState.unreadFlag
-        )
-        .map(\.createdSeq)
-    }
-
     @inline(__always)
     private static func index(_ indexes: (Int, Int, Int), _ flag: Int) -> Int {
         flag == 0 ? indexes.0 : flag == 1 ? indexes.1 : indexes.2
