@@ -165,6 +165,22 @@ extension PostgresStore {
         }
     }
 
+    public func dueSnoozes(asOf now: Int64, limit: Int) async throws -> [DueSnooze] {
+        try await withSnapshot { [self] connection in
+            let history = try await SnapshotHistory.read(for: nil, on: connection, logger: logger)
+            let states = try await connection.rows(
+                """
+                SELECT created_seq, snoozed_until FROM tidings_notifications
+                WHERE snoozed_until IS NOT NULL AND snoozed_until <= \(now) ORDER BY snoozed_until LIMIT \(limit)
+                """, as: (Int64, Int64).self, logger: logger
+            ).map { NotificationState(createdSeq: $0.0, flags: NotificationState.snoozedFlag, snoozedUntil: $0.1) }
+                .sorted { $0.createdSeq < $1.createdSeq }
+            let events = try await context.events(
+                seqs: states.map(\.createdSeq), counts: nil, anchor: history.head, on: connection)
+            return DueSnooze.of(states, createdEvents: events)
+        }
+    }
+
     public func userHead(userID: String) async throws -> (streamSeq: Int64, counts: InboxCounts, anchor: CursorAnchor) {
         try Self.checkUser(userID)
         return try await withSnapshot { [self] connection in

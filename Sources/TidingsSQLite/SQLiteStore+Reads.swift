@@ -209,6 +209,13 @@ extension SQLiteStore {
         }
     }
 
+    public func dueSnoozes(asOf now: Int64, limit: Int) async throws -> [DueSnooze] {
+        try await withSnapshot { read in
+            let states = try read.view.snoozesEnding(by: now, limit: limit).sorted { $0.createdSeq < $1.createdSeq }
+            return DueSnooze.of(states, createdEvents: try read.events(seqs: states.map(\.createdSeq), counts: nil))
+        }
+    }
+
     /// The user's stream head: its stream_seq and counts.
     public func userHead(userID: String) async throws -> (streamSeq: Int64, counts: InboxCounts, anchor: CursorAnchor) {
         try Self.checkUser(userID)

@@ -12,8 +12,8 @@ import UnixSignals
 /// `tidings serve`: the HTTP API and the WebSocket stream of PROTOCOL.md over one store, whichever
 /// engine keeps it.
 ///
-/// Runs as a ServiceGroup of four services, shut down in reverse order on SIGTERM/SIGINT: the
-/// stream connections go first (closed with 1001, `/healthz` turns 503), then live fan-out
+/// Runs as a ServiceGroup of five services, shut down in reverse order on SIGTERM/SIGINT: the
+/// snooze sweeper stops, the stream connections go (closed with 1001, `/healthz` turns 503), then live fan-out
 /// between processes (log watcher, Redis bridge), then the HTTP server (stops accepting,
 /// finishes requests in flight, so no acknowledged append is cut short), then the store (queued
 /// appends finish, the WAL is checkpointed).
@@ -128,6 +128,8 @@ public final class NotificationServer: Sendable {
                     StoreService(store: store, logger: logger), app,
                     FanoutService(watcher: watcher, bridge: bridge, logger: logger),
                     StreamsService(sessions: sessions, health: health),
+                    SnoozeSweeper(
+                        store: store, interval: configuration.snoozeSweepInterval, metrics: metrics, logger: logger),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -48,6 +48,9 @@ public struct ServerConfiguration: Sendable {
     /// How often the log watcher looks for events other processes appended that this one has
     /// not seen (the guarantee behind Redis, which may lose messages).
     public var logWatchInterval: Duration = .milliseconds(500)
+    /// How often the snooze sweeper looks for snoozes that have ended: a snooze ends at most
+    /// this long after its `until`.
+    public var snoozeSweepInterval: Duration = .seconds(1)
 
     public init() {}
 }

@@ -62,8 +62,10 @@ import TidingsTestSupport
                 let type = pick([
                     EventType.read, .read, .read, .unread, .seen, .archived, .unarchived, .snoozed, .unsnoozed,
                 ])
-                // Two snooze ends, so that snoozing again is sometimes a change and sometimes not.
-                let until = type == .snoozed ? pick(["2099-01-01T09:00:00Z", "2099-01-02T09:00:00.250Z"]) : nil
+                // Two snooze ends, so that snoozing again is sometimes a change and sometimes not;
+                // an unsnooze names one of them half the time (the sweeper's conditional form).
+                let ends = ["2099-01-01T09:00:00Z", "2099-01-02T09:00:00.250Z"]
+                let until = type == .snoozed || (type == .unsnoozed && chance(50)) ? pick(ends) : nil
                 result = change(type, user, notification, until: until, id: id)
             } else {
                 let type = pick([EventType.readAll, .readAll, .seenAll, .archivedAll])
@@ -169,6 +171,23 @@ import TidingsTestSupport
             if !page.hasMore { break }
         } while true
         #expect(all == model.events.map(\.seq))
+
+        // The sweeper's read: snoozes ending by the first of the two ends, then by the second.
+        for end in ["2099-01-01T09:00:00Z", "2099-01-02T09:00:00.250Z"] {
+            let now = Timestamp.parse(end)!
+            var expected: [(Int64, String, Int64)] = []
+            for (userID, user) in model.users {
+                for (notification, seq) in user.notifications {
+                    if let until = user.states[seq]!.snoozedUntil, until <= now {
+                        expected.append((seq, "\(userID)/\(notification)", until))
+                    }
+                }
+            }
+            let due = try await store.dueSnoozes(asOf: now, limit: 100_000)
+            #expect(
+                due.map { "\($0.createdSeq) \($0.userID)/\($0.notificationID) \($0.until)" }.sorted()
+                    == expected.map { "\($0.0) \($0.1) \($0.2)" }.sorted(), "due by \(end)")
+        }
     }
 
     /// Pages through the user's notification list with a random filter and page size: newest

@@ -116,7 +116,10 @@ struct StoreModel {
             case .archived: state.archived = true
             case .unarchived: state.archived = false
             case .snoozed: state.snoozedUntil = Timestamp.parse(fields["until"]!.stringValue!)
-            case .unsnoozed: state.snoozedUntil = nil
+            case .unsnoozed:
+                // With `until`, only the snooze that ends exactly then.
+                if let until = fields["until"]?.stringValue, Timestamp.parse(until) != state.snoozedUntil { break }
+                state.snoozedUntil = nil
             default: break
             }
             if state == before { return .noop }

@@ -21,6 +21,37 @@ import Testing
         #expect(unread.notifications.map(\.seq) == [2])
     }
 
+    /// A second process on the same files replays every state event from the log into its own
+    /// overlay and answers as the process that appended them.
+    @Test func anotherProcessSeesEveryStateAsTheWriterDoes() async throws {
+        let temporary = try await TemporaryStore()
+        let store = temporary.store!
+        let other = try await SQLiteStore.open(directory: temporary.directory)
+        defer { other.close() }
+        _ = try await store.append((1...4).map { created("alice", "n-\($0)") })
+        let changes: [StateChange] = [
+            StateChange(.seen, .notifications(["n-1"])), StateChange(.archive, .notifications(["n-2"])),
+            StateChange(.snooze, .notifications(["n-3"]), until: 4_102_444_800_000),
+            StateChange(.read, .notifications(["n-4"])), StateChange(.unread, .notifications(["n-4"])),
+            StateChange(.archive, .all(upToSeq: nil, kind: nil, onlyRead: false)),
+            StateChange(.unarchive, .notifications(["n-1"])), StateChange(.unsnooze, .notifications(["n-3"])),
+        ]
+        for change in changes {
+            let outcome = try await store.mark(userID: "alice", change)
+            #expect(!outcome.read.isEmpty, "\(change)")
+            let seen = try await other.userHead(userID: "alice")
+            #expect(seen.counts == outcome.counts, "\(change)")
+            #expect(seen.streamSeq == outcome.headStreamSeq, "\(change)")
+            for state in NotificationListFilter.State.allCases {
+                var filter = NotificationListFilter()
+                filter.state = state
+                let mine = try await store.notifications(userID: "alice", before: nil, filter: filter, limit: 10)
+                let theirs = try await other.notifications(userID: "alice", before: nil, filter: filter, limit: 10)
+                #expect(theirs.notifications == mine.notifications, "\(change), \(state)")
+            }
+        }
+    }
+
     @Test func markAllReadListsWhatItMarkedOldestFirst() async throws {
         let temporary = try await TemporaryStore()
         let store = temporary.store!

@@ -151,18 +151,18 @@ struct DeliveryRig {
             feed(.pageRead(EventPage(events: events, nextCursor: "", hasMore: end < log.count)))
         case .readCounts(let position):
             feed(.countsRead(Self.counts(unread[Int(position)])))
-        case .markRead(let ref, _):
+        case .mark(let ref, _):
             let changed = unread.last! > 0
             if changed { markEvents.append(append(read: true)) }
             ackAfter[ref] = head
             feed(
-                .readAnswered(
+                .markAnswered(
                     ack: ServerMessage.ack(
                         ref: ref, status: changed ? "ok" : "noop", counts: Self.counts(unread.last!)),
                     after: head))
-        case .refuseRead(let ref):
+        case .refuseMark(let ref):
             ackAfter[ref] = 0
-            feed(.readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", counts: nil), after: 0))
+            feed(.markAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", counts: nil), after: 0))
         default:
             violations.append("unexpected request \(request)")
         }
@@ -202,7 +202,7 @@ struct DeliveryRig {
             case .flush:
                 flushes += 1
                 flushesOnSocket += 1
-            case .checkHello, .start, .readPage, .readCounts, .markRead, .refuseRead:
+            case .checkHello, .start, .readPage, .readCounts, .mark, .refuseMark:
                 requests.append(action)
             case .pauseReading:
                 readingPaused = true

@@ -162,7 +162,7 @@ struct StreamDeliveryTests {
             .started(
                 StreamStart(
                     head: 4, anchor: rig.anchor(at: 4), headCounts: InboxCounts(unread: 4, unseen: 4), position: 0)))
-        #expect(!rig.requests.contains { if case .markRead = $0 { true } else { false } })
+        #expect(!rig.requests.contains { if case .mark = $0 { true } else { false } })
         while rig.answer() {}
         #expect(!rig.readingPaused)
         rig.feed(.live(rig.takeMarkEvents()))
@@ -199,7 +199,7 @@ struct StreamDeliveryTests {
         rig.requests.removeFirst()
         rig.feed(.started(StreamStart(head: 0, anchor: .start, headCounts: .zero, resetReason: .cursorAhead)))
         rig.feed(.text(#"{"type":"read","ref":"r1","all":true}"#))
-        #expect(rig.requests == [.refuseRead(ref: "r1")])
+        #expect(rig.requests == [.refuseMark(ref: "r1")])
     }
 
     // MARK: Deadlines

@@ -1,10 +1,7 @@
 """The inbox states (PROTOCOL.md, Inbox states): every state event over HTTP, its noop, its
 counts on the append, the stream and the reads, and the list's states."""
-import asyncio
-import json
 
 import requests
-import websockets
 
 from schema_check import validate
 
@@ -94,14 +91,7 @@ def test_every_state_event_changes_the_counts_and_the_lists(server):
     assert counts(body) == (2, 1, 2)
 
     # The stream replays every state event with the counts after it.
-    async def replay():
-        async with websockets.connect(server.ws) as socket_:
-            await socket_.send(json.dumps({"type": "hello", "token": alice, "cursor": None}))
-            messages = []
-            while not messages or messages[-1]["type"] != "caught_up":
-                messages.append(json.loads(await asyncio.wait_for(socket_.recv(), 10)))
-            return messages
-    messages = asyncio.run(replay())
+    messages = server.replay(alice)
     events = [m for m in messages if m["type"] == "event"]
     for message in messages:
         validate(message, "ws-server-message.json")

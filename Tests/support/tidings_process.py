@@ -5,6 +5,8 @@ database, as `tools/test` sets it) runs every server on PostgreSQL instead of SQ
 directory then stands for a new database of that cluster (its URL kept in the directory, so a
 restarted server finds the same store) and holds the JWT secret the nodes are given.
 """
+import asyncio
+import json
 import os
 import pathlib
 import secrets
@@ -45,9 +47,9 @@ class Server:
         self.directory = directory
         self.store = store_arguments(directory)
         self.process = subprocess.Popen(
-            [str(BINARY), "serve", *self.store, "--port", str(port), "--sync", "normal", "--log-level", "error",
+            [str(BINARY), "serve", *self.store, "--port", str(port), "--sync", "normal", "--log-level", os.environ.get("TIDINGS_TEST_LOG_LEVEL", "error"),
              *arguments],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=open(os.environ["TIDINGS_TEST_STDERR"], "a") if os.environ.get("TIDINGS_TEST_STDERR") else subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()
         if "listening on" not in line:
             raise RuntimeError(f"server did not start: {line!r}")
@@ -59,6 +61,18 @@ class Server:
         return subprocess.run(
             [str(BINARY), "token", *self.store, "--role", role, "--sub", sub, "--ttl", ttl],
             check=True, capture_output=True, text=True).stdout.strip()
+
+    def replay(self, token, cursor=None, **hello):
+        """The messages of a stream opened with `cursor`, from `welcome` through `caught_up`."""
+        async def run():
+            import websockets
+            async with websockets.connect(self.ws) as socket_:
+                await socket_.send(json.dumps({"type": "hello", "token": token, "cursor": cursor, **hello}))
+                messages = []
+                while not messages or messages[-1]["type"] != "caught_up":
+                    messages.append(json.loads(await asyncio.wait_for(socket_.recv(), 10)))
+                return messages
+        return asyncio.run(run())
 
     def stop(self):
         self.process.terminate()

@@ -93,6 +93,8 @@ struct ProjectionOverlay: Sendable {
     /// For each notification an overlay event changed, the indexes of those events in order.
     private var versions: [StateKey: [Int32]] = [:]
     private var explicitIDs: [[UInt8]: Int64] = [:]
+    /// The indexes of the events that snoozed a notification, for the snooze sweeper.
+    private var snoozes: [Int32] = []
 
     init(baseSeq: Int64) {
         retainedFrom = baseSeq
@@ -124,6 +126,7 @@ struct ProjectionOverlay: Sendable {
             versions[StateKey(userNo: event.userNo, createdSeq: change.createdSeq), default: []].append(index)
         }
         if let id = event.explicitID { explicitIDs[id] = event.seq }
+        if event.type == .snoozed && event.change != nil { snoozes.append(index) }
     }
 
     /// Marks everything appended so far as committed.
@@ -148,6 +151,7 @@ struct ProjectionOverlay: Sendable {
                 if versions[key]?.isEmpty == true { versions[key] = nil }
             }
             if let id = event.explicitID, explicitIDs[id] == event.seq { explicitIDs[id] = nil }
+            if snoozes.last == Int32(events.count) { snoozes.removeLast() }
         }
     }
 
@@ -175,6 +179,7 @@ struct ProjectionOverlay: Sendable {
         created = [:]
         versions = [:]
         explicitIDs = [:]
+        snoozes = []
         let committed = committedSeq
         events.reserveCapacity(kept.count)
         for event in kept { append(event) }
@@ -244,6 +249,17 @@ struct ProjectionOverlay: Sendable {
             event.forEachChange { out[$0.createdSeq] = $0 }
         }
         return out
+    }
+
+    /// The notifications the window's events snoozed until `dueBy` or earlier (a later event
+    /// may have changed them since: the caller reads their state).
+    func snoozesEnding(by dueBy: Int64, lower: Int64, upper: Int64) -> [StateKey] {
+        snoozes.compactMap { index in
+            let event = events[Int(index)]
+            guard event.seq > lower, event.seq <= upper, let change = event.change, change.snoozedUntil <= dueBy
+            else { return nil }
+            return StateKey(userNo: event.userNo, createdSeq: change.createdSeq)
+        }
     }
 
     func seq(forExplicitID id: [UInt8], lower: Int64, upper: Int64) -> Int64? {

@@ -151,6 +151,20 @@ struct ProjectionView: ProjectionState {
         }
     }
 
+    /// Snoozes that end at or before `dueBy` as of this view, at most `limit` from the base
+    /// table (soonest first) and every one the overlay's events made.
+    func snoozesEnding(by dueBy: Int64, limit: Int) throws -> [NotificationState] {
+        let keys =
+            try base.snoozesEnding(by: dueBy, limit: limit)
+            + overlay.withLock { $0.snoozesEnding(by: dueBy, lower: lower, upper: upper) }
+        var seen: Set<StateKey> = []
+        return try keys.compactMap { key in
+            guard seen.insert(key).inserted else { return nil }
+            let state = try state(user: key.userNo, createdSeq: key.createdSeq)
+            return state.isSnoozed && state.snoozedUntil <= dueBy ? state : nil
+        }
+    }
+
     /// The seqs an explicit event id may belong to: the overlay's exact match, else the base
     /// table's hash matches (the caller compares the stored ids).
     func candidateSeqs(forExplicitID id: [UInt8]) throws -> [Int64] {

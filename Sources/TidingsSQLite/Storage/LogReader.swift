@@ -161,7 +161,7 @@ struct LogReader {
     /// Visits events with `after < seq <= through` in order until `body` returns false. Blocks
     /// whose types do not meet `typeMask` are skipped without decompressing them.
     func scan(
-        after: Int64, through: Int64, sealedSeq: Int64, typeMask: Int = 0b111,
+        after: Int64, through: Int64, sealedSeq: Int64, typeMask: Int = EventType.allMask,
         _ body: (Entry) throws -> Bool
     ) throws {
         guard after < through else { return }

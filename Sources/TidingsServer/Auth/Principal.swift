@@ -24,8 +24,8 @@ public struct Principal: Sendable, Equatable {
         role.mayAudit || (role == .user && subject == user)
     }
 
-    /// May mark this user's notifications read.
-    func mayMarkRead(user: String) -> Bool {
+    /// May change the state of this user's notifications (read them, archive them, ...).
+    func mayMark(user: String) -> Bool {
         role == .admin || role == .publisher || (role == .user && subject == user)
     }
 }

@@ -2,23 +2,33 @@ import Hummingbird
 import TidingsStore
 
 extension APIRoutes {
-    /// `POST /v1/users/{user_id}/read`: `{"notification_ids":[...]}` or `{"all":true,"up_to_seq"?:N}`.
+    /// `POST /v1/users/{user_id}/read`: `{"notification_ids":[...]}` or `{"all":true,...}`.
     func markRead(_ request: Request, _ context: TidingsRequestContext) async throws -> Response {
+        try await mark(request, context, fixed: .read, answerField: "read")
+    }
+
+    /// `POST /v1/users/{user_id}/mark`: `{"change":"archive","notification_ids":[...]}` and the
+    /// other state changes (`MarkRequest`).
+    func markState(_ request: Request, _ context: TidingsRequestContext) async throws -> Response {
+        try await mark(request, context, fixed: nil, answerField: "changed")
+    }
+
+    private func mark(
+        _ request: Request, _ context: TidingsRequestContext, fixed: StateChange.Action?, answerField: String
+    ) async throws -> Response {
         let principal = try principal(request, context)
         let user = try userID(context)
-        try require(principal.mayMarkRead(user: user))
+        try require(principal.mayMark(user: user))
         guard let body = try await body(request) else {
-            throw APIError.badRequest(#"body must be {"notification_ids":[...]} or {"all":true}"#)
+            throw APIError.badRequest(
+                fixed == nil
+                    ? #"body must be {"change":"...","notification_ids":[...]} or {"change":"...","all":true}"#
+                    : #"body must be {"notification_ids":[...]} or {"all":true}"#)
         }
-        let command = try ReadCommand(try parse(body))
-        let outcome = try await storeCall {
-            switch command {
-            case .notifications(let ids): try await store.markRead(userID: user, notificationIDs: ids)
-            case .all(let upTo): try await store.markAllRead(userID: user, upToSeq: upTo)
-            }
-        }
+        let change = try MarkRequest.parse(try parse(body), fixed: fixed)
+        let outcome = try await storeCall { try await store.mark(userID: user, change) }
         var writer = JSONWriter()
-        writer.stringArrayField("read", outcome.read)
+        writer.stringArrayField(answerField, outcome.read)
         writer.counts(outcome.counts)
         writer.field("cursor", outcome.cursor)
         return Self.json(writer.finish())
@@ -88,53 +98,5 @@ extension APIRoutes {
         writer.field("next_before", list.nextBefore)
         writer.field("has_more", list.hasMore)
         return Self.json(writer.finish())
-    }
-}
-
-/// The body of a read request, as HTTP and WebSocket `read` messages share it.
-enum ReadCommand: Equatable {
-    case notifications([String])
-    case all(upToSeq: Int64?)
-
-    /// Parses `{"notification_ids":[...]}` or `{"all":true,"up_to_seq"?:N}`; `allowed` names
-    /// the other members the caller's message may carry (the WebSocket's `type` and `ref`).
-    init(_ value: JSONValue, allowed: Set<String> = []) throws {
-        guard let members = value.objectValue else {
-            throw APIError.badRequest(#"body must be {"notification_ids":[...]} or {"all":true}"#)
-        }
-        for key in members.keys where !["notification_ids", "all", "up_to_seq"].contains(key) && !allowed.contains(key)
-        {
-            throw APIError.badRequest("\(key) is not a field of a read request")
-        }
-        if let ids = members["notification_ids"] {
-            guard members["all"] == nil, members["up_to_seq"] == nil else {
-                throw APIError.badRequest("give either notification_ids or all, not both")
-            }
-            guard let items = ids.arrayValue else { throw APIError.badRequest("notification_ids must be an array") }
-            guard items.count <= Limits.readIdentifiersMax else {
-                throw APIError(
-                    code: "payload_too_large",
-                    message: "a read names at most \(Limits.readIdentifiersMax) notifications, not \(items.count)")
-            }
-            self = .notifications(
-                try items.enumerated().map { index, item in
-                    guard let id = item.stringValue else {
-                        throw APIError.badRequest("notification_ids[\(index)] must be a string")
-                    }
-                    return id
-                })
-            return
-        }
-        guard members["all"]?.boolValue == true else {
-            throw APIError.badRequest(#"give notification_ids, or "all": true"#)
-        }
-        if let upTo = members["up_to_seq"] {
-            guard let value = upTo.integralValue, value >= 1 else {
-                throw APIError.badRequest("up_to_seq must be a positive integer seq")
-            }
-            self = .all(upToSeq: value)
-        } else {
-            self = .all(upToSeq: nil)
-        }
     }
 }

@@ -22,6 +22,7 @@ struct APIRoutes: Sendable {
         routes.on(.post, "/v1/events") { request, context in try await appendEvents(request, context) }
         routes.on(.get, "/v1/events") { request, context in try await allEvents(request, context) }
         routes.on(.post, "/v1/users/:user_id/read") { request, context in try await markRead(request, context) }
+        routes.on(.post, "/v1/users/:user_id/mark") { request, context in try await markState(request, context) }
         routes.on(.get, "/v1/users/:user_id/events") { request, context in try await userEvents(request, context) }
         routes.on(.get, "/v1/users/:user_id/unread") { request, context in try await unread(request, context) }
         routes.on(.get, "/v1/users/:user_id/notifications") { request, context in

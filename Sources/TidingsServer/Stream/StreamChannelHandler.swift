@@ -262,10 +262,10 @@ final class StreamChannelHandler: ChannelDuplexHandler {
                 readPage(after: after, limit: limit, context: context)
             case .readCounts(let position):
                 readCounts(at: position, context: context)
-            case .markRead(let ref, let command):
-                markRead(ref: ref, command, context: context)
-            case .refuseRead(let ref):
-                refuseRead(ref: ref, context: context)
+            case .mark(let ref, let change):
+                mark(ref: ref, change, context: context)
+            case .refuseMark(let ref):
+                refuseMark(ref: ref, context: context)
             case .pauseReading:
                 readingPaused = true
             case .resumeReading:
@@ -386,29 +386,25 @@ final class StreamChannelHandler: ChannelDuplexHandler {
         run(context) { .countsRead(try await store.counts(userID: user, atStreamSeq: position)) }
     }
 
-    private func markRead(ref: String, _ command: ReadCommand, context: ChannelHandlerContext) {
+    private func mark(ref: String, _ change: StateChange, context: ChannelHandlerContext) {
         guard let user = userID else { return }
         let store = services.store
         run(context) {
-            let outcome: ReadOutcome
-            switch command {
-            case .notifications(let ids): outcome = try await store.markRead(userID: user, notificationIDs: ids)
-            case .all(let upTo): outcome = try await store.markAllRead(userID: user, upToSeq: upTo)
-            }
+            let outcome = try await store.mark(userID: user, change)
             let status = outcome.read.isEmpty ? "noop" : "ok"
-            return .readAnswered(
+            return .markAnswered(
                 ack: ServerMessage.ack(ref: ref, status: status, counts: outcome.counts),
                 after: outcome.headStreamSeq)
         }
     }
 
-    private func refuseRead(ref: String, context: ChannelHandlerContext) {
+    private func refuseMark(ref: String, context: ChannelHandlerContext) {
         let store = services.store
         let user = userID
         run(context) {
             var counts: InboxCounts?
             if let user { counts = try? await store.userHead(userID: user).counts }
-            return .readAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", counts: counts), after: 0)
+            return .markAnswered(ack: ServerMessage.ack(ref: ref, status: "forbidden", counts: counts), after: 0)
         }
     }
 

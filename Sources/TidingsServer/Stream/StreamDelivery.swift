@@ -54,9 +54,9 @@ struct StreamDelivery {
         case pageRead(EventPage)
         /// The answer to `.readCounts`.
         case countsRead(InboxCounts)
-        /// The answer to `.markRead` and `.refuseRead`: the ack, to send once everything up to
+        /// The answer to `.mark` and `.refuseMark`: the ack, to send once everything up to
         /// `after` is sent.
-        case readAnswered(ack: [UInt8], after: Int64)
+        case markAnswered(ack: [UInt8], after: Int64)
         /// A store call failed: the client's fault (4400) or, nil, the server's (1011).
         case storeFailed(StreamFault?)
         /// Committed events of this stream, in commit order (gaps and repeats allowed).
@@ -86,10 +86,10 @@ struct StreamDelivery {
         case readPage(after: String, limit: Int)
         /// The user's counts as of a stream position; answer `.countsRead`.
         case readCounts(atStreamSeq: Int64)
-        /// Mark read for the stream's user; answer `.readAnswered`.
-        case markRead(ref: String, ReadCommand)
-        /// A read this stream may not make: answer `.readAnswered` with a `forbidden` ack.
-        case refuseRead(ref: String)
+        /// Change the state of the stream's user's notifications; answer `.markAnswered`.
+        case mark(ref: String, StateChange)
+        /// A change this stream may not make: answer `.markAnswered` with a `forbidden` ack.
+        case refuseMark(ref: String)
         /// Stop reading client frames until `.resumeReading` (a message is being handled).
         case pauseReading
         case resumeReading
@@ -252,7 +252,7 @@ struct StreamDelivery {
             pageRead(page, now: now, &out)
         case .countsRead(let counts):
             countsRead(counts, now: now, &out)
-        case .readAnswered(let ack, let after):
+        case .markAnswered(let ack, let after):
             marking = false
             acks.append((after, ack))
             pump(now: now, &out)
@@ -499,15 +499,15 @@ struct StreamDelivery {
             let text = inbox.removeFirst()
             do {
                 let message = try ClientMessage(text)
-                guard case .read(let ref, let command) = message else { return }
+                guard case .mark(let ref, let change) = message else { return }
                 marking = true
                 if let hello = accepted, case .user(let user) = hello.key,
                     hello.principal.role == .admin
                         || (hello.principal.role == .user && hello.principal.subject == user)
                 {
-                    out.append(.markRead(ref: ref, command))
+                    out.append(.mark(ref: ref, change))
                 } else {
-                    out.append(.refuseRead(ref: ref))
+                    out.append(.refuseMark(ref: ref))
                 }
             } catch {
                 close(fault: error, now: now, &out)

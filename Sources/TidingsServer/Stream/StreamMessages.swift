@@ -79,25 +79,26 @@ struct Hello {
     }
 }
 
-/// A message after the hello.
+/// A message after the hello: a `read` or a `mark`, both a state change with a `ref` to ack.
 enum ClientMessage {
-    case read(ref: String, command: ReadCommand)
+    case mark(ref: String, change: StateChange)
 
     init(_ text: String) throws(StreamFault) {
         guard let value = try? JSONValue.parse(text), let members = value.objectValue else {
             throw .badRequest("messages must be JSON objects")
         }
         guard let type = members["type"]?.stringValue else { throw .badRequest("a message needs a type") }
-        guard type == "read" else { throw .badRequest("unexpected message type \(type)") }
+        guard type == "read" || type == "mark" else { throw .badRequest("unexpected message type \(type)") }
         guard let ref = members["ref"]?.stringValue, !ref.isEmpty, ref.utf8.count <= 256 else {
-            throw .badRequest("a read needs a ref: a string of 1-256 bytes")
+            throw .badRequest("a \(type) needs a ref: a string of 1-256 bytes")
         }
         do {
-            self = .read(ref: ref, command: try ReadCommand(value, allowed: ["type", "ref"]))
+            let change = try MarkRequest.parse(value, fixed: type == "read" ? .read : nil, allowed: ["type", "ref"])
+            self = .mark(ref: ref, change: change)
         } catch let error as APIError {
             throw .badRequest(error.message)
         } catch {
-            throw .badRequest("malformed read")
+            throw .badRequest("malformed \(type)")
         }
     }
 }

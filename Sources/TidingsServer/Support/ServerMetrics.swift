@@ -29,6 +29,7 @@ public final class ServerMetrics: Sendable {
     private let connections: Gauge
     private let rebuildProcessed: Gauge
     private let rebuildTotal: Gauge
+    private let snoozesEndedTotal: Counter
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -54,6 +55,7 @@ public final class ServerMetrics: Sendable {
         connections = Gauge(label: "tidings_connections", factory: factory)
         rebuildProcessed = Gauge(label: "tidings_rebuild_processed_events", factory: factory)
         rebuildTotal = Gauge(label: "tidings_rebuild_total_events", factory: factory)
+        snoozesEndedTotal = Counter(label: "tidings_snoozes_ended_total", factory: factory)
     }
 
     func appended(events: Int, duration: Duration) {
@@ -61,6 +63,9 @@ public final class ServerMetrics: Sendable {
         if events > 0 { appendedEvents.increment(by: events) }
         appendLatency.recordNanoseconds(duration.nanoseconds)
     }
+
+    /// `notification.unsnoozed` events this process's sweeper appended.
+    func snoozesEnded(_ count: Int) { if count > 0 { snoozesEndedTotal.increment(by: Int64(count)) } }
 
     func delivered(_ count: Int = 1) { eventsDelivered.increment(by: Int64(count)) }
     func caughtUp() { catchUps.increment() }

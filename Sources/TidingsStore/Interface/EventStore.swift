@@ -58,6 +58,9 @@ public protocol EventStore: AnyObject, Sendable {
     func export(after: String?, filter: EventFilter) async throws -> LogExport
     /// Store-wide figures.
     func stats() async throws -> StoreStats
+    /// Snoozes that end at or before `now` (milliseconds since the epoch) and are still in
+    /// force, soonest first, about `limit` of them: what the server's sweeper ends.
+    func dueSnoozes(asOf now: Int64, limit: Int) async throws -> [DueSnooze]
 
     // MARK: Auditing and maintenance
 

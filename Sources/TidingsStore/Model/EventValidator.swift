@@ -128,8 +128,8 @@ package enum EventValidator {
         case .created: field != .upToSeq && field != .until && field != .onlyRead
         case .readAll, .seenAll: field == .upToSeq || field == .kind
         case .archivedAll: field == .upToSeq || field == .kind || field == .onlyRead
-        case .snoozed: field == .notificationID || field == .until
-        case .read, .unread, .seen, .archived, .unarchived, .unsnoozed: field == .notificationID
+        case .snoozed, .unsnoozed: field == .notificationID || field == .until
+        case .read, .unread, .seen, .archived, .unarchived: field == .notificationID
         }
     }
 

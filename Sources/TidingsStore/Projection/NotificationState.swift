@@ -80,7 +80,8 @@ package struct EventOptions: Equatable, Sendable {
     package var kind: [UInt8]?
     /// `archived_all`: only notifications already read.
     package var onlyRead: Bool = false
-    /// `snoozed`: when the snooze ends, in milliseconds since the epoch.
+    /// `snoozed`: when the snooze ends, in milliseconds since the epoch. `unsnoozed`: when
+    /// given (not 0), the end of the only snooze it ends.
     package var until: Int64 = 0
 
     package init(kind: [UInt8]? = nil, onlyRead: Bool = false, until: Int64 = 0) {
@@ -95,7 +96,9 @@ package struct EventOptions: Equatable, Sendable {
 extension EventOptions {
     /// True when events of `type` carry options in their `data`.
     @inlinable
-    package static func carried(by type: EventType) -> Bool { type.isBulk || type == .snoozed }
+    package static func carried(by type: EventType) -> Bool {
+        type.isBulk || type == .snoozed || type == .unsnoozed
+    }
 
     /// The options in an event's compact `data`.
     package init(type: EventType, data: [UInt8]) {

@@ -87,7 +87,11 @@ package enum ProjectionReducer {
         case .unarchived: next = current.with(clear: NotificationState.archivedFlag)
         case .snoozed:
             next = current.with(set: NotificationState.snoozedFlag, snoozedUntil: input.options.until)
-        case .unsnoozed: next = current.with(clear: NotificationState.snoozedFlag)
+        case .unsnoozed:
+            // With `until`, it ends that snooze only: the server's own unsnooze of a snooze that
+            // was moved or ended meanwhile changes nothing.
+            if input.options.until != 0 && input.options.until != current.snoozedUntil { return .noop }
+            next = current.with(clear: NotificationState.snoozedFlag)
         case .created, .readAll, .seenAll, .archivedAll: return .noop
         }
         guard next != current else { return .noop }
