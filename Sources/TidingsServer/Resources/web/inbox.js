@@ -1,24 +1,33 @@
-// The inbox demo at `/`: a user's notifications, live.
+// The inbox demo at `/`: a bell with the count of new (unseen) notifications, and a panel with
+// the user's notifications in tabs, each with its actions, live.
 //
-// The page keeps the list, the unread count and the cursor of the last event it applied together
-// in localStorage, one record per user, written as one value. A reload or a dropped connection
+// The page keeps the list, the counts and the cursor of the last event it applied together in
+// localStorage, one record per user, written as one value. A reload or a dropped connection
 // resumes the stream from that cursor, so the server replays exactly the events the saved list
 // lacks. Every tab of the user holds its own stream; each applies the same events in the same
 // order, and the saved record only moves forward, so tabs agree.
 
 import { api, ApiError, element, loadSaved, relativeTime, safeLink, save } from "./api.js";
+import {
+  applyEvent, changeItem, countsOf, emptyState, KEEP, listItem, newestSeq, SNOOZE_CHOICES, STATE_VERSION, TABS,
+} from "./inbox-state.js";
 import { setUpSignIn } from "./signin.js";
 import { LiveStream } from "./stream.js";
 
 const TOKEN_KEY = "tidings.inbox.token";
-/** The newest notifications the page keeps; the badge counts all unread ones (the server's count). */
-const KEEP = 200;
+/** Whether the panel is open and which tab shows, per browser tab (sessionStorage). */
+const VIEW_KEY = "tidings.inbox.view";
 
 const $ = (id) => document.getElementById(id);
 let session = null; // { token, sub }
-let state = null; // { epoch, cursor, streamSeq, unreadCount, items: newest first }
+let state = null; // emptyState()'s shape, items newest first
 let stream = null;
+let view = loadView();
 let nextRef = 1;
+/** The item whose snooze menu is open: a redraw (an event arrived) keeps it open. */
+let openSnoozeMenu = null;
+/** The bound of the last "seen up to here" this page asked for, so it asks once per new item. */
+let seenAskedThrough = 0;
 let persistTimer = null;
 let renderQueued = false;
 
@@ -26,8 +35,22 @@ function stateKey(sub) {
   return `tidings.inbox.state.${sub}`;
 }
 
-function emptyState() {
-  return { epoch: null, cursor: null, streamSeq: 0, unreadCount: 0, items: [] };
+function loadView() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(VIEW_KEY) ?? "null");
+    if (saved && typeof saved.open === "boolean" && saved.tab in TABS) return saved;
+  } catch {
+    // Unreadable: the default below.
+  }
+  return { open: false, tab: "all" };
+}
+
+function saveView() {
+  try {
+    sessionStorage.setItem(VIEW_KEY, JSON.stringify(view));
+  } catch {
+    // Storage disabled: the view is forgotten on reload, nothing else.
+  }
 }
 
 // MARK: Signing in and out
@@ -43,7 +66,9 @@ function close() {
 
 function open(token, claims) {
   session = { token, sub: claims.sub };
-  state = loadSaved(stateKey(claims.sub)) ?? emptyState();
+  const saved = loadSaved(stateKey(claims.sub));
+  state = saved?.version === STATE_VERSION ? saved : emptyState();
+  seenAskedThrough = 0;
   $("inbox").hidden = false;
   render();
   stream = new LiveStream({
@@ -74,16 +99,17 @@ function handleMessage(message) {
       state.epoch = message.epoch;
       break;
     case "event":
-      apply(message.event);
+      applyEvent(state, message.event);
       state.cursor = message.event.cursor;
       state.streamSeq = message.event.stream_seq;
-      state.unreadCount = message.unread_count;
+      state.counts = countsOf(message);
       schedulePersist();
       queueRender();
+      if (message.event.type === "notification.created") markSeenIfShown();
       break;
     case "caught_up":
       state.cursor = message.cursor;
-      state.unreadCount = message.unread_count;
+      state.counts = countsOf(message);
       persist();
       queueRender();
       break;
@@ -91,39 +117,11 @@ function handleMessage(message) {
       reloadAfterReset(message.reason);
       break;
     case "ack":
-      if (message.status === "forbidden") $("inbox-error").textContent = "forbidden: this token may not mark these read";
+      state.counts = countsOf(message);
+      queueRender();
+      if (message.status === "forbidden") $("inbox-error").textContent = "forbidden: this token may not change these";
       break;
   }
-}
-
-/** Applies one event of the user stream to the list; applying it twice changes nothing more. */
-function apply(event) {
-  const data = event.data;
-  switch (event.type) {
-    case "notification.created":
-      if (!state.items.some((item) => item.id === data.notification_id)) {
-        state.items.unshift(listItem(event, false));
-        if (state.items.length > KEEP) state.items.length = KEEP;
-      }
-      break;
-    case "notification.read":
-      for (const item of state.items) if (item.id === data.notification_id) item.read = true;
-      break;
-    case "notification.read_all": {
-      const upTo = data.up_to_seq ?? event.seq;
-      for (const item of state.items) if (item.seq <= upTo) item.read = true;
-      break;
-    }
-  }
-}
-
-/** What the page keeps of a notification: its created event's fields and whether it is read. */
-function listItem(event, read) {
-  const data = event.data;
-  return {
-    id: data.notification_id, seq: event.seq, ts: event.ts, kind: data.kind, title: data.title, body: data.body,
-    link: data.link, actor: data.actor_id, read,
-  };
 }
 
 /**
@@ -135,12 +133,13 @@ async function loadList(statusName, statusText) {
   showStatus(statusName, statusText);
   try {
     const list = await api(
-      session.token, "GET", `/v1/users/${encodeURIComponent(session.sub)}/notifications?limit=${KEEP}`);
+      session.token, "GET", `/v1/users/${encodeURIComponent(session.sub)}/notifications?state=all&limit=${KEEP}`);
     if (!stream) return; // signed out meanwhile
     state = emptyState();
     state.cursor = list.cursor;
-    state.unreadCount = list.unread_count;
-    state.items = list.notifications.map(({ event, read }) => listItem(event, read));
+    state.counts = countsOf(list);
+    state.items = list.notifications.map(({ event, ...itemState }) => listItem(event, itemState));
+    seenAskedThrough = 0;
     persist(true);
     render();
     stream.start();
@@ -172,6 +171,8 @@ function showStreamState(name, detail) {
       const n = detail.replayed;
       const text = detail.reset ? "Caught up" : n ? `Caught up · ${n} missed event${n === 1 ? "" : "s"} replayed` : "Caught up";
       showStatus(name, text, n);
+      // Live from here: what the open panel shows now is seen.
+      markSeenIfShown();
       break;
     }
     case "reconnecting":
@@ -191,39 +192,62 @@ function showStatus(name, text, replayed = 0, delayMs = 0) {
   status.textContent = text;
 }
 
-// MARK: Marking read
+// MARK: Changing states
 
-function markRead(ids) {
+/**
+ * Asks for a state change (`POST /v1/users/{user_id}/mark`'s body). On a live stream it goes
+ * over the stream and its events come back the same way; otherwise over HTTP, and the page
+ * applies the answer at once (the events, when the stream is back, change nothing more).
+ */
+function mark(body) {
   $("inbox-error").textContent = "";
-  const message = { type: "read", ref: `r${nextRef++}`, notification_ids: ids };
-  // On a live stream the read goes over it and its events come back the same way; otherwise over
-  // HTTP, and the events follow when the stream is back.
-  if (stream?.live && stream.send(message)) return;
-  readOverHTTP({ notification_ids: ids });
+  if (stream?.live && stream.send({ type: "mark", ref: `m${nextRef++}`, ...body })) return;
+  markOverHTTP(body);
 }
 
-function markAllRead() {
-  $("inbox-error").textContent = "";
-  // Only what this page has shown: a notification created after the newest one here stays unread.
-  const upTo = Math.max(0, ...state.items.map((item) => item.seq));
-  const message = { type: "read", ref: `r${nextRef++}`, all: true };
-  if (upTo > 0) message.up_to_seq = upTo;
-  if (stream?.live && stream.send(message)) return;
-  const body = { all: true };
-  if (upTo > 0) body.up_to_seq = upTo;
-  readOverHTTP(body);
-}
-
-async function readOverHTTP(body) {
+async function markOverHTTP(body) {
   try {
-    const result = await api(session.token, "POST", `/v1/users/${encodeURIComponent(session.sub)}/read`, body);
-    const read = new Set(result.read);
-    for (const item of state.items) if (read.has(item.id)) item.read = true;
-    state.unreadCount = result.unread_count;
+    const result = await api(session.token, "POST", `/v1/users/${encodeURIComponent(session.sub)}/mark`, body);
+    const changed = new Set(result.changed);
+    for (const item of state.items) if (changed.has(item.id)) changeItem(item, body.change, body.until ?? null);
+    state.counts = countsOf(result);
+    persist(true);
     render();
   } catch (error) {
     $("inbox-error").textContent = error instanceof ApiError ? error.text : error.message;
   }
+}
+
+/** A bulk change, bounded by what this page has shown: what arrived after stays as it is. */
+function markAll(change, extra = {}) {
+  const upTo = newestSeq(state);
+  if (upTo > 0) mark({ change, all: true, up_to_seq: upTo, ...extra });
+}
+
+/**
+ * The panel shows notifications: they are seen. Asked for once per newest notification, when
+ * the panel is open in a visible tab on a live stream and something is new.
+ */
+function markSeenIfShown() {
+  if (!state || !view.open || document.hidden || !stream?.live || state.counts.unseen === 0) return;
+  const upTo = newestSeq(state);
+  if (upTo === 0 || upTo <= seenAskedThrough) return;
+  seenAskedThrough = upTo;
+  mark({ change: "seen", all: true, up_to_seq: upTo });
+}
+
+function setPanelOpen(open) {
+  view.open = open;
+  saveView();
+  render();
+  markSeenIfShown();
+}
+
+function selectTab(tab, focus = false) {
+  view.tab = tab;
+  saveView();
+  render();
+  if (focus) $(`tab-${tab}`).focus();
 }
 
 // MARK: Saving and drawing
@@ -258,23 +282,53 @@ function queueRender() {
 
 function render() {
   if (!state) return;
-  const count = state.unreadCount;
+  const { unread, unseen, archived } = state.counts;
   const badge = $("badge");
-  badge.textContent = count > 99 ? "99+" : String(count);
-  badge.dataset.count = String(count);
-  badge.hidden = count === 0;
-  $("bell").setAttribute("aria-label", `${count} unread notification${count === 1 ? "" : "s"}`);
-  document.title = count ? `(${count}) Tidings inbox` : "Tidings inbox";
-  $("mark-all").disabled = count === 0;
-  $("empty").hidden = state.items.length > 0;
+  badge.textContent = unseen > 99 ? "99+" : String(unseen);
+  badge.dataset.count = String(unseen);
+  badge.hidden = unseen === 0;
+  const bell = $("bell");
+  bell.setAttribute("aria-label", `Notifications: ${unseen} new`);
+  bell.setAttribute("aria-expanded", String(view.open));
+  bell.title = view.open ? "Close notifications" : "Open notifications";
+  document.title = unseen ? `(${unseen}) Tidings inbox` : "Tidings inbox";
+  const summary = $("unread-summary");
+  summary.textContent = `${unread} unread`;
+  summary.dataset.count = String(unread);
+  $("panel").hidden = !view.open;
 
-  // Keyboard users keep their place: focus returns to the same item, or the next one.
-  const focusedID = document.activeElement?.closest?.("#list li")?.dataset.id;
+  const snoozed = state.items.filter(TABS.snoozed).length;
+  for (const [tab, label] of [["all", "All"], ["unread", `Unread (${unread})`], ["archived", `Archived (${archived})`],
+    ["snoozed", `Snoozed (${snoozed})`]]) {
+    const button = $(`tab-${tab}`);
+    button.textContent = label;
+    button.setAttribute("aria-selected", String(view.tab === tab));
+    button.tabIndex = view.tab === tab ? 0 : -1;
+  }
+  $("list").setAttribute("aria-labelledby", `tab-${view.tab}`);
+  $("mark-all").disabled = unread === 0;
+  $("archive-read").disabled = !state.items.some((item) => item.read && !item.archived);
+
+  const shown = state.items.filter(TABS[view.tab]);
+  $("empty").hidden = shown.length > 0;
+  $("empty").textContent = {
+    all: "Nothing here yet. New notifications appear as they arrive.",
+    unread: "No unread notifications.",
+    archived: "Nothing archived.",
+    snoozed: "Nothing snoozed.",
+  }[view.tab];
+
+  // Keyboard users keep their place: focus returns to the same control of the same item, or to
+  // the item's main button when that control is gone (the item moved to another tab: the tab).
+  const focused = document.activeElement?.closest?.("#list li");
+  const focusedID = focused?.dataset.id;
+  const focusedAction = document.activeElement?.dataset?.action;
   const list = $("list");
-  list.replaceChildren(...state.items.map(itemView));
+  list.replaceChildren(...shown.map(itemView));
   if (focusedID !== undefined) {
     const row = [...list.children].find((li) => li.dataset.id === focusedID);
-    row?.querySelector("button, .item-main")?.focus();
+    const target = row?.querySelector(`[data-action="${focusedAction}"]`) ?? row?.querySelector(".item-main");
+    (target ?? $(`tab-${view.tab}`)).focus();
   }
 }
 
@@ -288,28 +342,96 @@ function itemView(item) {
       item.kind ? element("span", { class: "kind" }, item.kind) : null,
       item.actor ? element("span", {}, `from ${item.actor}`) : null,
       element("time", { datetime: item.ts, title: new Date(item.ts).toLocaleString() }, relativeTime(item.ts)),
+      item.snoozedUntil ? element("span", { class: "snoozed-until" }, `snoozed until ${until(item.snoozedUntil)}`) : null,
       item.read ? null : element("span", { class: "visually-hidden" }, " unread"),
     ),
   ];
   const main = item.read
     ? element("div", { class: "item-main", tabindex: "-1" }, ...content)
-    : element("button", { class: "item-main", type: "button", title: "Mark read", onclick: () => markRead([item.id]) }, ...content);
+    : element("button", {
+      class: "item-main", type: "button", title: "Mark read", "data-action": "open",
+      onclick: () => mark({ change: "read", notification_ids: [item.id] }),
+    }, ...content);
+  const ids = [item.id];
+  const action = (name, label, body) =>
+    element("button", { type: "button", class: "quiet small", "data-action": name, onclick: () => mark(body) }, label);
+  const actions = element(
+    "div", { class: "item-actions", role: "group", "aria-label": `Actions for ${item.title ?? item.id}` },
+    item.read
+      ? action("unread", "Mark unread", { change: "unread", notification_ids: ids })
+      : action("read", "Mark read", { change: "read", notification_ids: ids }),
+    item.archived
+      ? action("unarchive", "Unarchive", { change: "unarchive", notification_ids: ids })
+      : action("archive", "Archive", { change: "archive", notification_ids: ids }),
+    item.snoozedUntil ? action("unsnooze", "Unsnooze", { change: "unsnooze", notification_ids: ids }) : snoozeMenu(item.id),
+  );
+  const classes = ["item", item.read ? "read" : "unread", item.seen ? "seen" : "unseen"];
   return element(
-    "li", { class: item.read ? "item read" : "item unread", "data-id": item.id },
+    "li", {
+      class: classes.join(" "), "data-id": item.id, "data-archived": String(item.archived),
+      "data-snoozed-until": item.snoozedUntil ?? false,
+    },
     item.read ? null : element("span", { class: "dot", "aria-hidden": "true" }),
     main,
-    link ? element("a", { class: "item-link", href: link, target: "_blank", rel: "noopener noreferrer" }, "Open") : null,
+    element(
+      "div", { class: "item-side" },
+      link ? element("a", { class: "item-link", href: link, target: "_blank", rel: "noopener noreferrer" }, "Open") : null,
+      actions,
+    ),
   );
+}
+
+/** Snooze: a disclosure with the three times people pick. */
+function snoozeMenu(id) {
+  const ids = [id];
+  const menu = element("details", { class: "snooze", open: openSnoozeMenu === id });
+  menu.addEventListener("toggle", () => {
+    if (menu.open) openSnoozeMenu = id;
+    else if (openSnoozeMenu === id && menu.isConnected) openSnoozeMenu = null;
+  });
+  menu.append(
+    element("summary", { "data-action": "snooze" }, "Snooze"),
+    element(
+      "div", { class: "snooze-choices" },
+      ...SNOOZE_CHOICES.map((choice, index) => element("button", {
+        type: "button", class: "quiet small", "data-action": `snooze-${index}`,
+        onclick: () => {
+          openSnoozeMenu = null;
+          mark({ change: "snooze", notification_ids: ids, until: choice.until(new Date()).toISOString() });
+        },
+      }, choice.label)),
+    ),
+  );
+  return menu;
+}
+
+function until(time) {
+  return new Date(time).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
 }
 
 // MARK: Start
 
-$("mark-all").addEventListener("click", markAllRead);
+$("bell").addEventListener("click", () => setPanelOpen(!view.open));
+for (const button of document.querySelectorAll("#tabs [role=tab]")) {
+  button.addEventListener("click", () => selectTab(button.dataset.tab));
+}
+// Arrow keys move between tabs, as a tab list does.
+$("tabs").addEventListener("keydown", (event) => {
+  const names = Object.keys(TABS);
+  const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+  if (step === undefined) return;
+  event.preventDefault();
+  selectTab(names[(names.indexOf(view.tab) + step + names.length) % names.length], true);
+});
+$("mark-all").addEventListener("click", () => markAll("read"));
+$("archive-read").addEventListener("click", () => markAll("archive", { only_read: true }));
 addEventListener("pagehide", () => persist());
-// A frame asked for just before the tab went to the background would wait until it came back.
+// A frame asked for just before the tab went to the background would wait until it came back;
+// coming back with the panel open shows what arrived meanwhile, so it is seen.
 document.addEventListener("visibilitychange", () => {
   renderQueued = false;
   queueRender();
+  markSeenIfShown();
 });
 // Relative times ("3 min ago") age while the page is open.
 setInterval(queueRender, 30000);
