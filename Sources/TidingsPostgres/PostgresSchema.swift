@@ -115,8 +115,8 @@ enum PostgresSchema {
             """,
             // Schema 1 to 2: the unread flag becomes the state flags, with two more counts. What
             // schema 1 held is exactly what the rules give (a notification read is seen, so the
-            // unseen ones are the unread ones); kinds are known only for notifications created
-            // from now on until `tidings rebuild` reads them from the log.
+            // unseen ones are the unread ones); schema 1 kept no kinds, so the node that upgrades
+            // rebuilds the projection from the log before it serves (`PostgresStore.open`).
             """
             DO $$ BEGIN
             IF EXISTS (SELECT 1 FROM information_schema.columns

@@ -37,7 +37,7 @@ public final class PostgresStore: EventStore {
     ) async throws -> PostgresStore {
         let servers = PostgresServers(location: location, connectionsMax: options.connectionsMax, logger: logger)
         do {
-            let identity = try await servers.withConnection { connection in
+            let (identity, upgradedFrom) = try await servers.withConnection { connection in
                 try await connection.transaction(logger: logger) { connection in
                     try await Self.migrate(connection, logger: logger)
                 }
@@ -54,6 +54,14 @@ public final class PostgresStore: EventStore {
             }
             store.listener.start(outboxChanged: { [weak store] in store?.writer.outboxChanged() })
             if options.drainsOutbox { store.writer.outboxChanged() }
+            if let upgradedFrom, upgradedFrom < 2 {
+                // Schema 1 kept no kinds, which bulk events' kind filters read: the projection is
+                // rebuilt from the log before this node serves, online (other nodes go on).
+                logger.info(
+                    "rebuilding the projection after the upgrade from schema \(upgradedFrom): kinds are read from the log"
+                )
+                try await store.rebuildProjections(progress: nil)
+            }
             return store
         } catch {
             servers.shutdown()
@@ -62,11 +70,13 @@ public final class PostgresStore: EventStore {
     }
 
     /// Creates or updates the tables (under an advisory lock, so nodes starting together do
-    /// it once) and reads the store's identity, making one for a new store.
+    /// it once) and reads the store's identity, making one for a new store. Returns the schema
+    /// version it upgraded from, nil when it upgraded nothing.
     private static func migrate(
         _ connection: PostgresConnection, logger: Logger
-    ) async throws -> (epoch: UInt64, fanoutKey: [UInt8]) {
+    ) async throws -> (identity: (epoch: UInt64, fanoutKey: [UInt8]), upgradedFrom: Int64?) {
         try await connection.run("SELECT pg_advisory_xact_lock(\(PostgresSchema.schemaLock))", logger: logger)
+        var upgradedFrom: Int64?
         let existing = try await connection.rows(
             "SELECT to_regclass('tidings_head') IS NOT NULL", as: Bool.self, logger: logger)
         if existing.first == true {
@@ -82,7 +92,8 @@ public final class PostgresStore: EventStore {
                 )
             }
             // A node joining a store of its own version changes nothing and locks no table.
-            if version.first == PostgresSchema.version { return try await identity(connection, logger: logger) }
+            if version.first == PostgresSchema.version { return (try await identity(connection, logger: logger), nil) }
+            upgradedFrom = version.first
         }
         for statement in PostgresSchema.statements {
             try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger)
@@ -99,7 +110,7 @@ public final class PostgresStore: EventStore {
             """, logger: logger)
         try await connection.run(
             "UPDATE tidings_head SET schema_version = \(PostgresSchema.version) WHERE id = 1", logger: logger)
-        return try await identity(connection, logger: logger)
+        return (try await identity(connection, logger: logger), upgradedFrom)
     }
 
     private static func identity(

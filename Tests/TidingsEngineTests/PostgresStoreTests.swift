@@ -140,6 +140,50 @@ import TidingsTestSupport
         #expect(after.problem == "event \(first) does not match the hash chain")
     }
 
+    /// A store a node of schema 1 left (unread as a bool, no kinds, one count) is upgraded in
+    /// place by the first node of schema 2, which then rebuilds the projection from the log, so
+    /// the kind filters of bulk events see the notifications created before the upgrade.
+    @Test func aStoreOfSchemaOneIsUpgradedInPlace() async throws {
+        let cluster = try PostgresCluster.shared()
+        let url = try cluster.makeDatabase()
+        let database = try #require(URLComponents(string: url)?.path.dropFirst()).description
+        var store = try await EngineStore.openPostgres(url, blockTargetBytes: 256)
+        _ = try await store.append(
+            (1...6).map { created("alice", "n-\($0)", kind: $0 % 2 == 0 ? "build.failed" : "mention") }
+                + [created("bob", "n-1")])
+        _ = try await store.markRead(userID: "alice", notificationIDs: ["n-1", "n-2"])
+        let before = try await store.notifications(userID: "alice", before: nil, filter: .init(), limit: 10)
+        store.close()
+        // Schema 1, as its statements made it, with what the log says in its columns.
+        _ = try cluster.psql(
+            """
+            ALTER TABLE tidings_notifications ADD COLUMN unread bool NOT NULL DEFAULT false;
+            UPDATE tidings_notifications SET unread = flags & 1 <> 0;
+            ALTER TABLE tidings_notifications DROP COLUMN flags, DROP COLUMN snoozed_until, DROP COLUMN kind;
+            CREATE INDEX tidings_notifications_unread ON tidings_notifications (user_no, created_seq) WHERE unread;
+            ALTER TABLE tidings_users DROP COLUMN unseen, DROP COLUMN archived;
+            ALTER TABLE tidings_user_events DROP COLUMN unseen_after, DROP COLUMN archived_after;
+            UPDATE tidings_head SET schema_version = 1;
+            """, database: database)
+
+        store = try await EngineStore.openPostgres(url, blockTargetBytes: 256)
+        defer { store.close() }
+        let version = try cluster.psql("SELECT schema_version FROM tidings_head", database: database)
+        #expect(version.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+        let after = try await store.notifications(userID: "alice", before: nil, filter: .init(), limit: 10)
+        #expect(after.notifications == before.notifications)
+        #expect(after.counts == InboxCounts(unread: 4, unseen: 4, archived: 0))
+        #expect(
+            try await store.counts(userID: "alice", atStreamSeq: 7) == InboxCounts(unread: 5, unseen: 5, archived: 0))
+        // A kind filter reaches notifications created before the upgrade.
+        let archived = try await store.mark(
+            userID: "alice", StateChange(.archive, .all(upToSeq: nil, kind: "build.failed", onlyRead: false)))
+        #expect(archived.read == ["n-2", "n-4", "n-6"])
+        #expect(archived.counts == InboxCounts(unread: 2, unseen: 2, archived: 3))
+        let verification = try await store.verifyProjections()
+        #expect(verification.ok, "\(verification.mismatches)")
+    }
+
     @Test func anOnlineRebuildKeepsEveryAppendMadeWhileItRuns() async throws {
         let url = try PostgresCluster.shared().makeDatabase()
         let store = try await EngineStore.openPostgres(url, blockTargetBytes: 256)
