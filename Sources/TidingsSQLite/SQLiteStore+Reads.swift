@@ -211,7 +211,10 @@ extension SQLiteStore {
 
     public func dueSnoozes(asOf now: Int64, limit: Int) async throws -> [DueSnooze] {
         try await withSnapshot { read in
-            let states = try read.view.snoozesEnding(by: now, limit: limit).sorted { $0.createdSeq < $1.createdSeq }
+            // The soonest `limit` of the base table's and the overlay's, in created order to read.
+            let states = try read.view.snoozesEnding(by: now, limit: limit)
+                .sorted { ($0.snoozedUntil, $0.createdSeq) < ($1.snoozedUntil, $1.createdSeq) }.prefix(limit)
+                .sorted { $0.createdSeq < $1.createdSeq }
             return DueSnooze.of(states, createdEvents: try read.events(seqs: states.map(\.createdSeq), counts: nil))
         }
     }

@@ -52,6 +52,34 @@ import Testing
         }
     }
 
+    /// The sweeper's read: snoozes due, soonest first; those it ended are passed over while the
+    /// base table still lists them (until the next checkpoint), however many there are.
+    @Test func dueSnoozesPassOverTheOnesAlreadyEnded() async throws {
+        let temporary = try await TemporaryStore()
+        _ = try await temporary.store.append((1...3).map { created("alice", "n-\($0)") })
+        for (index, second) in [(1, "03"), (2, "01"), (3, "02")] {
+            let until = Timestamp.parse("2099-01-01T09:00:\(second)Z")!
+            _ = try await temporary.store.mark(
+                userID: "alice", StateChange(.snooze, .notifications(["n-\(index)"]), until: until))
+        }
+        try await temporary.reopen()  // a checkpoint: the snoozes are in the base table
+        let store = temporary.store!
+        let now = Timestamp.parse("2100-01-01T00:00:00Z")!
+        let first = try await store.dueSnoozes(asOf: now, limit: 2)
+        #expect(first.map(\.notificationID) == ["n-2", "n-3"])
+        #expect(first[0].unsnoozeEvent.id == "tidings:unsnooze:2:\(Timestamp.parse("2099-01-01T09:00:01Z")!)")
+        let ended = try await store.append(first.map(\.unsnoozeEvent))
+        #expect(ended.map(\.status) == [.appended, .appended])
+        let again = try await store.append(first.map(\.unsnoozeEvent))
+        #expect(again.map(\.status) == [.duplicate, .duplicate])
+        let second = try await store.dueSnoozes(asOf: now, limit: 2)
+        #expect(second.map(\.notificationID) == ["n-1"])
+        _ = try await store.append(second.map(\.unsnoozeEvent))
+        #expect(try await store.dueSnoozes(asOf: now, limit: 2).isEmpty)
+        #expect(try await store.userHead(userID: "alice").counts == InboxCounts(unread: 3, unseen: 3, archived: 0))
+        #expect(try await store.dueSnoozes(asOf: Timestamp.parse("2099-01-01T09:00:00Z")!, limit: 10).isEmpty)
+    }
+
     @Test func markAllReadListsWhatItMarkedOldestFirst() async throws {
         let temporary = try await TemporaryStore()
         let store = temporary.store!

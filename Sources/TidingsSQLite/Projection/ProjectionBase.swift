@@ -122,15 +122,17 @@ struct ProjectionBase {
         return out
     }
 
-    /// Notifications whose snooze ends at or before `dueBy`, soonest first, at most `limit`.
-    func snoozesEnding(by dueBy: Int64, limit: Int) throws -> [StateKey] {
+    /// Notifications whose snooze ends at or before `dueBy`, soonest first: `limit` of them
+    /// after the first `offset`.
+    func snoozesEnding(by dueBy: Int64, limit: Int, offset: Int) throws -> [StateKey] {
         let statement = try database.cached(
             """
-            SELECT user_no, created_seq FROM \(prefix)states
-            WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?1 ORDER BY snoozed_until LIMIT ?2
+            SELECT user_no, created_seq FROM \(prefix)states WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?1
+            ORDER BY snoozed_until, user_no, created_seq LIMIT ?2 OFFSET ?3
             """)
         statement.bind(1, dueBy)
         statement.bind(2, Int64(limit))
+        statement.bind(3, Int64(offset))
         var out: [StateKey] = []
         while try statement.step() { out.append(StateKey(userNo: statement.int64(0), createdSeq: statement.int64(1))) }
         statement.reset()

@@ -151,18 +151,26 @@ struct ProjectionView: ProjectionState {
         }
     }
 
-    /// Snoozes that end at or before `dueBy` as of this view, at most `limit` from the base
-    /// table (soonest first) and every one the overlay's events made.
+    /// Snoozes in force as of this view that end at or before `dueBy`: every one the overlay's
+    /// events made, and the base table's soonest first until there are `limit`. Base rows the
+    /// overlay has changed since (a snooze ended, moved) are passed over, however many.
     func snoozesEnding(by dueBy: Int64, limit: Int) throws -> [NotificationState] {
-        let keys =
-            try base.snoozesEnding(by: dueBy, limit: limit)
-            + overlay.withLock { $0.snoozesEnding(by: dueBy, lower: lower, upper: upper) }
-        var seen: Set<StateKey> = []
-        return try keys.compactMap { key in
-            guard seen.insert(key).inserted else { return nil }
+        var looked: Set<StateKey> = []
+        var out: [NotificationState] = []
+        func consider(_ key: StateKey) throws {
+            guard looked.insert(key).inserted else { return }
             let state = try state(user: key.userNo, createdSeq: key.createdSeq)
-            return state.isSnoozed && state.snoozedUntil <= dueBy ? state : nil
+            if state.isSnoozed && state.snoozedUntil <= dueBy { out.append(state) }
         }
+        for key in overlay.withLock({ $0.snoozesEnding(by: dueBy, lower: lower, upper: upper) }) { try consider(key) }
+        var offset = 0
+        while out.count < limit {
+            let page = try base.snoozesEnding(by: dueBy, limit: limit, offset: offset)
+            for key in page { try consider(key) }
+            guard page.count == limit else { break }
+            offset += page.count
+        }
+        return out
     }
 
     /// The seqs an explicit event id may belong to: the overlay's exact match, else the base

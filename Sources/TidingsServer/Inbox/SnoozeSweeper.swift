@@ -22,7 +22,7 @@ struct SnoozeSweeper: Service {
             var failing = false
             while !Task.isCancelled {
                 do {
-                    while try await sweep() == Self.batchMax, !Task.isCancelled {}
+                    while try await sweep() >= Self.batchMax, !Task.isCancelled {}
                     if failing { logger.info("snooze sweeper recovered") }
                     failing = false
                 } catch is CancellationError {
@@ -40,7 +40,7 @@ struct SnoozeSweeper: Service {
     /// Ends the snoozes due now; returns how many it found.
     func sweep() async throws -> Int {
         let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-        let due = try await store.dueSnoozes(asOf: now, limit: Self.batchMax)
+        let due = try await store.dueSnoozes(asOf: now, limit: Self.batchMax).prefix(Self.batchMax)
         guard !due.isEmpty else { return 0 }
         let results = try await store.append(due.map(\.unsnoozeEvent))
         metrics.snoozesEnded(results.count { $0.status == .appended })

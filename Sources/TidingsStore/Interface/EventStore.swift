@@ -59,7 +59,7 @@ public protocol EventStore: AnyObject, Sendable {
     /// Store-wide figures.
     func stats() async throws -> StoreStats
     /// Snoozes that end at or before `now` (milliseconds since the epoch) and are still in
-    /// force, soonest first, about `limit` of them: what the server's sweeper ends.
+    /// force, soonest first, at most `limit` of them: what the server's sweeper ends.
     func dueSnoozes(asOf now: Int64, limit: Int) async throws -> [DueSnooze]
 
     // MARK: Auditing and maintenance
