@@ -61,6 +61,9 @@ tidings_require_swift() {
 # Debian packages the browser tests of the pages need: a headless Chromium and its WebDriver.
 TIDINGS_BROWSER_PACKAGES=(chromium chromium-driver)
 
+# The client libraries' checks: the JavaScript types (Node itself comes with the machine).
+TIDINGS_CLIENT_PACKAGES=(node-typescript)
+
 # Python modules the protocol and browser tests and the tools use, installed from PyPI when missing.
 TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium yaml:pyyaml psycopg:psycopg[binary])
 

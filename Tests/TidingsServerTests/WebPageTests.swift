@@ -15,7 +15,8 @@ import Testing
         let files = [
             ("/", "text/html; charset=utf-8", "<title>Tidings inbox</title>"),
             ("/console", "text/html; charset=utf-8", "<title>Tidings console</title>"),
-            ("/web/inbox.js", "text/javascript; charset=utf-8", "LiveStream"),
+            ("/web/inbox.js", "text/javascript; charset=utf-8", "TidingsClient"),
+            ("/web/tidings.js", "text/javascript; charset=utf-8", "export class TidingsClient"),
             ("/web/console.js", "text/javascript; charset=utf-8", "TimeChart"),
             ("/web/style.css", "text/css; charset=utf-8", ":root"),
             ("/web/icon.svg", "image/svg+xml", "<svg"),

@@ -42,7 +42,7 @@ def test_console_as_admin(server, browser):
     assert re.fullmatch(r"[0-9.]+ (B|KiB)", text(driver, "stat-raw"))
 
     # The tail shows what is appended from now on, newest first.
-    wait_for(lambda: state(driver, "tail-status") == "caught_up", what="the tail to go live")
+    wait_for(lambda: state(driver, "tail-status") == "live", what="the tail to go live")
     assert driver.find_elements(By.CSS_SELECTOR, "#tail tr") == []
     append(server, publisher, [created("carol", "c1"), created("carol", "c2")])
     wait_for(lambda: [row.get_attribute("data-seq") for row in driver.find_elements(By.CSS_SELECTOR, "#tail tr")]

@@ -64,7 +64,7 @@ def server_counts(server, token):
 
 def caught_up(driver):
     status = driver.find_element(By.ID, "status")
-    return status.get_attribute("data-state") == "caught_up" and status
+    return status.get_attribute("data-state") == "live" and status
 
 
 def unread_on_server(server, alice):
@@ -141,19 +141,21 @@ def test_live_read_reload_and_server_restart(server, browser, store_directory):
     wait_for(lambda: driver.find_element(By.ID, "status").get_attribute("data-state") == "reconnecting",
              what="the reconnecting state")
     assert "Reconnecting" in driver.find_element(By.ID, "status").text
-    # The waits between tries double (with jitter, each in the upper half of its ceiling):
-    # 0.25-0.5 s, then 0.5-1 s, then 1-2 s.
+    # The waits between tries (docs/CLIENTS.md): a uniform draw from 0 to a ceiling that doubles
+    # from 0.5 s; the page shows each.
     delays = []
 
     def three_delays():
-        delay = int(driver.find_element(By.ID, "status").get_attribute("data-delay-ms"))
-        if delay and (not delays or delays[-1] != delay):
-            delays.append(delay)
+        status = driver.find_element(By.ID, "status")
+        attempt = int(status.get_attribute("data-attempt") or "-1")
+        if attempt >= 0 and (not delays or delays[-1][0] != attempt):
+            delays.append((attempt, int(status.get_attribute("data-delay-ms"))))
         return len(delays) >= 3
 
     wait_for(three_delays, timeout=10, what="three tries")
-    for attempt, delay in enumerate(delays[:3]):
-        assert 250 * 2**attempt <= delay <= 500 * 2**attempt, delays
+    for attempt, delay in delays[:3]:
+        assert 0 <= delay <= 500 * 2**attempt, delays
+    assert [attempt for attempt, _ in delays[:3]] == [delays[0][0], delays[0][0] + 1, delays[0][0] + 2], delays
     restarted = Server(store_directory, port=port)
     try:
         wait_for(lambda: caught_up(driver), timeout=30, what="catch-up after the restart")

@@ -1,10 +1,10 @@
 // The admin and audit console at `/console`: store figures and a chart of them, a live tail of
 // the `all` stream, log verification, projection rebuild, and the filtered history with export.
 
-import { api, ApiError, element, request } from "./api.js";
 import { TimeChart } from "./chart.js";
+import { element } from "./pages.js";
 import { setUpSignIn } from "./signin.js";
-import { LiveStream } from "./stream.js";
+import { memoryCursorStore, TidingsClient, TidingsError } from "./tidings.js";
 
 const TOKEN_KEY = "tidings.console.token";
 const STATS_INTERVAL_MS = 2000;
@@ -13,14 +13,13 @@ const HISTORY_PAGE = 100;
 
 const $ = (id) => document.getElementById(id);
 const number = (n) => Number(n).toLocaleString("en");
-const errorText = (error) => (error instanceof ApiError ? error.text : error.message);
+const errorText = (error) => (error instanceof TidingsError ? error.text : error.message);
 
-let session = null; // { token, role }
+let session = null; // { token, role, client }
 let statsTimer = null;
 let lastStats = null; // { t, events }
 let chart = null;
 let tail = null;
-let tailCursor = null;
 let lastVerify = null;
 let rebuildTimer = null;
 let historyNext = null;
@@ -29,7 +28,7 @@ let historyQuery = "";
 // MARK: Signing in
 
 function open(token, claims) {
-  session = { token, role: claims.role };
+  session = { token, role: claims.role, client: new TidingsClient({ token }) };
   $("console").hidden = false;
   const admin = claims.role === "admin";
   for (const id of ["rebuild", "projection-verify"]) $(id).disabled = !admin;
@@ -47,7 +46,6 @@ function close() {
   statsTimer = null;
   tail?.stop();
   tail = null;
-  tailCursor = null;
   lastStats = null;
   session = null;
   $("console").hidden = true;
@@ -58,13 +56,13 @@ async function signingOutOn401(operation) {
   try {
     return await operation();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) signOut(`${error.text}; sign in again`);
+    if (error instanceof TidingsError && error.status === 401) signOut(`${error.text}; sign in again`);
     throw error;
   }
 }
 
 function call(method, path, body) {
-  return signingOutOn401(() => api(session.token, method, path, body));
+  return signingOutOn401(() => session.client.request(method, path, body));
 }
 
 // MARK: Store figures and the chart
@@ -110,32 +108,24 @@ function bytes(n) {
 // MARK: The live tail
 
 function startTail(head) {
-  tailCursor = head;
-  tail = new LiveStream({
-    hello: () => ({ type: "hello", token: session.token, stream: "all", cursor: tailCursor }),
-    onMessage: (message) => {
-      if (message.type === "event") {
-        tailCursor = message.event.cursor;
-        addTailRow(message.event);
-      } else if (message.type === "caught_up") {
-        tailCursor = message.cursor;
-      } else if (message.type === "reset") {
-        // Another store under the same address: go on from its head.
-        tailCursor = message.head;
-        $("tail").replaceChildren();
-      }
-    },
+  tail = session.client.stream({
+    stream: "all",
+    cursorStore: memoryCursorStore(head),
+    onEvent: addTailRow,
+    // Another store under the same address: go on from its head.
+    onReset: () => $("tail").replaceChildren(),
     onState: (state, detail) => {
       const status = $("tail-status");
       status.dataset.state = state;
       status.textContent = {
         connecting: "Connecting…",
         replaying: "Catching up…",
-        caught_up: "Live",
+        live: "Live",
         reconnecting: `Reconnecting in ${((detail.delayMs ?? 0) / 1000).toFixed(1)} s (${detail.reason})…`,
-        stopped: detail.reason ? `Stopped: ${detail.reason}` : "Paused",
+        stopped: detail.error ? `Stopped: ${detail.error.text}` : "Paused",
       }[state];
-      $("tail-error").textContent = state === "stopped" && detail.reason ? detail.reason : "";
+      $("tail-error").textContent = state === "stopped" && detail.error ? detail.error.text : "";
+      if (detail.error?.closeCode === 4401) signOut(`${detail.error.text}; sign in again`);
     },
   });
   tail.start();
@@ -403,7 +393,7 @@ async function exportHistory() {
   try {
     const path = `/v1/events${query ? "?" + query : ""}`;
     const response = await signingOutOn401(() =>
-      request(session.token, "GET", path, { accept: "application/x-ndjson" }),
+      session.client.requestRaw("GET", path, { accept: "application/x-ndjson" }),
     );
     const reader = response.body.getReader();
     const chunks = [];
@@ -445,7 +435,7 @@ const signOut = setUpSignIn({
   storageKey: TOKEN_KEY,
   roles: ["admin", "auditor"],
   wrongRole: (role) => `the console needs an admin or auditor token; this one has the ${role} role`,
-  probe: (token) => api(token, "GET", "/v1/stats"),
+  probe: (token) => new TidingsClient({ token }).request("GET", "/v1/stats"),
   open,
   close,
 });

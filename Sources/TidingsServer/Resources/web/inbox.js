@@ -2,28 +2,28 @@
 // the user's notifications in tabs, each with its actions, live.
 //
 // The page keeps the list, the counts and the cursor of the last event it applied together in
-// localStorage, one record per user, written as one value. A reload or a dropped connection
-// resumes the stream from that cursor, so the server replays exactly the events the saved list
-// lacks. Every tab of the user holds its own stream; each applies the same events in the same
-// order, and the saved record only moves forward, so tabs agree.
+// localStorage, one record per user, written as one value: the Tidings client's stream keeps its
+// cursor there (its cursor store is this record). A reload or a dropped connection resumes the
+// stream from that cursor, so the server replays exactly the events the saved list lacks. Every
+// tab of the user holds its own stream; each applies the same events in the same order, and the
+// saved record only moves forward, so tabs agree.
 
-import { api, ApiError, element, loadSaved, relativeTime, safeLink, save } from "./api.js";
 import {
   applyEvent, changeItem, countsOf, emptyState, KEEP, listItem, newestSeq, SNOOZE_CHOICES, STATE_VERSION, TABS,
 } from "./inbox-state.js";
+import { element, loadSaved, relativeTime, safeLink, save } from "./pages.js";
 import { setUpSignIn } from "./signin.js";
-import { LiveStream } from "./stream.js";
+import { TidingsClient, TidingsError } from "./tidings.js";
 
 const TOKEN_KEY = "tidings.inbox.token";
 /** Whether the panel is open and which tab shows, per browser tab (sessionStorage). */
 const VIEW_KEY = "tidings.inbox.view";
 
 const $ = (id) => document.getElementById(id);
-let session = null; // { token, sub }
+let session = null; // { token, sub, client }
 let state = null; // emptyState()'s shape, items newest first
 let stream = null;
 let view = loadView();
-let nextRef = 1;
 /** The item whose snooze menu is open: a redraw (an event arrived) keeps it open. */
 let openSnoozeMenu = null;
 /** The bound of the last "seen up to here" this page asked for, so it asks once per new item. */
@@ -65,63 +65,52 @@ function close() {
 }
 
 function open(token, claims) {
-  session = { token, sub: claims.sub };
+  session = { token, sub: claims.sub, client: new TidingsClient({ token }) };
   const saved = loadSaved(stateKey(claims.sub));
   state = saved?.version === STATE_VERSION ? saved : emptyState();
   seenAskedThrough = 0;
   $("inbox").hidden = false;
   render();
-  stream = new LiveStream({
-    hello: () => ({ type: "hello", token, stream: "user", cursor: state.cursor }),
-    onMessage: handleMessage,
-    onState: showStreamState,
-    onInvalidCursor: () => {
-      // The saved position is not one of this user's stream (a store replaced under the page):
-      // start over from the stream's start.
-      state = emptyState();
-      persist(true);
-    },
-  });
   if (state.cursor === null) {
     // A first visit reads the newest page of the list and streams from the head it was read
     // at, instead of replaying the user's whole stream.
     loadList("connecting", "Loading the newest notifications…");
   } else {
-    stream.start();
+    startStream();
   }
 }
 
 // MARK: The stream
 
-function handleMessage(message) {
-  switch (message.type) {
-    case "welcome":
-      state.epoch = message.epoch;
-      break;
-    case "event":
-      applyEvent(state, message.event);
-      state.cursor = message.event.cursor;
-      state.streamSeq = message.event.stream_seq;
-      state.counts = countsOf(message);
-      schedulePersist();
+/** A stream from `state.cursor`, which the stream then moves as the page applies each event. */
+function startStream() {
+  stream?.stop();
+  stream = session.client.stream({
+    cursorStore: {
+      load: () => state.cursor,
+      save: (cursor) => {
+        state.cursor = cursor;
+        schedulePersist();
+      },
+    },
+    onEvent: (event, { counts }) => {
+      state.epoch = stream.epoch;
+      applyEvent(state, event);
+      state.streamSeq = event.stream_seq;
+      if (counts) state.counts = counts;
       queueRender();
-      if (message.event.type === "notification.created") markSeenIfShown();
-      break;
-    case "caught_up":
-      state.cursor = message.cursor;
-      state.counts = countsOf(message);
-      persist();
+      if (event.type === "notification.created") markSeenIfShown();
+    },
+    onCounts: (counts) => {
+      state.counts = counts;
       queueRender();
-      break;
-    case "reset":
-      reloadAfterReset(message.reason);
-      break;
-    case "ack":
-      state.counts = countsOf(message);
-      queueRender();
-      if (message.status === "forbidden") $("inbox-error").textContent = "forbidden: this token may not change these";
-      break;
-  }
+    },
+    // Another store under the same address (a restore): the list is read again from it, and the
+    // stream goes on from the head it named.
+    onReset: ({ reason }) => reloadAfterReset(reason),
+    onState: showStreamState,
+  });
+  stream.start();
 }
 
 /**
@@ -129,34 +118,53 @@ function handleMessage(message) {
  * state, then streams from the head that page was read at: nothing missed, nothing twice.
  */
 async function loadList(statusName, statusText) {
-  stream.stop();
+  stream?.stop();
+  stream = null;
   showStatus(statusName, statusText);
+  const current = session;
   try {
-    const list = await api(
-      session.token, "GET", `/v1/users/${encodeURIComponent(session.sub)}/notifications?state=all&limit=${KEEP}`);
-    if (!stream) return; // signed out meanwhile
-    state = emptyState();
-    state.cursor = list.cursor;
-    state.counts = countsOf(list);
-    state.items = list.notifications.map(({ event, ...itemState }) => listItem(event, itemState));
-    seenAskedThrough = 0;
-    persist(true);
-    render();
-    stream.start();
+    const list = await current.client.notifications(current.sub, { state: "all", limit: KEEP });
+    if (session !== current) return; // signed out meanwhile
+    replaceList(list);
+    startStream();
   } catch (error) {
-    $("inbox-error").textContent = error instanceof ApiError ? error.text : error.message;
-    setTimeout(() => session && loadList(statusName, statusText), 2000);
+    $("inbox-error").textContent = errorText(error);
+    setTimeout(() => session === current && loadList(statusName, statusText), 2000);
   }
+}
+
+function replaceList(list) {
+  state = emptyState();
+  state.cursor = list.cursor;
+  state.counts = countsOf(list);
+  state.items = list.notifications.map(({ event, ...itemState }) => listItem(event, itemState));
+  seenAskedThrough = 0;
+  persist(true);
+  render();
 }
 
 /**
  * The server's answer to a cursor it cannot resume from (another epoch: the store was restored
- * or replaced). As the protocol asks, the page reloads the list, then goes on from the head that
- * list was read at.
+ * or replaced). As the protocol asks, the page reloads the list; the stream goes on from the
+ * head the reset named (the list, read after it, already holds what comes between, and applying
+ * those events again changes nothing).
  */
-function reloadAfterReset(reason) {
-  loadList("reconnecting", `The store was reset (${reason.replace("_", " ")}); reloading the list…`);
+async function reloadAfterReset(reason) {
+  showStatus("replaying", `The store was reset (${reason.replace("_", " ")}); reloading the list…`);
+  for (;;) {
+    try {
+      const list = await session.client.notifications(session.sub, { state: "all", limit: KEEP });
+      replaceList(list);
+      state.epoch = stream?.epoch ?? null;
+      return;
+    } catch (error) {
+      $("inbox-error").textContent = errorText(error);
+      await new Promise((done) => setTimeout(done, 2000));
+    }
+  }
 }
+
+const errorText = (error) => (error instanceof TidingsError ? error.text : error.message);
 
 function showStreamState(name, detail) {
   switch (name) {
@@ -166,7 +174,7 @@ function showStreamState(name, detail) {
     case "replaying":
       showStatus(name, "Catching up…");
       break;
-    case "caught_up": {
+    case "live": {
       $("inbox-error").textContent = "";
       const n = detail.replayed;
       const text = detail.reset ? "Caught up" : n ? `Caught up · ${n} missed event${n === 1 ? "" : "s"} replayed` : "Caught up";
@@ -176,19 +184,34 @@ function showStreamState(name, detail) {
       break;
     }
     case "reconnecting":
-      showStatus(name, `Reconnecting in ${(detail.delayMs / 1000).toFixed(1)} s (${detail.reason})…`, 0, detail.delayMs);
+      showStatus(name, `Reconnecting in ${(detail.delayMs / 1000).toFixed(1)} s (${detail.reason})…`, 0, detail.delayMs,
+        detail.attempt);
       break;
-    case "stopped":
-      if (detail.fatal) signOut(detail.reason);
+    case "stopped": {
+      const error = detail.error;
+      if (!error) break;
+      if (error.code === "invalid_cursor") {
+        // The saved position is not one of this user's stream (a store replaced under the
+        // page by one that reused the epoch): start over from the list.
+        state = emptyState();
+        persist(true);
+        loadList("reconnecting", "Reloading the list…");
+      } else if (error.closeCode === 4401 || error.closeCode === 4403) {
+        signOut(`${error.text}; sign in again`);
+      } else {
+        showStatus("stopped", `Stopped: ${error.text}`);
+      }
       break;
+    }
   }
 }
 
-function showStatus(name, text, replayed = 0, delayMs = 0) {
+function showStatus(name, text, replayed = 0, delayMs = 0, attempt = -1) {
   const status = $("status");
   status.dataset.state = name;
   status.dataset.replayed = String(replayed);
   status.dataset.delayMs = String(delayMs);
+  status.dataset.attempt = String(attempt);
   status.textContent = text;
 }
 
@@ -199,22 +222,34 @@ function showStatus(name, text, replayed = 0, delayMs = 0) {
  * over the stream and its events come back the same way; otherwise over HTTP, and the page
  * applies the answer at once (the events, when the stream is back, change nothing more).
  */
-function mark(body) {
+async function mark(body) {
   $("inbox-error").textContent = "";
-  if (stream?.live && stream.send({ type: "mark", ref: `m${nextRef++}`, ...body })) return;
-  markOverHTTP(body);
+  if (stream?.state === "live") {
+    try {
+      await stream.mark(body);
+      return;
+    } catch (error) {
+      // The stream dropped before the ack: the change is asked for again over HTTP, where
+      // making it twice changes nothing more.
+      if (error.code !== "closed" && error.code !== "not_connected" && error.code !== "timeout") {
+        $("inbox-error").textContent = errorText(error);
+        return;
+      }
+    }
+  }
+  await markOverHTTP(body);
 }
 
 async function markOverHTTP(body) {
   try {
-    const result = await api(session.token, "POST", `/v1/users/${encodeURIComponent(session.sub)}/mark`, body);
+    const result = await session.client.mark(session.sub, body);
     const changed = new Set(result.changed);
     for (const item of state.items) if (changed.has(item.id)) changeItem(item, body.change, body.until ?? null);
     state.counts = countsOf(result);
     persist(true);
     render();
   } catch (error) {
-    $("inbox-error").textContent = error instanceof ApiError ? error.text : error.message;
+    $("inbox-error").textContent = errorText(error);
   }
 }
 
@@ -229,7 +264,7 @@ function markAll(change, extra = {}) {
  * the panel is open in a visible tab on a live stream and something is new.
  */
 function markSeenIfShown() {
-  if (!state || !view.open || document.hidden || !stream?.live || state.counts.unseen === 0) return;
+  if (!state || !view.open || document.hidden || stream?.state !== "live" || state.counts.unseen === 0) return;
   const upTo = newestSeq(state);
   if (upTo === 0 || upTo <= seenAskedThrough) return;
   seenAskedThrough = upTo;
@@ -439,7 +474,7 @@ const signOut = setUpSignIn({
   storageKey: TOKEN_KEY,
   roles: ["user"],
   wrongRole: (role) => `the inbox needs a user token; this one has the ${role} role (the console is at /console)`,
-  probe: (token, claims) => api(token, "GET", `/v1/users/${encodeURIComponent(claims.sub)}/unread?limit=1`),
+  probe: (token, claims) => new TidingsClient({ token }).unread(claims.sub, { limit: 1 }),
   open,
   close,
 });

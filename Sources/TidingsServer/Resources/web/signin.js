@@ -1,7 +1,8 @@
 // Signing in on both pages: a token from the address's fragment, from an earlier visit, or
 // pasted into the form; its role checked here for a clear message, its signature by the server.
 
-import { ApiError, takeTokenFromAddress, tokenClaims } from "./api.js";
+import { takeTokenFromAddress, tokenClaims } from "./pages.js";
+import { TidingsError } from "./tidings.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -11,7 +12,7 @@ const $ = (id) => document.getElementById(id);
  * @param storageKey  where the token is kept between visits
  * @param roles       the roles this page takes
  * @param wrongRole   (role) => the sentence for a token of another role
- * @param probe       async (token, claims) => throws an ApiError when the server refuses the token
+ * @param probe       async (token, claims) => throws a TidingsError when the server refuses the token
  * @param open        (token, claims) => shows the page for the signed-in user
  * @param close       () => hides the page (before the form shows)
  * @returns signOut(message): forgets the token and shows the form again
@@ -56,7 +57,7 @@ export function setUpSignIn({ storageKey, roles, wrongRole, probe, open, close }
       $("token").value = "";
       enter(token, claims);
     } catch (error) {
-      $("sign-in-error").textContent = error instanceof ApiError ? error.text : error.message;
+      $("sign-in-error").textContent = error instanceof TidingsError ? error.text : error.message;
       $("token").focus();
     }
   });

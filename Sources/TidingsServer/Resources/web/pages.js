@@ -1,18 +1,5 @@
-// The HTTP side of the pages: bearer tokens, JSON requests, and the server's errors as text.
-
-/** An error the server answered (its `{"error":{"code","message"}}`), or a network failure. */
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-
-  /** The error as a person reads it: "forbidden: this token's role may not do this". */
-  get text() {
-    return this.code ? `${this.code}: ${this.message}` : this.message;
-  }
-}
+// What both pages share beside the Tidings client (tidings.js): tokens handed over and read,
+// what they keep in localStorage, and building the page's elements.
 
 /** The claims of a JWT, read without checking its signature (the server checks it). */
 export function tokenClaims(token) {
@@ -44,46 +31,6 @@ export function takeTokenFromAddress() {
   if (!match) return null;
   history.replaceState(null, "", location.pathname + location.search);
   return decodeURIComponent(match[1]);
-}
-
-/**
- * Calls the API with the token; resolves to the Response when it succeeded, rejects with an
- * ApiError naming the server's error (or the network failure) otherwise.
- */
-export async function request(token, method, path, { body, accept } = {}) {
-  const headers = { Authorization: `Bearer ${token}` };
-  const init = { method, headers };
-  if (accept) headers.Accept = accept;
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (error) {
-    throw new ApiError(0, "", `the server cannot be reached (${error.message})`);
-  }
-  if (response.ok) return response;
-  let error = null;
-  try {
-    error = JSON.parse(await response.text()).error;
-  } catch {
-    // Not JSON: a proxy's error page, say. Reported below by status.
-  }
-  if (error) throw new ApiError(response.status, error.code, error.message);
-  throw new ApiError(response.status, "", `the server answered ${response.status} ${response.statusText}`);
-}
-
-/** Calls the API with the token; resolves to the parsed JSON body, rejects with an ApiError. */
-export async function api(token, method, path, body) {
-  const text = await (await request(token, method, path, { body })).text();
-  return text ? JSON.parse(text) : null;
-}
-
-/** The WebSocket address of the stream on this page's server. */
-export function streamURL() {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream`;
 }
 
 /** Reads a JSON value saved in localStorage; null when absent or unreadable. */

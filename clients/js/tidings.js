@@ -1,0 +1,1 @@
+../../Sources/TidingsServer/Resources/web/tidings.js
