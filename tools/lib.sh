@@ -65,7 +65,7 @@ TIDINGS_BROWSER_PACKAGES=(chromium chromium-driver)
 TIDINGS_CLIENT_PACKAGES=(node-typescript)
 
 # Python modules the protocol and browser tests and the tools use, installed from PyPI when missing.
-TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium yaml:pyyaml psycopg:psycopg[binary])
+TIDINGS_PYTHON_MODULES=(pytest:pytest requests:requests websockets:websockets jsonschema:jsonschema selenium:selenium yaml:pyyaml psycopg:psycopg[binary] httpx:httpx mypy:mypy fastapi:fastapi)
 
 tidings_install_python() {
     local missing=()
