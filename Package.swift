@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "TidingsSQLite", targets: ["TidingsSQLite"]),
         .library(name: "TidingsPostgres", targets: ["TidingsPostgres"]),
         .library(name: "TidingsServer", targets: ["TidingsServer"]),
+        .library(name: "TidingsClient", targets: ["TidingsClient"]),
     ],
     dependencies: [
         // Command-line parsing with generated --help: the `tidings` tool's subcommands.
@@ -128,6 +129,22 @@ let package = Package(
             name: "TidingsTestSupport",
             swiftSettings: strictSettings
         ),
+        // The Swift client of docs/CLIENTS.md, for apps and services: nothing of the store or the
+        // server, only HTTP and WebSocket clients, so that it builds on Apple platforms too.
+        .target(
+            name: "TidingsClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strictSettings
+        ),
         // The benchmark workloads beside Redis and the load generators, for `tidings-bench`.
         .target(
             name: "TidingsBench",
@@ -171,6 +188,14 @@ let package = Package(
                 "TidingsBench",
                 "TidingsTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TidingsClientTests",
+            dependencies: [
+                "TidingsClient", "TidingsTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

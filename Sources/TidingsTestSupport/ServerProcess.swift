@@ -14,9 +14,15 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// `fresh` starts from an empty store; otherwise the process joins whatever is there (several
     /// processes may serve one store).
-    public convenience init(binary: String, directory: String, arguments: [String] = [], fresh: Bool = true) throws {
+    /// `port` 0 picks a free one; a restarted server passes its old one, so clients reconnect
+    /// where they were.
+    public convenience init(
+        binary: String, directory: String, port: Int = 0, arguments: [String] = [], fresh: Bool = true
+    ) throws {
         if fresh { try? FileManager.default.removeItem(atPath: directory) }
-        try self.init(binary: binary, store: ["--data", directory], directory: directory, arguments: arguments)
+        try self.init(
+            binary: binary, store: ["--data", directory], directory: directory,
+            arguments: ["--port", String(port)] + arguments)
     }
 
     /// A node of the store in the PostgreSQL database at `url` (any number may serve it).
@@ -29,6 +35,7 @@ public final class ServerProcess: @unchecked Sendable {
         self.directory = directory
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
+        // A later --port (the convenience initialiser's) overrides this one.
         process.arguments = ["serve"] + store + ["--port", "0", "--log-level", "error"] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TIDINGS_JWT_SECRET"] = Self.secret

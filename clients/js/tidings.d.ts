@@ -17,7 +17,6 @@ export interface Envelope {
   type: string;
   ts: string;
   data: Record<string, unknown>;
-  hash: string;
   cursor: string;
 }
 
