@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A JSON value, as an event's `data` holds it: the client knows the envelope's fields and
 /// leaves `data` to the application.
