@@ -58,6 +58,20 @@ tidings_require_swift() {
     fi
 }
 
+# The JavaScript client runs on Node 20 or newer (its WebSocket); Debian's own nodejs is older,
+# so Node is not installed here but asked for.
+tidings_require_node() {
+    local version
+    version=$(node --version 2>/dev/null || true)
+    local major=${version#v}
+    major=${major%%.*}
+    if [ -z "$version" ] || [ "$major" -lt 20 ]; then
+        echo "tidings: the JavaScript client's tests need Node 20 or newer (node --version: ${version:-none});" \
+            "install it from https://nodejs.org/en/download or NodeSource's Debian packages" >&2
+        exit 1
+    fi
+}
+
 # Debian packages the browser tests of the pages need: a headless Chromium and its WebDriver.
 TIDINGS_BROWSER_PACKAGES=(chromium chromium-driver)
 

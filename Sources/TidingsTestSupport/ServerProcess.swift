@@ -21,22 +21,21 @@ public final class ServerProcess: @unchecked Sendable {
     ) throws {
         if fresh { try? FileManager.default.removeItem(atPath: directory) }
         try self.init(
-            binary: binary, store: ["--data", directory], directory: directory,
-            arguments: ["--port", String(port)] + arguments)
+            binary: binary, store: ["--data", directory], directory: directory, port: port, arguments: arguments)
     }
 
     /// A node of the store in the PostgreSQL database at `url` (any number may serve it).
     public convenience init(binary: String, postgres url: String, arguments: [String] = []) throws {
         let directory = NSTemporaryDirectory() + "tidings-node-" + UUID().uuidString
-        try self.init(binary: binary, store: ["--postgres", url], directory: directory, arguments: arguments)
+        try self.init(
+            binary: binary, store: ["--postgres", url], directory: directory, port: 0, arguments: arguments)
     }
 
-    private init(binary: String, store: [String], directory: String, arguments: [String]) throws {
+    private init(binary: String, store: [String], directory: String, port: Int, arguments: [String]) throws {
         self.directory = directory
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        // A later --port (the convenience initialiser's) overrides this one.
-        process.arguments = ["serve"] + store + ["--port", "0", "--log-level", "error"] + arguments
+        process.arguments = ["serve"] + store + ["--port", String(port), "--log-level", "error"] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TIDINGS_JWT_SECRET"] = Self.secret
         process.environment = environment

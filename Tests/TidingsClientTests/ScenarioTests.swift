@@ -5,10 +5,9 @@ import Testing
 import TidingsClient
 import TidingsTestSupport
 
-/// docs/CLIENTS.md's scenarios 1-8, run by the Swift client against a real `tidings serve`
-/// (the binary `swift build` puts beside this test bundle). Scenarios 9 and 10 (the publisher
-/// behind the fault proxy) run in the JavaScript and Python suites; the Swift client's publisher
-/// has the same retry rule (`TidingsClient.publish`).
+/// docs/CLIENTS.md's scenarios, run by the Swift client against a real `tidings serve` (the
+/// binary `swift build` puts beside this test bundle); 9 and 10 put clients/testing's fault
+/// proxy between them.
 @Suite(.serialized) struct ScenarioTests {
     static var binary: String {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -276,6 +275,43 @@ import TidingsTestSupport
         }
         one.stream.stop()
         two.stream.stop()
+    }
+
+    @Test func aPublisherWhoseAnswerIsLostRetriesAndGetsDuplicate() async throws {
+        let server = try Self.startServer()
+        defer { server.stop() }
+        let proxy = try FaultProxy(target: server.port, dropAnswers: 1)
+        defer { proxy.stop() }
+        let result = try await TidingsClient(url: proxy.url, token: Self.token("publisher", "backend")).publish(
+            Self.created("alice", "n-1"))
+        #expect(result.status == "duplicate")
+        #expect(result.event?.data["notification_id"]?.stringValue == "n-1")
+        #expect(proxy.log == ["dropped 201", "relayed 200"])
+        let admin = TidingsClient(url: "http://127.0.0.1:\(server.port)", token: Self.token("admin", "root"))
+        let stats =
+            try JSONSerialization.jsonObject(with: try await admin.request("GET", "/v1/stats")) as? [String: Any]
+        #expect(stats?["events"] as? Int == 1)
+    }
+
+    @Test func a503IsRetriedAndA400IsNot() async throws {
+        let server = try Self.startServer()
+        defer { server.stop() }
+        let proxy = try FaultProxy(target: server.port, answer503: 2)
+        defer { proxy.stop() }
+        let publisher = TidingsClient(url: proxy.url, token: Self.token("publisher", "backend"))
+        let results = try await publisher.publish([Self.created("alice", "n-1"), Self.created("alice", "n-2")])
+        #expect(results.map(\.status) == ["appended", "appended"])
+        #expect(proxy.log == ["503", "503", "relayed 201"])
+        let refused = await #expect(throws: TidingsError.self) {
+            try await publisher.publish(NewEvent(type: "notification.created", userID: "alice", data: ["title": "x"]))
+        }
+        #expect(refused?.status == 400)
+        #expect(refused?.code == "bad_request")
+        #expect(refused?.message.contains("notification_id") == true)
+        #expect(proxy.log.count == 4 && proxy.log.last == "relayed 400")
+        let noop = try await publisher.publish(
+            NewEvent(type: "notification.read", userID: "alice", data: ["notification_id": "gone"]))
+        #expect(noop.status == "noop")
     }
 
     @Test func streamsThatMayNotBeOpenedStopWithTheServersReason() async throws {

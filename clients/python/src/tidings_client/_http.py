@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -42,6 +43,10 @@ class _Rules:
         self._token = token
         self._get_token = get_token
         self._cached: str | None = None
+        self._http = self._open_http(timeout)
+
+    def _open_http(self, timeout: float) -> Any:
+        raise NotImplementedError
 
     @property
     def refreshes_tokens(self) -> bool:
@@ -60,12 +65,16 @@ class _Rules:
         return f"/v1/users/{quote(user_id, safe='')}/{route}" + (f"?{urlencode(query)}" if query else "")
 
     @staticmethod
-    def _with_ids(events: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> tuple[Any, int]:
-        """The body to send, every event with an id (made here when it had none), and how many."""
+    def _with_ids(events: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+        """The body to send, every event with an id (made here when it had none)."""
         if isinstance(events, Mapping):
-            return {**events, "id": events.get("id") or new_event_id()}, 1
-        listed = [{**event, "id": event.get("id") or new_event_id()} for event in events]
-        return {"events": listed}, len(listed)
+            return {**events, "id": events.get("id") or new_event_id()}
+        return {"events": [{**event, "id": event.get("id") or new_event_id()} for event in events]}
+
+    @staticmethod
+    def _results(answer: JSON) -> list[JSON]:
+        results: list[JSON] = answer["results"]
+        return results
 
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
@@ -82,9 +91,23 @@ class _Rules:
         code = "unavailable" if response.status_code == 503 else "http"
         raise TidingsError(code, f"the server answered {response.status_code}", status=response.status_code)
 
-    @staticmethod
-    def _retriable(error: TidingsError) -> bool:
-        return error.status == 503 or error.code in ("network", "timeout")
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """httpx's failures to reach the server, as TidingsError `timeout` or `network`."""
+        try:
+            yield
+        except httpx.TimeoutException as error:
+            raise TidingsError("timeout", f"no answer within {self.timeout} s") from error
+        except httpx.HTTPError as error:
+            raise TidingsError("network", f"the server cannot be reached ({error})") from error
+
+    def _retry_delay(self, error: TidingsError, attempt: int) -> float:
+        """The wait before trying again after `attempt` (0 the first) failed with `error`.
+        Raises `error` itself when it is not worth a retry: a 503, a timeout and a network
+        failure are, any other answer is not, and `retries` bounds them."""
+        if not (error.status == 503 or error.code in ("network", "timeout")) or attempt >= self.retries:
+            raise error
+        return backoff_delay(attempt)
 
 
 class AsyncTidingsClient(_Rules):
@@ -93,17 +116,10 @@ class AsyncTidingsClient(_Rules):
     `get_token` (a plain or async callable) is asked for a token when the client has none, when
     the one it gave expires within 30 s, and when the server refuses it."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        get_token: TokenSource | None = None,
-        timeout: float = 10.0,
-        retries: int = 6,
-    ) -> None:
-        super().__init__(url, token=token, get_token=get_token, timeout=timeout, retries=retries)
-        self._http = httpx.AsyncClient(timeout=timeout)
+    _http: httpx.AsyncClient
+
+    def _open_http(self, timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout)
 
     async def __aenter__(self) -> AsyncTidingsClient:
         return self
@@ -147,12 +163,8 @@ class AsyncTidingsClient(_Rules):
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Calls any route and returns the answer's JSON; raises TidingsError."""
         headers = {"Authorization": f"Bearer {await self.token()}"}
-        try:
+        with self._transport_errors():
             response = await self._http.request(method, self.url + path, json=body, headers=headers)
-        except httpx.TimeoutException as error:
-            raise TidingsError("timeout", f"no answer within {self.timeout} s") from error
-        except httpx.HTTPError as error:
-            raise TidingsError("network", f"the server cannot be reached ({error})") from error
         return self._answer(response)
 
     async def unread(self, user_id: str, *, limit: int | None = None) -> JSON:
@@ -189,17 +201,13 @@ class AsyncTidingsClient(_Rules):
         """Appends one event or a batch; one result per event, `{"status", "event"?}`. Events
         without an id get one here, before the first try, so a retry after a lost answer is a
         `duplicate`. Retries, with back-off, on 503, timeouts and network failures only."""
-        body, _ = self._with_ids(events)
+        body = self._with_ids(events)
         attempt = 0
         while True:
             try:
-                answer: JSON = await self.request("POST", "/v1/events", body)
-                results: list[JSON] = answer["results"]
-                return results
+                return self._results(await self.request("POST", "/v1/events", body))
             except TidingsError as error:
-                if not self._retriable(error) or attempt >= self.retries:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt))
+                await asyncio.sleep(self._retry_delay(error, attempt))
                 attempt += 1
 
 
@@ -207,17 +215,10 @@ class TidingsClient(_Rules):
     """The blocking client, for publishing from code that is not asyncio (a worker, a script, a
     synchronous web framework): the inbox calls and publishing, with the same rules."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        get_token: TokenSource | None = None,
-        timeout: float = 10.0,
-        retries: int = 6,
-    ) -> None:
-        super().__init__(url, token=token, get_token=get_token, timeout=timeout, retries=retries)
-        self._http = httpx.Client(timeout=timeout)
+    _http: httpx.Client
+
+    def _open_http(self, timeout: float) -> httpx.Client:
+        return httpx.Client(timeout=timeout)
 
     def __enter__(self) -> TidingsClient:
         return self
@@ -244,12 +245,8 @@ class TidingsClient(_Rules):
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Authorization": f"Bearer {self.token()}"}
-        try:
+        with self._transport_errors():
             response = self._http.request(method, self.url + path, json=body, headers=headers)
-        except httpx.TimeoutException as error:
-            raise TidingsError("timeout", f"no answer within {self.timeout} s") from error
-        except httpx.HTTPError as error:
-            raise TidingsError("network", f"the server cannot be reached ({error})") from error
         return self._answer(response)
 
     def unread(self, user_id: str, *, limit: int | None = None) -> JSON:
@@ -270,15 +267,11 @@ class TidingsClient(_Rules):
 
     def publish(self, events: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[JSON]:
         """As `AsyncTidingsClient.publish`, blocking."""
-        body, _ = self._with_ids(events)
+        body = self._with_ids(events)
         attempt = 0
         while True:
             try:
-                answer: JSON = self.request("POST", "/v1/events", body)
-                results: list[JSON] = answer["results"]
-                return results
+                return self._results(self.request("POST", "/v1/events", body))
             except TidingsError as error:
-                if not self._retriable(error) or attempt >= self.retries:
-                    raise
-                time.sleep(backoff_delay(attempt))
+                time.sleep(self._retry_delay(error, attempt))
                 attempt += 1
