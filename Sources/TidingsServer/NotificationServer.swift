@@ -114,8 +114,11 @@ public final class NotificationServer: Sendable {
             server: HTTPServerBuilder { responder in
                 ServerChannel(responder: responder, limiter: limiter, streams: streams, configuration: configuration)
             },
+            // A backlog as deep as Linux allows by default (somaxconn): thousands of clients
+            // reconnecting at once after a restart wait in it instead of retrying their SYNs.
             configuration: ApplicationConfiguration(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "tidings"),
+                address: .hostname(configuration.host, port: configuration.port), serverName: "tidings",
+                backlog: 4_096),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? 0)
             },

@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     /// Open streams of one token subject (a user's devices and tabs); one more is closed with
     /// 1013 (try again later) right after its hello.
     public var streamsPerSubjectMax = Defaults.streamsPerSubjectMax
+    /// How long each phase of an HTTP connection may last (head, body, idle keep-alive, writes
+    /// to a client that reads nothing); past it the connection is closed.
+    public var httpDeadlines = HTTPDeadlines()
     /// Time a new connection has for its hello.
     public var helloTimeout: Duration = .seconds(10)
     /// A connection whose writes make no progress this long is closed with 4429.

@@ -52,7 +52,8 @@ final class FaultProxy: Sendable {
         thread.start()
     }
 
-    /// The lines written so far, one per request, each before its client got an answer.
+    /// The lines read so far, one per request. The proxy writes each before its client gets an
+    /// answer, but this process may read it a moment later: wait for the count.
     var log: [String] { lines.withLock { $0 } }
 
     /// SIGKILL: the test process's runner blocks SIGTERM, and a child inherits the mask.

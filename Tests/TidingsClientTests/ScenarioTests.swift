@@ -286,6 +286,7 @@ import TidingsTestSupport
             Self.created("alice", "n-1"))
         #expect(result.status == "duplicate")
         #expect(result.event?.data["notification_id"]?.stringValue == "n-1")
+        try await Self.waitFor("the proxy's second line") { proxy.log.count == 2 }
         #expect(proxy.log == ["dropped 201", "relayed 200"])
         let admin = TidingsClient(url: "http://127.0.0.1:\(server.port)", token: Self.token("admin", "root"))
         let stats =
@@ -301,6 +302,7 @@ import TidingsTestSupport
         let publisher = TidingsClient(url: proxy.url, token: Self.token("publisher", "backend"))
         let results = try await publisher.publish([Self.created("alice", "n-1"), Self.created("alice", "n-2")])
         #expect(results.map(\.status) == ["appended", "appended"])
+        try await Self.waitFor("the proxy's third line") { proxy.log.count == 3 }
         #expect(proxy.log == ["503", "503", "relayed 201"])
         let refused = await #expect(throws: TidingsError.self) {
             try await publisher.publish(NewEvent(type: "notification.created", userID: "alice", data: ["title": "x"]))
@@ -308,7 +310,8 @@ import TidingsTestSupport
         #expect(refused?.status == 400)
         #expect(refused?.code == "bad_request")
         #expect(refused?.message.contains("notification_id") == true)
-        #expect(proxy.log.count == 4 && proxy.log.last == "relayed 400")
+        try await Self.waitFor("the proxy's fourth line") { proxy.log.count == 4 }
+        #expect(proxy.log.last == "relayed 400")
         let noop = try await publisher.publish(
             NewEvent(type: "notification.read", userID: "alice", data: ["notification_id": "gone"]))
         #expect(noop.status == "noop")

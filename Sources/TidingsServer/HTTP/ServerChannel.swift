@@ -63,11 +63,22 @@ struct ServerChannel: ServerChildChannel, HTTPChannelHandler {
         /// Whether the upgrade's answer accepted `permessage-deflate`.
         let compresses = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let streams = self.streams
+        let logger = streams.logger
+        let deadlineHandler = ConnectionDeadlineHandler(deadlines: configuration.httpDeadlines) {
+            [metrics = streams.metrics] phase, peer in
+            metrics.deadlineClosed(phase: phase.rawValue)
+            logger.info(
+                "closing a connection past its deadline",
+                metadata: ["phase": .string(phase.rawValue), "peer": .string(peer)])
+        }
+        try channel.pipeline.syncOperations.addHandler(deadlineHandler, position: .first)
+        let deadlines = NIOLoopBound(deadlineHandler, eventLoop: channel.eventLoop)
         let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
             maxFrameSize: configuration.webSocketMessageBytesMax,
             enableAutomaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 upgradeAttempted.value = true
+                deadlines.value.headEnded()
                 let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first
                 guard path == Self.streamPath[...] else { return channel.eventLoop.makeSucceededFuture(nil) }
                 var headers = HTTPHeaders()
@@ -82,6 +93,9 @@ struct ServerChannel: ServerChildChannel, HTTPChannelHandler {
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     let token = NotificationServer.bearerToken(head.headers.first(name: "authorization"))
+                    // The stream keeps its own deadlines (hello, stalled writes, pings).
+                    let deadlineContext = try channel.pipeline.syncOperations.context(handler: deadlines.value)
+                    channel.pipeline.syncOperations.removeHandler(context: deadlineContext, promise: nil)
                     try channel.pipeline.syncOperations.addHandler(
                         StreamChannelHandler(services: streams, headerToken: token, compresses: compresses.value))
                     return .stream
@@ -89,6 +103,7 @@ struct ServerChannel: ServerChildChannel, HTTPChannelHandler {
             })
         let upgrade = NIOTypedHTTPServerUpgradeConfiguration<Connection>(upgraders: [upgrader]) { channel in
             channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(HTTPPhaseObserver(deadlines.value))
                 try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                 try channel.pipeline.syncOperations.addHandler(
                     HTTPConnectionStateHandler(idleTimeout: nil, logger: streams.logger))

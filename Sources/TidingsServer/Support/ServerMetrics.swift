@@ -120,6 +120,12 @@ public final class ServerMetrics: Sendable {
         Counter(label: "tidings_history_forks_total", factory: factory).increment()
     }
 
+    /// An HTTP connection closed because a phase outlasted its deadline (`HTTPDeadlines`).
+    func deadlineClosed(phase: String) {
+        Counter(label: "tidings_http_deadline_closes_total", dimensions: [("phase", phase)], factory: factory)
+            .increment()
+    }
+
     func closed(code: UInt16) {
         Counter(label: "tidings_connections_closed_total", dimensions: [("code", String(code))], factory: factory)
             .increment()

@@ -58,6 +58,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Limits") var limits: LimitOptions
 
+    @OptionGroup(title: "Deadlines (HTTP; a connection past one is closed)") var deadlines: DeadlineOptions
+
     @Option(
         help: ArgumentHelp(
             "SQLite's page cache of the writer's and each of the 4 short-read connections, in MiB (the 2 scan connections keep 8 MiB at most).",
@@ -102,6 +104,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.redisURL = redis.flatMap(RedisURL.init)
         limits.apply(to: &configuration)
+        deadlines.apply(to: &configuration)
         let engine = try store.engine
         let secret = try JWTSecret.load(generatedIn: engine.secretDirectory, secretFile: jwtSecretFile)
         let opened: any EventStore
