@@ -95,11 +95,11 @@ public final class SQLiteStore: EventStore {
                 throw StoreError(.unavailable, "\(path) cannot use write-ahead logging (journal mode \(journalMode))")
             }
             try Schema.migrate(database)
-            let (epoch, storedProjectionVersion, fanoutKey) = try loadOrCreateIdentity(database)
+            let identity = try loadOrCreateIdentity(database)
             let snapshot = try LogSnapshot.read(database)
             let context = StoreContext(
-                directory: directory, databasePath: path, epoch: epoch, checkpointSeq: snapshot.checkpointSeq,
-                fanoutKey: fanoutKey, options: options)
+                directory: directory, databasePath: path, epoch: identity.epoch, idEpoch: identity.idEpoch,
+                checkpointSeq: snapshot.checkpointSeq, fanoutKey: identity.fanoutKey, options: options)
             try context.configure(database, pageCacheBytes: options.pageCacheBytes, writer: true)
             let writer = try LogWriter(context: context, database: database)
             let store = SQLiteStore(context: context, writer: writer)
@@ -107,7 +107,7 @@ public final class SQLiteStore: EventStore {
                 try writer.verifyNewestEvents()
                 try writer.synchronizeForReaders()
             }
-            if storedProjectionVersion != projectionVersion {
+            if identity.projectionVersion != projectionVersion {
                 try store.rebuildProjectionsNow(progress: rebuildProgress)
             }
             return store
@@ -121,8 +121,10 @@ public final class SQLiteStore: EventStore {
         }
     }
 
-    /// Reads the store's epoch and projection version, creating them for a new store.
-    private static func loadOrCreateIdentity(_ database: Database) throws -> (UInt64, Int, [UInt8]) {
+    /// Reads the store's epochs and projection version, creating them for a new store.
+    private static func loadOrCreateIdentity(
+        _ database: Database
+    ) throws -> (epoch: UInt64, idEpoch: UInt64, projectionVersion: Int, fanoutKey: [UInt8]) {
         try database.transaction(.immediate) {
             let read = try database.prepare("SELECT value FROM meta WHERE key = ?1")
             func value(_ key: String) throws -> Int64? {
@@ -144,7 +146,12 @@ public final class SQLiteStore: EventStore {
                 try insert.run()
             }
             if let epoch = try value("epoch") {
-                return (UInt64(bitPattern: epoch), Int(try value("projection_version") ?? 0), fanoutKey)
+                // `id_epoch` is written by the first restore; before it the two are one.
+                let idEpoch = try value("id_epoch") ?? epoch
+                return (
+                    UInt64(bitPattern: epoch), UInt64(bitPattern: idEpoch), Int(try value("projection_version") ?? 0),
+                    fanoutKey
+                )
             }
             let epoch = UInt64.random(in: 1...UInt64.max)
             for (key, number) in [
@@ -156,7 +163,7 @@ public final class SQLiteStore: EventStore {
                 write.bind(2, number)
                 try write.run()
             }
-            return (epoch, projectionVersion, fanoutKey)
+            return (epoch, epoch, projectionVersion, fanoutKey)
         }
     }
 

@@ -6,6 +6,9 @@ final class StoreContext: Sendable {
     let directory: String
     let databasePath: String
     let epoch: UInt64
+    /// The epoch the store was created with, which derived event ids (and so the hash chain)
+    /// are made from. A restore gives the store a new `epoch`, for cursors, and keeps this one.
+    let idEpoch: UInt64
     let options: StoreOptions
     let overlay: OverlayLock
     let users = UserDirectory()
@@ -18,17 +21,18 @@ final class StoreContext: Sendable {
     let fanoutKey: [UInt8]
 
     init(
-        directory: String, databasePath: String, epoch: UInt64, checkpointSeq: Int64, fanoutKey: [UInt8],
-        options: StoreOptions
+        directory: String, databasePath: String, epoch: UInt64, idEpoch: UInt64, checkpointSeq: Int64,
+        fanoutKey: [UInt8], options: StoreOptions
     ) {
         self.fanoutKey = fanoutKey
         self.directory = directory
         self.databasePath = databasePath
         self.epoch = epoch
+        self.idEpoch = idEpoch
         self.options = options
         overlay = OverlayLock(ProjectionOverlay(baseSeq: checkpointSeq))
         blocks = BlockCache(capacityBytes: options.blockCacheBytes)
-        derivedIDs = DerivedEventID(epoch: epoch)
+        derivedIDs = DerivedEventID(epoch: idEpoch)
     }
 
     /// The event's id as text: the client's, or the one derived from its seq.

@@ -17,10 +17,11 @@ struct Tidings: AsyncParsableCommand {
               tidings export --data ./data --type notification.read | head
               tidings verify --data ./data
               tidings rebuild --data ./data
+              tidings backup --data ./data --to ./tidings-backup.sqlite
             """,
         subcommands: [
             ServeCommand.self, TokenCommand.self, AppendCommand.self, ExportCommand.self, VerifyCommand.self,
-            RebuildCommand.self, StatsCommand.self,
+            RebuildCommand.self, StatsCommand.self, BackupCommand.self, RestoreCommand.self,
         ]
     )
 }

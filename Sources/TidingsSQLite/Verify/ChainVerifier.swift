@@ -19,7 +19,7 @@ struct ChainVerifier {
     init(database: Database, context: StoreContext, startingAfter seq: Int64, previousHash: [UInt8]) {
         self.database = database
         self.context = context
-        walk = ChainWalk(epoch: context.epoch, startingAfter: seq, previousHash: previousHash)
+        walk = ChainWalk(epoch: context.idEpoch, startingAfter: seq, previousHash: previousHash)
     }
 
     /// Verifies sealed blocks with first_seq >= the next seq's block, through the last block.
