@@ -56,7 +56,9 @@ import TidingsTestSupport
             process = try ServerProcess(
                 binary: ProcessInfo.processInfo.environment["TIDINGS_SERVER_BINARY"] ?? MultiProcessTests.binary,
                 directory: NSTemporaryDirectory() + "tidings-stalled-" + UUID().uuidString,
-                arguments: ["--sync", "normal"])
+                // The readers must stay stalled for the whole measurement: the write deadline
+                // (60 s by default, DeadlineTests) would start closing the exports near its end.
+                arguments: ["--sync", "normal", "--write-timeout", "600"])
         }
 
         func token(_ role: Role, _ subject: String) -> String {
