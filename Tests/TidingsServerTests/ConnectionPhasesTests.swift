@@ -77,35 +77,46 @@ import Testing
         #expect(phases.next?.at == Self.at(75_007))
     }
 
-    @Test func writesThatCompleteKeepTheWriteDeadlineBackAndOnlyPendingWritesHaveOne() {
+    @Test func onlyAStalledSocketHasAWriteDeadlineAndWhatTCPSendsPushesItBack() {
         var phases = ConnectionPhases(deadlines: Self.deadlines, acceptedAt: Self.at(0))
         phases.headEnded(at: Self.at(1))
         phases.requestEnded(at: Self.at(2))
-        phases.writeBegan(at: Self.at(100))
+        #expect(phases.next == nil)
+        phases.writable(false, at: Self.at(100))
         #expect(phases.next?.phase == .write)
         #expect(phases.next?.at == Self.at(30_100))
-        // A slow reader: each write completes within the deadline of the one before.
-        var now: Int64 = 100
-        for _ in 0..<10 {
-            phases.writeBegan(at: Self.at(now + 1))
-            now += 20_000
-            phases.writeCompleted(at: Self.at(now))
-            #expect(phases.expired(at: Self.at(now)) == nil)
+        // Unwritable again while already stalled: the clock runs on.
+        phases.writable(false, at: Self.at(5_000))
+        #expect(phases.next?.at == Self.at(30_100))
+        // A slow reader: TCP keeps sending, each time within the deadline of the last.
+        for sent in stride(from: Int64(20_000), through: 200_000, by: 20_000) {
+            #expect(phases.expired(at: Self.at(sent)) == nil)
+            phases.socketSent(at: Self.at(sent))
         }
-        #expect(phases.next?.at == Self.at(now + 30_000))
-        #expect(phases.expired(at: Self.at(now + 30_000)) == .write)
-        phases.writeCompleted(at: Self.at(now + 1))
-        #expect(phases.next == nil, "nothing pending, the response not ended")
+        #expect(phases.expired(at: Self.at(229_999)) == nil)
+        #expect(phases.expired(at: Self.at(230_000)) == .write)
+        // A send older than the last one seen changes nothing.
+        phases.socketSent(at: Self.at(150_000))
+        #expect(phases.next?.at == Self.at(230_000))
+        phases.writable(true, at: Self.at(210_000))
+        #expect(phases.next == nil, "writable again, the response not ended")
     }
 
     @Test func theNearestOfTheReadAndWriteDeadlinesRuns() {
         var phases = ConnectionPhases(deadlines: Self.deadlines, acceptedAt: Self.at(0))
-        phases.writeBegan(at: Self.at(0))
+        phases.writable(false, at: Self.at(0))
         #expect(phases.next?.phase == .head)
         phases.headEnded(at: Self.at(1_000))
         #expect(phases.next?.phase == .write)
         #expect(phases.next?.at == Self.at(30_000))
-        phases.writeCompleted(at: Self.at(40_000))
+        phases.socketSent(at: Self.at(40_000))
         #expect(phases.next?.phase == .body)
+    }
+
+    @Test func noPhaseThatBeginsLaterEndsBeforeTheShortestDeadline() {
+        #expect(Self.deadlines.shortest == .seconds(10))
+        var deadlines = Self.deadlines
+        deadlines.write = .seconds(3)
+        #expect(deadlines.shortest == .seconds(3))
     }
 }

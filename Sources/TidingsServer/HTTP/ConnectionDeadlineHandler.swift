@@ -9,13 +9,12 @@ import NIOHTTP1
 /// Closes an HTTP connection whose current phase outlasts its deadline (`HTTPDeadlines`): a head
 /// or body that trickles in, a kept-alive connection left idle, a response its client stops
 /// reading. It sits first in the pipeline, next to the socket, where it sees every byte that
-/// arrives and every write; `HTTPPhaseObserver`, behind the HTTP decoder, tells it where
-/// requests and responses begin and end. One timer per connection, moved only when a deadline
-/// comes nearer: a write that completes pushes the write deadline back without touching it.
+/// arrives and when the socket stops taking writes; `HTTPPhaseObserver`, behind the HTTP
+/// decoder, tells it where requests and responses begin and end. One timer per connection,
+/// never moved (see `arm`).
 /// An upgraded connection removes the handler: the stream keeps its own deadlines.
-final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
-    typealias OutboundIn = NIOAny
 
     /// Told once per connection that a deadline closes, with the phase and the peer's address.
     typealias Expiry = @Sendable (ConnectionPhases.Phase, String) -> Void
@@ -23,7 +22,7 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
     private var phases: ConnectionPhases
     private let onExpiry: Expiry
     private var context: ChannelHandlerContext?
-    private var timer: (task: Scheduled<Void>, at: NIODeadline)?
+    private var timer: Scheduled<Void>?
     /// Set once a deadline closes the connection: reads that arrive while it closes must not
     /// set the timer again and count the close twice.
     private var closing = false
@@ -39,7 +38,7 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.task.cancel()
+        timer?.cancel()
         timer = nil
         self.context = nil
     }
@@ -50,14 +49,10 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
         context.fireChannelRead(data)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        phases.writeBegan(at: .now())
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        phases.writable(context.channel.isWritable, at: .now())
         arm()
-        let promise = promise ?? context.eventLoop.makePromise()
-        promise.futureResult.assumeIsolated().whenComplete { _ in
-            self.phases.writeCompleted(at: .now())
-        }
-        context.write(data, promise: promise)
+        context.fireChannelWritabilityChanged()
     }
 
     // MARK: What HTTPPhaseObserver and the upgrader report
@@ -79,18 +74,14 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
 
     // MARK: The timer
 
-    /// Schedules the timer for the nearest deadline when none is set or this one comes sooner.
-    /// A timer left for a later deadline fires early, finds nothing passed, and sets itself again.
+    /// Sets the timer when none is set, for the nearest deadline or the shortest deadline from
+    /// now, whichever comes first. No phase that begins later can end before that, so the timer
+    /// never has to be moved: a request costs no timer work, and a timer that finds nothing
+    /// passed sets itself again.
     private func arm() {
-        guard !closing, let context, let next = phases.next else { return }
-        if let timer {
-            guard next.at < timer.at else { return }
-            timer.task.cancel()
-        }
-        let task = context.eventLoop.assumeIsolated().scheduleTask(deadline: next.at) {
-            self.fire()
-        }
-        timer = (task, next.at)
+        guard !closing, timer == nil, let context, let next = phases.next else { return }
+        let at = min(next.at, .now() + TimeAmount(phases.deadlines.shortest))
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: at) { self.fire() }
     }
 
     private func fire() {

@@ -11,11 +11,15 @@ public struct HTTPDeadlines: Sendable, Equatable {
     /// connection. Longer than a proxy's own idle timeout (nginx keeps upstream connections 60 s),
     /// so the proxy closes first and never sends a request into a closing connection.
     public var idle: Duration = .seconds(75)
-    /// How long the server's writes may wait on a client that reads nothing: any byte the socket
-    /// sends restarts it, so a slow reader that keeps reading is never cut off.
+    /// How long the server's writes may wait on a client that reads nothing, from when the
+    /// socket's buffers fill: any byte the socket sends restarts it, so a slow reader that keeps
+    /// reading is never cut off.
     public var write: Duration = .seconds(60)
 
     public init() {}
+
+    /// The shortest of the four: no phase that begins later can end sooner than this from now.
+    var shortest: Duration { min(head, body, idle, write) }
 }
 
 /// The phases of one HTTP connection and the deadline that is running, kept apart from sockets
@@ -40,9 +44,10 @@ struct ConnectionPhases {
     private var reading: Reading
     /// Requests received whole whose responses have not ended.
     private var responsesOwed = 0
-    /// Writes handed to the socket that have not completed.
-    private var writesPending = 0
-    /// When the last write completed, or when writing began after none was pending.
+    /// True while the channel holds more unwritten bytes than its high watermark: the socket
+    /// takes nothing more, and the writer waits on the client.
+    private var stalled = false
+    /// When writes stalled, or when TCP last sent the client anything since.
     private var writeProgress: NIODeadline
 
     init(deadlines: HTTPDeadlines, acceptedAt now: NIODeadline) {
@@ -74,26 +79,24 @@ struct ConnectionPhases {
         if case .between = reading { reading = .between(since: now) }
     }
 
-    mutating func writeBegan(at now: NIODeadline) {
-        if writesPending == 0 { writeProgress = now }
-        writesPending += 1
-    }
-
-    mutating func writeCompleted(at now: NIODeadline) {
-        writesPending = max(0, writesPending - 1)
-        writeProgress = now
+    /// The channel became unwritable (its unwritten bytes passed the high watermark) or
+    /// writable again. Only an unwritable channel has a write deadline: a response that fits in
+    /// the socket's buffers waits on nobody, and its connection is timed as idle once it ends.
+    mutating func writable(_ isWritable: Bool, at now: NIODeadline) {
+        if !isWritable && !stalled { writeProgress = now }
+        stalled = !isWritable
     }
 
     /// The socket last sent data to the client at `sent` (TCP's own record, asked for when the
-    /// write deadline passes). A large write completes only once the kernel has taken all of it,
-    /// which for a slow reader can take longer than the deadline; the kernel sending any of it
-    /// shows the client is reading.
+    /// write deadline passes). A channel stays unwritable for as long as the kernel's buffer is
+    /// more than half full, which for a slow reader can outlast the deadline; the kernel
+    /// sending anything shows the client is reading.
     mutating func socketSent(at sent: NIODeadline) {
         if sent > writeProgress { writeProgress = sent }
     }
 
     /// The earliest deadline now running and its phase, or nil when none is (the server owes a
-    /// response and has nothing waiting on the client).
+    /// response and is not waiting on the client).
     var next: (phase: Phase, at: NIODeadline)? {
         let read: (phase: Phase, at: NIODeadline)? =
             switch reading {
@@ -102,7 +105,7 @@ struct ConnectionPhases {
             case .between(let since) where responsesOwed == 0: (.idle, since + TimeAmount(deadlines.idle))
             case .between: nil
             }
-        guard writesPending > 0 else { return read }
+        guard stalled else { return read }
         let write = (phase: Phase.write, at: writeProgress + TimeAmount(deadlines.write))
         guard let read else { return write }
         return write.at < read.at ? write : read
