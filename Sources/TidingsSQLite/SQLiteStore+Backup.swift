@@ -1,5 +1,5 @@
 import Foundation
-public import TidingsStore
+import TidingsStore
 
 /// What a backup holds, or what a restore put in place, once verified.
 public struct BackupReport: Sendable, Equatable {
@@ -222,7 +222,7 @@ private final class FileGrowthWatcher: @unchecked Sendable {
         Thread { [self] in
             while !self.isStopped {
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
-                report(min(size ?? 0, expected), expected)
+                report(min(size, expected), expected)
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }.start()
