@@ -63,7 +63,8 @@ import TidingsTestSupport
     }
 
     /// While batches of 50 events are appended without pause: every batch acknowledged before the
-    /// backup began is in it, and no batch is in it in part (each is one commit).
+    /// backup began is in it, and no batch is in it in part (each is one commit). A flood that
+    /// would slow other tests' timeouts: tools/test runs this suite alone.
     @Test func aBackupTakenUnderLoadHoldsEveryAcknowledgedEventAndNoHalfBatch() async throws {
         let directory = Self.scratch("backup-load")
         let file = directory + ".backup"
