@@ -155,7 +155,10 @@ def test_live_read_reload_and_server_restart(server, browser, store_directory):
     wait_for(three_delays, timeout=10, what="three tries")
     for attempt, delay in delays[:3]:
         assert 0 <= delay <= 500 * 2**attempt, delays
-    assert [attempt for attempt, _ in delays[:3]] == [delays[0][0], delays[0][0] + 1, delays[0][0] + 2], delays
+    # Each wait is shown while it lasts; a draw near 0 can pass between two polls, so the tries
+    # seen rise but may skip one.
+    attempts = [attempt for attempt, _ in delays[:3]]
+    assert attempts == sorted(set(attempts)), delays
     restarted = Server(store_directory, port=port)
     try:
         wait_for(lambda: caught_up(driver), timeout=30, what="catch-up after the restart")
