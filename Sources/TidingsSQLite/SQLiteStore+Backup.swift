@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TidingsStore
 
 /// What a backup holds, or what a restore put in place, once verified.
@@ -16,9 +17,9 @@ extension SQLiteStore {
     /// Copies the store in `directory` to the single file `file`, as of one commit, while other
     /// processes go on appending: `VACUUM INTO` reads one snapshot, so every event committed
     /// before it began is in the copy and nothing committed after it, or half of a commit, is.
-    /// The copy is then opened and verified (chain, blocks, projection) before it takes its
-    /// name; until then it is `file.partial`. `progress` gets bytes written of bytes expected,
-    /// then events verified of events.
+    /// The copy is written into the folder `file.partial`, opened there as a store and verified
+    /// (chain, blocks, projection), and only then takes its name. `progress` gets bytes written
+    /// of bytes expected, then events verified of events.
     public static func backup(
         directory: String, to file: String, progress: (@Sendable (_ step: String, Int64, Int64) -> Void)? = nil
     ) async throws -> BackupReport {
@@ -30,23 +31,23 @@ extension SQLiteStore {
             throw StoreError(.badRequest, "\(file) exists; back up to a new file")
         }
         let partial = file + ".partial"
+        let copy = (partial as NSString).appendingPathComponent(databaseFileName)
         try? FileManager.default.removeItem(atPath: partial)
-        do {
-            try await onThread {
-                let database = try Database(path: source, mode: .readOnly, busyTimeoutMilliseconds: 10_000)
-                defer { database.close() }
-                let expected = try usedBytes(database)
-                let watcher = FileGrowthWatcher(path: partial, expected: expected) { progress?("copying", $0, $1) }
-                defer { watcher.stop() }
-                try database.execute("VACUUM INTO '\(partial.replacingOccurrences(of: "'", with: "''"))'")
-            }
-            let report = try await verifyCopy(of: partial, scratchBeside: partial, progress: progress)
-            try FileManager.default.moveItem(atPath: partial, toPath: file)
-            return report
-        } catch {
-            try? FileManager.default.removeItem(atPath: partial)
-            throw error
+        try Directories.create(partial)
+        defer { try? FileManager.default.removeItem(atPath: partial) }
+        try await onThread {
+            let database = try Database(path: source, mode: .readOnly, busyTimeoutMilliseconds: 10_000)
+            defer { database.close() }
+            let expected = try usedBytes(database)
+            let watcher = FileGrowthWatcher(path: copy, expected: expected) { progress?("copying", $0, $1) }
+            defer { watcher.stop() }
+            try database.execute("VACUUM INTO '\(copy.replacingOccurrences(of: "'", with: "''"))'")
         }
+        // Verified where it was written: a closed store is one file again (its WAL checkpointed
+        // and removed), which then takes the backup's name.
+        let report = try await verifyStore(in: partial, named: file, progress: progress)
+        try FileManager.default.moveItem(atPath: copy, toPath: file)
+        return report
     }
 
     /// Replaces the store in `directory` with the backup `file`, once the backup is verified,
@@ -105,18 +106,6 @@ extension SQLiteStore {
         return BackupReport(
             events: verified.events, headSeq: verified.headSeq, headHash: verified.headHash, epoch: epoch,
             setAside: setAside)
-    }
-
-    /// Opens a copy of `file` in a scratch folder beside `scratchBeside` and verifies it.
-    private static func verifyCopy(
-        of file: String, scratchBeside: String, progress: (@Sendable (String, Int64, Int64) -> Void)?
-    ) async throws -> BackupReport {
-        let scratch = scratchBeside + ".verify-\(UUID().uuidString)"
-        try Directories.create(scratch)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try FileManager.default.copyItem(
-            atPath: file, toPath: (scratch as NSString).appendingPathComponent(databaseFileName))
-        return try await verifyStore(in: scratch, named: file, progress: progress)
     }
 
     /// Opens the store in `directory` (a scratch copy of `name`) and checks its whole chain,
@@ -213,14 +202,12 @@ extension SQLiteStore {
 }
 
 /// Reports a file's size as it grows, every 100 ms on a thread of its own, until stopped.
-private final class FileGrowthWatcher: @unchecked Sendable {
-    // @unchecked: `stopped` is guarded by `lock`.
-    private let lock = NSLock()
-    private var stopped = false
+private final class FileGrowthWatcher: Sendable {
+    private let stopped = Atomic(false)
 
     init(path: String, expected: Int64, report: @escaping @Sendable (Int64, Int64) -> Void) {
         Thread { [self] in
-            while !self.isStopped {
+            while !self.stopped.load(ordering: .relaxed) {
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
                 report(min(size, expected), expected)
                 Thread.sleep(forTimeInterval: 0.1)
@@ -228,7 +215,5 @@ private final class FileGrowthWatcher: @unchecked Sendable {
         }.start()
     }
 
-    private var isStopped: Bool { lock.withLock { stopped } }
-
-    func stop() { lock.withLock { stopped = true } }
+    func stop() { stopped.store(true, ordering: .relaxed) }
 }

@@ -415,9 +415,17 @@ def test_hostile_content_is_shown_as_text(server, browser):
     driver.get(f"{server.base}/#token={server.token('user', 'alice')}")
     wait_for(lambda: len(items(driver)) == 2, what="both notifications")
     open_panel(driver)
-    for row in driver.find_elements(By.CSS_SELECTOR, "#list li"):
-        assert row.find_element(By.CSS_SELECTOR, ".item-title").text == markup
-        assert row.find_elements(By.CSS_SELECTOR, "img, b") == []
+    # Opening the panel marks both seen, and the seen event redraws the list when it comes back:
+    # wait for that, and read the rows again if a redraw replaces them while they are read.
+    wait_for(lambda: badge(driver) == (0, False), what="both seen")
+
+    def titles_are_text():
+        rows = driver.find_elements(By.CSS_SELECTOR, "#list li")
+        return len(rows) == 2 and all(
+            row.find_element(By.CSS_SELECTOR, ".item-title").text == markup
+            and row.find_elements(By.CSS_SELECTOR, "img, b") == [] for row in rows)
+
+    wait_for(titles_are_text, what="both titles shown as text, no markup")
     assert driver.find_elements(By.CSS_SELECTOR, '#list li[data-id="script"] a') == []
     links = driver.find_elements(By.CSS_SELECTOR, '#list li[data-id="web"] a')
     assert [link.get_attribute("href") for link in links] == ["https://example.com/x"]

@@ -38,9 +38,9 @@ struct DeadlineOptions: ParsableArguments {
     }
 
     func apply(to configuration: inout ServerConfiguration) {
-        configuration.httpDeadlines.head = .milliseconds(Int64(headTimeout * 1000))
-        configuration.httpDeadlines.body = .milliseconds(Int64(bodyTimeout * 1000))
-        configuration.httpDeadlines.idle = .milliseconds(Int64(idleTimeout * 1000))
-        configuration.httpDeadlines.write = .milliseconds(Int64(writeTimeout * 1000))
+        configuration.httpDeadlines.head = .seconds(headTimeout)
+        configuration.httpDeadlines.body = .seconds(bodyTimeout)
+        configuration.httpDeadlines.idle = .seconds(idleTimeout)
+        configuration.httpDeadlines.write = .seconds(writeTimeout)
     }
 }
