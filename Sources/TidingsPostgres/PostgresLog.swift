@@ -138,7 +138,7 @@ final class PostgresContext: Sendable {
 
     /// Decompresses a block row (its payload checked first) and keeps it in the cache.
     func decode(_ row: BlockRow, on connection: PostgresConnection) async throws -> DecodedBlock {
-        let block = try await decodeUncached(row, on: connection).indexed()
+        let block = try await decodeUncached(row, on: connection)
         blocks.insert(block)
         return block
     }

@@ -63,9 +63,12 @@ final class StoreContext: Sendable {
     }
 
     /// Configures a freshly opened connection: the writer's (durability, WAL size) or a
-    /// reader's, each with its page cache.
+    /// reader's (its memory map), each with its page cache.
     func configure(_ database: Database, pageCacheBytes: Int, writer: Bool = false) throws {
         try database.execute("PRAGMA cache_size = \(-(pageCacheBytes / 1024))")
+        if !writer && options.readMapBytes > 0 {
+            try database.execute("PRAGMA mmap_size = \(options.readMapBytes)")
+        }
         if writer {
             try database.execute("PRAGMA synchronous = \(options.durability == .full ? "FULL" : "NORMAL")")
             try database.execute("PRAGMA journal_size_limit = \(Self.walBytesKept)")

@@ -13,7 +13,8 @@ struct ProjectionBase {
     /// The user's newest entry in the base tables.
     func lastEntry(user: Int64) throws -> StreamEntry? {
         let statement = try database.cached(
-            "SELECT first_stream_seq, entries FROM \(prefix)user_events WHERE user_no = ?1 ORDER BY first_stream_seq DESC LIMIT 1"
+            composed:
+                "SELECT first_stream_seq, entries FROM \(prefix)user_events WHERE user_no = ?1 ORDER BY first_stream_seq DESC LIMIT 1"
         )
         statement.bind(1, user)
         defer { statement.reset() }
@@ -25,11 +26,12 @@ struct ProjectionBase {
     func entries(user: Int64, afterStreamSeq: Int64, limit: Int) throws -> [StreamEntry] {
         guard limit > 0 else { return [] }
         let statement = try database.cached(
-            """
-            SELECT first_stream_seq, entries FROM \(prefix)user_events WHERE user_no = ?1 AND first_stream_seq >= COALESCE(
-                (SELECT max(first_stream_seq) FROM \(prefix)user_events WHERE user_no = ?1 AND first_stream_seq <= ?2), 0)
-            ORDER BY first_stream_seq
-            """)
+            composed:
+                """
+                SELECT first_stream_seq, entries FROM \(prefix)user_events WHERE user_no = ?1 AND first_stream_seq >= COALESCE(
+                    (SELECT max(first_stream_seq) FROM \(prefix)user_events WHERE user_no = ?1 AND first_stream_seq <= ?2), 0)
+                ORDER BY first_stream_seq
+                """)
         statement.bind(1, user)
         statement.bind(2, afterStreamSeq + 1)
         var out: [StreamEntry] = []
@@ -48,7 +50,8 @@ struct ProjectionBase {
 
     func createdSeq(_ key: NotificationKey) throws -> Int64? {
         let statement = try database.cached(
-            "SELECT created_seq FROM \(prefix)notifications WHERE user_no = ?1 AND notification_id = ?2")
+            composed:
+                "SELECT created_seq FROM \(prefix)notifications WHERE user_no = ?1 AND notification_id = ?2")
         statement.bind(1, key.userNo)
         statement.bind(2, blob: key.id)
         defer { statement.reset() }
@@ -59,7 +62,8 @@ struct ProjectionBase {
     /// nor snoozed).
     func state(user: Int64, createdSeq: Int64) throws -> NotificationState? {
         let statement = try database.cached(
-            "SELECT flags, snoozed_until FROM \(prefix)states WHERE user_no = ?1 AND created_seq = ?2")
+            composed:
+                "SELECT flags, snoozed_until FROM \(prefix)states WHERE user_no = ?1 AND created_seq = ?2")
         statement.bind(1, user)
         statement.bind(2, createdSeq)
         defer { statement.reset() }
@@ -78,11 +82,12 @@ struct ProjectionBase {
     ) throws -> [NotificationState] {
         precondition(value & mask != 0, "only notifications with a flag set have rows")
         let statement = try database.cached(
-            """
-            SELECT created_seq, flags, snoozed_until FROM \(prefix)states
-            WHERE user_no = ?1 AND created_seq > ?2 AND created_seq <= ?3 AND flags & ?4 = ?5
-            ORDER BY created_seq
-            """ + (newestFirst ? " DESC" : ""))
+            composed:
+                """
+                SELECT created_seq, flags, snoozed_until FROM \(prefix)states
+                WHERE user_no = ?1 AND created_seq > ?2 AND created_seq <= ?3 AND flags & ?4 = ?5
+                ORDER BY created_seq
+                """ + (newestFirst ? " DESC" : ""))
         statement.bind(1, user)
         statement.bind(2, after)
         statement.bind(3, through)
@@ -103,11 +108,12 @@ struct ProjectionBase {
     /// first: the ones without a row too.
     func allStates(user: Int64, through: Int64) throws -> [NotificationState] {
         let statement = try database.cached(
-            """
-            SELECT n.created_seq, coalesce(s.flags, 0), coalesce(s.snoozed_until, 0) FROM \(prefix)notifications n
-            LEFT JOIN \(prefix)states s ON s.user_no = n.user_no AND s.created_seq = n.created_seq
-            WHERE n.user_no = ?1 AND n.created_seq <= ?2
-            """)
+            composed:
+                """
+                SELECT n.created_seq, coalesce(s.flags, 0), coalesce(s.snoozed_until, 0) FROM \(prefix)notifications n
+                LEFT JOIN \(prefix)states s ON s.user_no = n.user_no AND s.created_seq = n.created_seq
+                WHERE n.user_no = ?1 AND n.created_seq <= ?2
+                """)
         statement.bind(1, user)
         statement.bind(2, through)
         var out: [NotificationState] = []
@@ -126,10 +132,11 @@ struct ProjectionBase {
     /// after the first `offset`.
     func snoozesEnding(by dueBy: Int64, limit: Int, offset: Int) throws -> [StateKey] {
         let statement = try database.cached(
-            """
-            SELECT user_no, created_seq FROM \(prefix)states WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?1
-            ORDER BY snoozed_until, user_no, created_seq LIMIT ?2 OFFSET ?3
-            """)
+            composed:
+                """
+                SELECT user_no, created_seq FROM \(prefix)states WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?1
+                ORDER BY snoozed_until, user_no, created_seq LIMIT ?2 OFFSET ?3
+                """)
         statement.bind(1, dueBy)
         statement.bind(2, Int64(limit))
         statement.bind(3, Int64(offset))
@@ -142,7 +149,7 @@ struct ProjectionBase {
     // MARK: Explicit event ids
 
     func seqs(forIDHash hash: Int64) throws -> [Int64] {
-        let statement = try database.cached("SELECT seq FROM \(prefix)event_ids WHERE id_hash = ?1")
+        let statement = try database.cached(composed: "SELECT seq FROM \(prefix)event_ids WHERE id_hash = ?1")
         statement.bind(1, hash)
         var out: [Int64] = []
         while try statement.step() { out.append(statement.int64(0)) }

@@ -70,7 +70,8 @@ struct ProjectionCheckpoint {
         let database = base.database
         let prefix = base.prefix
         if !stateDeletes.isEmpty {
-            let statement = try database.cached("DELETE FROM \(prefix)states WHERE user_no = ?1 AND created_seq = ?2")
+            let statement = try database.cached(
+                composed: "DELETE FROM \(prefix)states WHERE user_no = ?1 AND created_seq = ?2")
             for key in stateDeletes {
                 statement.bind(1, key.userNo)
                 statement.bind(2, key.createdSeq)
@@ -79,7 +80,8 @@ struct ProjectionCheckpoint {
         }
         if !userEvents.isEmpty {
             let statement = try database.cached(
-                "INSERT INTO \(prefix)user_events (user_no, first_stream_seq, entries) VALUES (?1, ?2, ?3)")
+                composed:
+                    "INSERT INTO \(prefix)user_events (user_no, first_stream_seq, entries) VALUES (?1, ?2, ?3)")
             for row in userEvents {
                 statement.bind(1, row.userNo)
                 statement.bind(2, row.firstStreamSeq)
@@ -89,7 +91,8 @@ struct ProjectionCheckpoint {
         }
         if !notifications.isEmpty {
             let statement = try database.cached(
-                "INSERT INTO \(prefix)notifications (user_no, notification_id, created_seq) VALUES (?1, ?2, ?3)")
+                composed:
+                    "INSERT INTO \(prefix)notifications (user_no, notification_id, created_seq) VALUES (?1, ?2, ?3)")
             for row in notifications {
                 statement.bind(1, row.userNo)
                 statement.bind(2, blob: row.id)
@@ -99,7 +102,8 @@ struct ProjectionCheckpoint {
         }
         if !stateWrites.isEmpty {
             let statement = try database.cached(
-                "INSERT OR REPLACE INTO \(prefix)states (user_no, created_seq, flags, snoozed_until) VALUES (?1, ?2, ?3, ?4)"
+                composed:
+                    "INSERT OR REPLACE INTO \(prefix)states (user_no, created_seq, flags, snoozed_until) VALUES (?1, ?2, ?3, ?4)"
             )
             for (key, state) in stateWrites {
                 statement.bind(1, key.userNo)
@@ -109,7 +113,8 @@ struct ProjectionCheckpoint {
             }
         }
         if !eventIDs.isEmpty {
-            let statement = try database.cached("INSERT INTO \(prefix)event_ids (id_hash, seq) VALUES (?1, ?2)")
+            let statement = try database.cached(
+                composed: "INSERT INTO \(prefix)event_ids (id_hash, seq) VALUES (?1, ?2)")
             for (hash, seq) in eventIDs {
                 statement.bind(1, hash)
                 statement.bind(2, seq)

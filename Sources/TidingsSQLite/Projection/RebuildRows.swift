@@ -66,7 +66,8 @@ struct RebuildRows: Sendable {
 
     private mutating func writeUserEvents(_ base: ProjectionBase, _ rowsMax: Int) throws -> Int {
         let statement = try base.database.cached(
-            "INSERT INTO \(base.prefix)user_events (user_no, first_stream_seq, entries) VALUES (?1, ?2, ?3)")
+            composed:
+                "INSERT INTO \(base.prefix)user_events (user_no, first_stream_seq, entries) VALUES (?1, ?2, ?3)")
         var written = 0
         while written < rowsMax {
             guard user < state.users.count else {
@@ -91,7 +92,8 @@ struct RebuildRows: Sendable {
 
     private mutating func writeNotifications(_ base: ProjectionBase, _ rowsMax: Int) throws -> Int {
         let statement = try base.database.cached(
-            "INSERT INTO \(base.prefix)notifications (user_no, notification_id, created_seq) VALUES (?1, ?2, ?3)")
+            composed:
+                "INSERT INTO \(base.prefix)notifications (user_no, notification_id, created_seq) VALUES (?1, ?2, ?3)")
         var written = 0
         while written < rowsMax {
             guard user < state.users.count else {
@@ -118,7 +120,8 @@ struct RebuildRows: Sendable {
 
     private mutating func writeStates(_ base: ProjectionBase, _ rowsMax: Int) throws -> Int {
         let statement = try base.database.cached(
-            "INSERT INTO \(base.prefix)states (user_no, created_seq, flags, snoozed_until) VALUES (?1, ?2, ?3, ?4)")
+            composed:
+                "INSERT INTO \(base.prefix)states (user_no, created_seq, flags, snoozed_until) VALUES (?1, ?2, ?3, ?4)")
         var written = 0
         while written < rowsMax {
             guard user < state.users.count else {
@@ -143,7 +146,8 @@ struct RebuildRows: Sendable {
     }
 
     private mutating func writeEventIDs(_ base: ProjectionBase, _ rowsMax: Int) throws -> Int {
-        let statement = try base.database.cached("INSERT INTO \(base.prefix)event_ids (id_hash, seq) VALUES (?1, ?2)")
+        let statement = try base.database.cached(
+            composed: "INSERT INTO \(base.prefix)event_ids (id_hash, seq) VALUES (?1, ?2)")
         var written = 0
         while written < rowsMax {
             guard offset < eventIDs.count else {

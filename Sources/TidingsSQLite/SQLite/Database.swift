@@ -9,7 +9,11 @@ import TidingsStore
 final class Database: @unchecked Sendable {
     private(set) var handle: OpaquePointer?
     let path: String
-    private var statementCache: [String: Statement] = [:]
+    /// Prepared statements by the address of their SQL literal: finding one costs a hash of an
+    /// integer, not of the SQL text (a per-user replay finds two per block it reads).
+    private var statementCache: [UInt: Statement] = [:]
+    /// Prepared statements whose SQL is composed at run time (a table prefix), by their text.
+    private var composedStatementCache: [String: Statement] = [:]
 
     enum Mode {
         case readWrite
@@ -45,6 +49,7 @@ final class Database: @unchecked Sendable {
 
     func close() {
         statementCache.removeAll()
+        composedStatementCache.removeAll()
         sqlite3_close_v2(handle)
         handle = nil
     }
@@ -62,13 +67,25 @@ final class Database: @unchecked Sendable {
 
     /// A prepared statement kept for the life of the connection, reset and with its bindings
     /// cleared. Hot paths use this so SQL is compiled once.
-    func cached(_ sql: String) throws -> Statement {
-        if let statement = statementCache[sql] {
+    func cached(_ sql: StaticString) throws -> Statement {
+        let key = UInt(bitPattern: sql.utf8Start)
+        if let statement = statementCache[key] {
+            statement.reset()
+            return statement
+        }
+        let statement = try Statement(database: self, sql: sql.description)
+        statementCache[key] = statement
+        return statement
+    }
+
+    /// `cached` for SQL composed at run time.
+    func cached(composed sql: String) throws -> Statement {
+        if let statement = composedStatementCache[sql] {
             statement.reset()
             return statement
         }
         let statement = try Statement(database: self, sql: sql)
-        statementCache[sql] = statement
+        composedStatementCache[sql] = statement
         return statement
     }
 

@@ -1,7 +1,7 @@
 import TidingsStore
 
 extension Block {
-    static let insertSQL = """
+    static let insertSQL: StaticString = """
         INSERT INTO blocks (first_seq, event_count, first_ts, last_ts, type_mask, raw_bytes, records_bytes,
             dictionary_id, payload, checks, end_hash, payload_check)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)

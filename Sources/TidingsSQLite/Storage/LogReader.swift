@@ -12,6 +12,7 @@ struct LogReader {
         var record: LogRecord
     }
 
+    /// The columns `decodeBlockRow` reads, in its order.
     private static let blockColumns =
         "first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload, payload_check"
 
@@ -28,23 +29,18 @@ struct LogReader {
 
     /// The sealed block holding `seq`.
     func block(containing seq: Int64) throws -> DecodedBlock {
-        // The block's number first, from the primary key alone: a cached block costs one seek
-        // and no read of the compressed payload.
-        let locate = try database.cached(
-            "SELECT first_seq FROM blocks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1")
-        locate.bind(1, seq)
-        guard try locate.step() else {
-            locate.reset()
-            throw StoreError(.internal, "the log has no block holding seq \(seq)")
-        }
-        let firstSeq = locate.int64(0)
-        locate.reset()
-        if let cached = cache?.block(firstSeq: firstSeq) { return cached }
-        let statement = try database.cached("SELECT \(Self.blockColumns) FROM blocks WHERE first_seq = ?1")
-        statement.bind(1, firstSeq)
+        // One seek finds the row; SQLite reads a column only when it is asked for, so a cached
+        // block costs the seek and no read of the compressed payload.
+        let statement = try database.cached(
+            """
+            SELECT first_seq, event_count, first_ts, type_mask, records_bytes, dictionary_id, payload, payload_check
+            FROM blocks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1
+            """)
+        statement.bind(1, seq)
         defer { statement.reset() }
         guard try statement.step() else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
-        let block = try decodeBlockRow(statement).indexed()
+        if let cached = cache?.block(firstSeq: statement.int64(0)) { return cached }
+        let block = try decodeBlockRow(statement)
         guard seq <= block.lastSeq else { throw StoreError(.internal, "the log has no block holding seq \(seq)") }
         cache?.insert(block)
         return block

@@ -59,18 +59,22 @@ package enum LZ4Decoder {
         _ source: UnsafeRawBufferPointer, rawCount: Int, dictionary: [UInt8]?
     ) throws(DecodeError) -> [UInt8] {
         guard rawCount >= 0, rawCount <= 64 * 1024 * 1024 else { throw DecodeError(reason: "bad block size") }
-        var out = [UInt8](repeating: 0, count: rawCount)
-        let produced = out.withUnsafeMutableBytes { destination -> Int32 in
-            let target = destination.baseAddress?.assumingMemoryBound(to: CChar.self)
+        // Decompressed straight into uninitialised storage: LZ4 writes every byte it reports,
+        // and a block that produces fewer than `rawCount` is refused below.
+        var produced: Int32 = 0
+        let out = [UInt8](unsafeUninitializedCapacity: rawCount) { destination, initialized in
+            let target = UnsafeMutableRawPointer(destination.baseAddress)?.assumingMemoryBound(to: CChar.self)
             let input = source.baseAddress?.assumingMemoryBound(to: CChar.self)
-            guard let dictionary, !dictionary.isEmpty else {
-                return LZ4_decompress_safe(input, target, Int32(source.count), Int32(rawCount))
+            if let dictionary, !dictionary.isEmpty {
+                produced = dictionary.withUnsafeBytes { dict in
+                    LZ4_decompress_safe_usingDict(
+                        input, target, Int32(source.count), Int32(rawCount),
+                        dict.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(dict.count))
+                }
+            } else {
+                produced = LZ4_decompress_safe(input, target, Int32(source.count), Int32(rawCount))
             }
-            return dictionary.withUnsafeBytes { dict in
-                LZ4_decompress_safe_usingDict(
-                    input, target, Int32(source.count), Int32(rawCount),
-                    dict.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(dict.count))
-            }
+            initialized = produced == Int32(rawCount) ? rawCount : 0
         }
         guard produced == Int32(rawCount) else {
             throw DecodeError(reason: "block does not decompress (LZ4 returned \(produced), expected \(rawCount))")

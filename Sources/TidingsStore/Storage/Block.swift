@@ -94,39 +94,13 @@ package struct DecodedBlock: Sendable {
     package var firstTimestamp: Int64
     package var typeMask: Int
     package var records: [UInt8]
-    /// Where each record starts and the timestamp its delta is taken from, for blocks kept in
-    /// the cache (`indexed()`): a user's events are scattered over many blocks, and without it
-    /// every event read walks its block from the first record (12 bytes per record).
-    package var recordStarts: RecordStarts?
-
-    package struct RecordStarts: Sendable {
-        var offsets: [UInt32]
-        var previousTimestamps: [Int64]
-    }
-
-    /// This block with its record starts, found in one walk.
-    package func indexed() throws -> DecodedBlock {
-        var starts = RecordStarts(offsets: [], previousTimestamps: [])
-        starts.offsets.reserveCapacity(eventCount)
-        starts.previousTimestamps.reserveCapacity(eventCount)
-        try records.withUnsafeBytes { bytes in
-            var reader = ByteReader(bytes)
-            var previous = firstTimestamp
-            for _ in 0..<eventCount {
-                starts.offsets.append(UInt32(reader.position))
-                starts.previousTimestamps.append(previous)
-                previous = try LogRecord.skip(&reader, previousTimestamp: previous)
-            }
-        }
-        var block = self
-        block.recordStarts = starts
-        return block
-    }
-
     package var lastSeq: Int64 { firstSeq + Int64(eventCount) - 1 }
 
-    /// What the block holds in memory, as the block cache counts it.
-    package var cachedBytes: Int { records.count + (recordStarts?.offsets.count ?? 0) * 12 }
+    /// What the block holds in memory, as the block cache counts it. A block keeps no index of
+    /// where its records start: building one cost more than the walks it saved, since a
+    /// per-user read takes one or two events from most blocks it reads (about 17 records,
+    /// most of a few hundred bytes, skipped by their lengths).
+    package var cachedBytes: Int { records.count }
 
     /// Visits every record in order.
     package func forEach(_ body: (Int64, LogRecord) throws -> Bool) throws {
@@ -184,12 +158,6 @@ package struct DecodedBlock: Sendable {
                 }
                 let record: RecordView
                 do {
-                    if let recordStarts, seq > current {
-                        let index = Int(seq - firstSeq)
-                        reader.position = Int(recordStarts.offsets[index])
-                        previous = recordStarts.previousTimestamps[index]
-                        current = seq
-                    }
                     while current < seq {
                         previous = try LogRecord.skip(&reader, previousTimestamp: previous)
                         current += 1
