@@ -13,6 +13,15 @@ struct NotificationKey: Hashable, Sendable {
     }
 }
 
+/// A client's event id as a dictionary key, hashed in one call for the same reason.
+struct ExplicitIDKey: Hashable, Sendable {
+    var bytes: [UInt8]
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
 /// A user's notification as the `states` table keys it.
 struct StateKey: Hashable, Sendable {
     var userNo: Int64
@@ -92,7 +101,7 @@ struct ProjectionOverlay: Sendable {
     private var created: [NotificationKey: Int64] = [:]
     /// For each notification an overlay event changed, the indexes of those events in order.
     private var versions: [StateKey: [Int32]] = [:]
-    private var explicitIDs: [[UInt8]: Int64] = [:]
+    private var explicitIDs: [ExplicitIDKey: Int64] = [:]
     /// The indexes of the events that snoozed a notification, for the snooze sweeper.
     private var snoozes: [Int32] = []
 
@@ -125,7 +134,7 @@ struct ProjectionOverlay: Sendable {
         event.forEachChange { change in
             versions[StateKey(userNo: event.userNo, createdSeq: change.createdSeq), default: []].append(index)
         }
-        if let id = event.explicitID { explicitIDs[id] = event.seq }
+        if let id = event.explicitID { explicitIDs[ExplicitIDKey(bytes: id)] = event.seq }
         if event.type == .snoozed && event.change != nil { snoozes.append(index) }
     }
 
@@ -150,7 +159,9 @@ struct ProjectionOverlay: Sendable {
                 versions[key]?.removeLast()
                 if versions[key]?.isEmpty == true { versions[key] = nil }
             }
-            if let id = event.explicitID, explicitIDs[id] == event.seq { explicitIDs[id] = nil }
+            if let id = event.explicitID, explicitIDs[ExplicitIDKey(bytes: id)] == event.seq {
+                explicitIDs[ExplicitIDKey(bytes: id)] = nil
+            }
             if snoozes.last == Int32(events.count) { snoozes.removeLast() }
         }
     }
@@ -181,7 +192,13 @@ struct ProjectionOverlay: Sendable {
         explicitIDs = [:]
         snoozes = []
         let committed = committedSeq
-        events.reserveCapacity(kept.count)
+        // Room for the kept generation and a next one as large, so that neither the rebuild
+        // nor the appends after it grow the tables step by step.
+        events.reserveCapacity(kept.count * 2)
+        byUser.reserveCapacity(kept.count)
+        created.reserveCapacity(kept.count * 2)
+        versions.reserveCapacity(kept.count * 2)
+        explicitIDs.reserveCapacity(kept.count * 2)
         for event in kept { append(event) }
         committedSeq = committed
     }
@@ -263,7 +280,7 @@ struct ProjectionOverlay: Sendable {
     }
 
     func seq(forExplicitID id: [UInt8], lower: Int64, upper: Int64) -> Int64? {
-        guard let seq = explicitIDs[id], seq > lower, seq <= upper else { return nil }
+        guard let seq = explicitIDs[ExplicitIDKey(bytes: id)], seq > lower, seq <= upper else { return nil }
         return seq
     }
 
