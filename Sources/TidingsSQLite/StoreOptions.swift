@@ -52,14 +52,14 @@ public struct StoreOptions: Sendable {
     /// Decompressed blocks kept in memory for per-user reads.
     public var blockCacheBytes = 32 * 1024 * 1024
     /// Bytes of the database file each read connection maps into memory (SQLite's `mmap_size`;
-    /// Debian's SQLite takes at most 2 GiB, the rest of a larger file is read with `pread`).
+    /// Debian's SQLite maps at most 2 GiB; the rest of a larger file is read with `pread`).
     /// A mapped page is read in place instead of being copied into the connection's page
     /// cache: a per-user replay that misses the block cache reads a block per event, and
     /// mapping takes about a third off each of those reads. It is address space, not memory:
     /// the pages are the kernel's page cache, shared by every connection. 0 turns it off, for
     /// a file system whose read errors must come back as errors (a mapped read that fails is
     /// a signal, not an error).
-    public var readMapBytes = 2 << 30
+    public var readMapBytes = 2_047 << 20
     /// SQLite page size of a new store.
     public var pageSizeBytes = 16384
     /// SQLite page cache per connection.

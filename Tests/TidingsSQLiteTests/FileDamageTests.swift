@@ -79,12 +79,16 @@ import TidingsTestSupport
 
     /// Bytes of a block's compressed payload changed in the database file itself: opening
     /// may succeed (the tail is intact), but verify names the damaged block's first event, and
-    /// reading that block fails with an error instead of returning wrong events.
-    @Test func aCorruptedBlockPageIsPinpointed() async throws {
+    /// reading that block fails with an error instead of returning wrong events: through the
+    /// memory map the read connections use, and through `pread` with the map turned off.
+    @Test(arguments: [0, StoreOptions().readMapBytes])
+    func aCorruptedBlockPageIsPinpointed(readMapBytes: Int) async throws {
         var options = StoreOptions()
         options.blockTargetBytes = 1_024
+        options.readMapBytes = readMapBytes
         let temporary = try await TemporaryStore(options: options)
-        _ = try await temporary.store.append(Self.events(300, seed: 8))
+        let appended = Self.events(300, seed: 8)
+        _ = try await temporary.store.append(appended)
         temporary.store.close()
         var target: (firstSeq: Int64, payload: [UInt8]) = (0, [])
         try withDatabase(temporary.databasePath) { database in
@@ -98,7 +102,7 @@ import TidingsTestSupport
         let at = try #require(Self.find(needle, in: file), "the payload is in the file")
         file[at + 40] ^= 0x5A
         try Data(file).write(to: URL(fileURLWithPath: temporary.databasePath))
-        let store = try await SQLiteStore.open(directory: temporary.directory)
+        let store = try await SQLiteStore.open(directory: temporary.directory, options: options)
         defer { store.close() }
         let log = try await store.verifyLog()
         #expect(!log.ok)
@@ -107,6 +111,14 @@ import TidingsTestSupport
         await #expect(throws: StoreError.self) {
             _ = try await store.allEvents(after: nil, limit: 1_000)
         }
+        // A per-user read of an event in that block finds it by the block cache's path.
+        let user = appended[Int(target.firstSeq) - 1].userID
+        let error = await #expect(throws: StoreError.self) {
+            _ = try await store.userEvents(userID: user, after: nil, limit: 1_000)
+        }
+        #expect(
+            error?.message.contains("block at seq \(target.firstSeq) fails its checksum") == true,
+            "\(String(describing: error))")
     }
 
     /// A b-tree page's header overwritten: SQLite's own checks see it; the store reports

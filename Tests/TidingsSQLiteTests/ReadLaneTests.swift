@@ -24,6 +24,23 @@ final class Recorder: Sendable {
         return temporary
     }
 
+    /// Both lanes' connections map as much of the file as the options say (0: none), and the
+    /// writer maps nothing: its reads are the pages it is about to change.
+    @Test(arguments: [0, 64 << 20])
+    func readConnectionsMapTheFileAsConfigured(readMapBytes: Int) async throws {
+        var options = StoreOptions()
+        options.readMapBytes = readMapBytes
+        let temporary = try await TemporaryStore(options: options)
+        let mapped: @Sendable (Database) throws -> Int64 = { database in
+            let statement = try database.prepare("PRAGMA mmap_size")
+            _ = try statement.step()
+            return statement.int64(0)
+        }
+        #expect(try await temporary.store.shortReads.read(mapped) == Int64(readMapBytes))
+        #expect(try await temporary.store.scans.read(mapped) == Int64(readMapBytes))
+        #expect(try await temporary.store.writer.perform { try mapped($0.database) } == 0)
+    }
+
     /// Occupies the lane's only connection until `release` is signalled.
     static func occupy(_ lane: ReadLane) async throws -> (release: DispatchSemaphore, done: Task<Void, any Error>) {
         let release = DispatchSemaphore(value: 0)

@@ -71,6 +71,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Bytes of the embedded store's file each read connection maps into memory, in MiB (at most 2047; 0 reads with pread only, for file systems whose read errors must stay errors).",
+            valueName: "mib"))
+    var readMapMib = StoreOptions().readMapBytes >> 20
+
+    @Option(
+        help: ArgumentHelp(
             "Connections this node opens to the PostgreSQL primary at most (one more listens for NOTIFY).",
             valueName: "count"))
     var postgresConnections = PostgresOptions().connectionsMax
@@ -82,6 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard pageCacheMib >= 1, blockCacheMib >= 1 else {
             throw ValidationError("--page-cache-mib and --block-cache-mib must be at least 1")
+        }
+        guard (0...2_047).contains(readMapMib) else {
+            throw ValidationError("--read-map-mib must be between 0 and 2047 (SQLite maps at most 2 GiB)")
         }
         guard (2...1_000).contains(postgresConnections) else {
             throw ValidationError("--postgres-connections must be between 2 and 1000")
@@ -119,6 +128,7 @@ struct ServeCommand: AsyncParsableCommand {
             }) { options in
                 options.sqlite.pageCacheBytes = pageCacheMib << 20
                 options.sqlite.blockCacheBytes = blockCacheMib << 20
+                options.sqlite.readMapBytes = readMapMib << 20
                 options.postgres.blockCacheBytes = blockCacheMib << 20
                 options.postgres.connectionsMax = postgresConnections
                 options.isServer = true
