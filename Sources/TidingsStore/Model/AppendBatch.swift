@@ -18,8 +18,21 @@ package enum AppendBatch {
             if let error = EventValidator.checkSize(event) { throw error.at(index: index) }
         }
         // Validation (JSON scanning, the data transform) is most of an append's work outside
-        // the writer: a large batch is split across the cores.
-        let chunks = events.count >= Self.parallelValidationEvents ? ProcessInfo.processInfo.activeProcessorCount : 1
+        // the writer: a large batch is split across the cores. A small one (every single-event
+        // request) is validated where it is, without handing work to other threads.
+        guard events.count >= Self.parallelValidationEvents else {
+            var validated: [ValidatedEvent] = []
+            validated.reserveCapacity(events.count)
+            for (index, event) in events.enumerated() {
+                do throws(StoreError) {
+                    validated.append(try EventValidator.validate(event))
+                } catch {
+                    throw error.at(index: index)
+                }
+            }
+            return validated
+        }
+        let chunks = ProcessInfo.processInfo.activeProcessorCount
         let chunkSize = (events.count + chunks - 1) / chunks
         let outcomes = Mutex<[Int: Result<[ValidatedEvent], StoreError>]>([:])
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
