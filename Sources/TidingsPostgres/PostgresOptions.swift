@@ -6,6 +6,11 @@ public struct PostgresOptions: Sendable {
     public var connectionsMax = 16
     /// Record bytes a sealed block holds at most (the SQLite engine's block size).
     public var blockTargetBytes = 4_096
+    /// How long a call may hold its connection before it fails with `unavailable` and the
+    /// connection is closed: a server that stops answering would otherwise hold the call for as
+    /// long as TCP keeps the connection. Work bounded only by the log (rebuild, verify) has no
+    /// such bound.
+    public var callDeadline: Duration = .seconds(10)
     /// Events one group transaction appends at most.
     public var groupEventsMax = 8_192
     /// Decompressed blocks this node keeps in memory.

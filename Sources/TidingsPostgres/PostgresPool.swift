@@ -30,10 +30,6 @@ final class PostgresPool: Sendable {
 
     /// How long a call waits for a connection before it answers `unavailable`.
     static let leaseTimeout: Duration = .seconds(10)
-    /// How long a call may hold its connection by default. A server that stops answering (its
-    /// host cut off after it acknowledged the query) leaves the call waiting on a connection
-    /// that TCP alone would not give up on for hours: at the deadline the connection is closed.
-    static let callDeadline: Duration = .seconds(10)
 
     init(index: Int, server: PostgresLocation.Server, connectionsMax: Int, logger: Logger) {
         self.index = index
@@ -55,7 +51,7 @@ final class PostgresPool: Sendable {
     /// a driver call on a connection whose server vanished may take its time to notice even its
     /// own cancellation, and the node's caller must not.
     func withConnection<T: Sendable>(
-        deadline: Duration? = callDeadline, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        deadline: Duration?, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let admitted = state.withLock { state -> Bool in
             guard !state.retired else { return false }

@@ -13,6 +13,7 @@ final class PostgresServers: Sendable {
     let location: PostgresLocation
     let logger: Logger
     private let connectionsMax: Int
+    private let callDeadline: Duration
     private let state = Mutex(State())
     private let connectionIDs = Atomic<Int>(1)
     private let timelineListeners = Mutex<[@Sendable (_ old: String, _ new: String) -> Void]>([])
@@ -36,9 +37,10 @@ final class PostgresServers: Sendable {
     /// How long asking a server whether it is the primary may take to connect.
     static let probeConnectTimeout: TimeAmount = .seconds(3)
 
-    init(location: PostgresLocation, connectionsMax: Int, logger: Logger) {
+    init(location: PostgresLocation, connectionsMax: Int, callDeadline: Duration, logger: Logger) {
         self.location = location
         self.connectionsMax = connectionsMax
+        self.callDeadline = callDeadline
         self.logger = logger
     }
 
@@ -55,15 +57,15 @@ final class PostgresServers: Sendable {
 
     /// Runs `body` on a connection to the primary. Errors of the connection or the server come
     /// back as `StoreError` (`unavailable` when trying again later may succeed).
-    /// `deadline` bounds how long the call may hold its connection (nil: no bound, for work
-    /// that takes as long as the log is big, such as a rebuild).
+    /// A bounded call may hold its connection for `PostgresOptions.callDeadline`; an unbounded
+    /// one is for work that takes as long as the log is big, such as a rebuild.
     func withConnection<T: Sendable>(
-        deadline: Duration? = PostgresPool.callDeadline,
+        bounded: Bool = true,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let pool = try await primaryPool()
         do {
-            return try await pool.withConnection(deadline: deadline, body)
+            return try await pool.withConnection(deadline: bounded ? callDeadline : nil, body)
         } catch {
             if PostgresErrors.lostServer(error) { retire(pool) }
             throw PostgresErrors.storeError(error, server: pool.label)

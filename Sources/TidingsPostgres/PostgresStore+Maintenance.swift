@@ -52,7 +52,7 @@ extension PostgresStore {
         checkpoint: (seq: Int64, hash: [UInt8])?, progress: (@Sendable (Int64, Int64) -> Void)?
     ) async throws -> LogVerification {
         // The whole log in one snapshot, however long it takes.
-        try await withSnapshot(deadline: nil) { [self] connection in
+        try await withSnapshot(bounded: false) { [self] connection in
             let head = try await LogHead.read(connection, lock: false, logger: logger)
             let names = try await allUserNames(on: connection)
             var walk = ChainWalk(epoch: epoch, startingAfter: 0, previousHash: HashChain.genesis)
@@ -150,7 +150,7 @@ extension PostgresStore {
     }
 
     public func verifyProjections() async throws -> ProjectionVerification {
-        try await withSnapshot(deadline: nil) { [self] connection in
+        try await withSnapshot(bounded: false) { [self] connection in
             let head = try await LogHead.read(connection, lock: false, logger: logger)
             var state = RebuildState(events: head.seq, usersMax: head.nextUserNo - 1, tracksKinds: true)
             var ids: [(String, Int64)] = []

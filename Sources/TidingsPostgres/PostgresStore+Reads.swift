@@ -6,12 +6,12 @@ public import TidingsStore
 
 extension PostgresStore {
     /// Runs `body` in one read-only snapshot on the primary: every query inside sees the same
-    /// commits, as a SQLite read transaction does. `deadline` as `PostgresServers.withConnection`.
+    /// commits, as a SQLite read transaction does. `bounded` as `PostgresServers.withConnection`.
     func withSnapshot<T: Sendable>(
-        deadline: Duration? = PostgresPool.callDeadline,
+        bounded: Bool = true,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await servers.withConnection(deadline: deadline) { [self] connection in
+        try await servers.withConnection(bounded: bounded) { [self] connection in
             try await connection.transaction(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: context.logger, body)
         }

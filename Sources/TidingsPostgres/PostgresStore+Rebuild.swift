@@ -12,7 +12,7 @@ extension PostgresStore {
 
     public func rebuildProjections(progress: (@Sendable (RebuildProgress) -> Void)?) async throws {
         // One connection for the whole rebuild (it holds the advisory lock), however long it takes.
-        try await servers.withConnection(deadline: nil) { [self] connection in
+        try await servers.withConnection(bounded: false) { [self] connection in
             let locked = try await connection.rows(
                 "SELECT pg_try_advisory_lock(\(PostgresSchema.rebuildLock))", as: Bool.self, logger: logger)
             guard locked.first == true else {

@@ -35,7 +35,9 @@ public final class PostgresStore: EventStore {
         _ location: PostgresLocation, options: PostgresOptions = PostgresOptions(),
         logger: Logger = Logger(label: "tidings.postgres")
     ) async throws -> PostgresStore {
-        let servers = PostgresServers(location: location, connectionsMax: options.connectionsMax, logger: logger)
+        let servers = PostgresServers(
+            location: location, connectionsMax: options.connectionsMax, callDeadline: options.callDeadline,
+            logger: logger)
         do {
             let (identity, upgradedFrom) = try await servers.withConnection { connection in
                 try await connection.transaction(logger: logger) { connection in

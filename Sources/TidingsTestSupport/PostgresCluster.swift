@@ -176,3 +176,9 @@ public final class PostgresCluster: Sendable {
         return text
     }
 }
+
+/// The call deadline the in-process PostgreSQL stores of the tests use, above the 10 s
+/// default: the whole suite runs its tests at once on two cores beside one cluster, where a
+/// call can wait out that default on a busy machine without anything being wrong. Tests of a
+/// server that stops answering run `tidings serve`, which keeps the default.
+public let testPostgresCallDeadline: Duration = .seconds(60)

@@ -49,6 +49,7 @@ final class EngineStore: @unchecked Sendable {
         var options = PostgresOptions()
         options.blockTargetBytes = blockTargetBytes
         options.connectionsMax = 4
+        options.callDeadline = testPostgresCallDeadline
         return try await PostgresStore.open(try PostgresLocation(url), options: options)
     }
 

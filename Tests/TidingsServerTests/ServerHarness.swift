@@ -68,6 +68,7 @@ final class ServerHarness: Sendable {
         if let databaseURL {
             var options = PostgresOptions()
             options.connectionsMax = 8
+            options.callDeadline = testPostgresCallDeadline
             store = try await PostgresStore.open(try PostgresLocation(databaseURL), options: options)
         } else {
             store = try await SQLiteStore.open(directory: directory, options: storeOptions)
